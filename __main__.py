@@ -1,0 +1,22 @@
+"""devstack: settings in, one top-level component, exports out."""
+
+import pulumi
+
+from components.platform import Platform
+from devstack.errors import ConfigError
+from devstack.runtime_config import stack_config
+from devstack.settings import load_settings
+
+try:
+    settings = load_settings(stack_config(), stack=pulumi.get_stack(), project=pulumi.get_project())
+except ConfigError as error:
+    # RunError ends the program with this one line, no traceback, before any resource exists.
+    raise pulumi.RunError(str(error)) from None
+
+platform = Platform("devstack", settings)
+
+pulumi.export("phase", settings.phase)
+pulumi.export("profiles", sorted(p.value for p in settings.profiles))
+pulumi.export("features", {k: str(v) for k, v in vars(settings.features).items()})
+pulumi.export("endpoints", platform.endpoints)
+pulumi.export("networks", platform.topology.names)

@@ -1,0 +1,1 @@
+"""One ComponentResource per concept; type tokens are devstack:<module>:<Name>."""

@@ -1,0 +1,122 @@
+"""One service container: its pinned image, networks, ports, volumes, health and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from devstack.catalog import Service
+from devstack.topology import Attachment, PublishedPort
+
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+
+
+@dataclass(frozen=True)
+class ServiceContainerArgs:
+    service: Service
+    image: str  # repository:tag
+    attachments: tuple[Attachment, ...]
+    networks: Mapping[str, docker.Network]
+    published: tuple[PublishedPort, ...]
+    volumes: Mapping[str, docker.Volume]
+    labels: Mapping[str, str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Start only after these (each waited for until healthy, like compose's service_healthy).
+    depends_on: tuple[pulumi.Resource, ...] = ()
+    wait_healthy: bool = True
+
+
+def _healthcheck(service: Service) -> docker.ContainerHealthcheckArgs:
+    check = service.healthcheck
+    return docker.ContainerHealthcheckArgs(
+        tests=list(check.test),
+        interval=check.interval,
+        timeout=check.timeout,
+        retries=check.retries,
+        start_period=check.start_period,
+        start_interval="2s",  # probe fast while starting, so `pulumi up` is not held back
+    )
+
+
+def _networks(args: ServiceContainerArgs) -> list[docker.ContainerNetworksAdvancedArgs]:
+    return [
+        docker.ContainerNetworksAdvancedArgs(
+            name=args.networks[a.network].name,
+            ipv4_address=a.ipv4_address,
+            aliases=list(a.aliases),
+        )
+        for a in args.attachments
+    ]
+
+
+def _mounts(args: ServiceContainerArgs) -> list[docker.ContainerVolumeArgs]:
+    mounts = [
+        docker.ContainerVolumeArgs(volume_name=args.volumes[m.volume].name, container_path=m.path)
+        for m in args.service.volumes
+    ]
+    mounts += [
+        docker.ContainerVolumeArgs(host_path=b.host_path, container_path=b.path, read_only=True)
+        for b in args.service.binds
+    ]
+    return mounts
+
+
+def _env(env: Mapping[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in sorted(env.items())]
+
+
+class ServiceContainer(pulumi.ComponentResource):
+    container: docker.Container
+
+    def __init__(
+        self,
+        name: str,
+        args: ServiceContainerArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("devstack:service:ServiceContainer", name, None, opts)
+        service = args.service
+        child = pulumi.ResourceOptions(parent=self)
+        image = docker.RemoteImage(
+            f"{name}-image",
+            name=args.image,
+            keep_locally=True,  # other containers (and the user) may share the image
+            opts=child,
+        )
+        capabilities = (
+            docker.ContainerCapabilitiesArgs(adds=list(service.capabilities)) if service.capabilities else None
+        )
+        ports: Sequence[docker.ContainerPortArgs] = [
+            docker.ContainerPortArgs(internal=p.container, external=p.host, ip=p.bind_address, protocol="tcp")
+            for p in args.published
+        ]
+        self.container = docker.Container(
+            name,
+            name=service.container_name,
+            hostname=service.name,
+            image=image.image_id,
+            restart="unless-stopped",
+            networks_advanced=_networks(args),
+            ports=ports,
+            volumes=_mounts(args),
+            envs=_env({**service.env, **args.env}),
+            command=list(service.command) or None,
+            capabilities=capabilities,
+            healthcheck=_healthcheck(service),
+            memory=service.limits.memory_mb,
+            memory_reservation=service.limits.reservation_mb,
+            cpus=f"{service.limits.cpus:g}",
+            log_driver="json-file",
+            log_opts=LOG_OPTIONS,
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
+            must_run=True,
+            wait=args.wait_healthy,
+            wait_timeout=300,
+            # The name, static IPs and host ports are fixed: remove the old container first.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.depends_on)),
+        )
+        self.container_name = self.container.name
+        self.register_outputs({"container": self.container.name, "image": args.image})

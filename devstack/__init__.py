@@ -1,0 +1,1 @@
+"""devstack: settings, catalog, phases and topology; plain data, no resources."""

@@ -1,0 +1,426 @@
+"""The platform's 23 services as plain data. Adding a service is one entry in SERVICES.
+
+Static IPs are stored as a host number inside the service's tier subnet, so moving a subnet
+moves its services with it. Flows say which other service (and which of its named ports) a
+service talks to; network membership is derived from them, never listed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Tier(StrEnum):
+    VAULT = "vault"
+    DATA = "data"
+    APP = "app"
+    OBSERVABILITY = "observability"
+
+
+class Profile(StrEnum):
+    MINIMAL = "minimal"
+    STANDARD = "standard"
+    FULL = "full"
+    REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    container: int
+    host: int | None = None  # None: reachable only from other containers
+    tls_only: bool = False  # exists only while the TLS feature is on
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    volume: str  # Docker volume name suffix: dev-<volume>
+    path: str
+
+
+@dataclass(frozen=True)
+class HostBind:
+    """A read-only view of a host path (observability agents only)."""
+
+    host_path: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    test: tuple[str, ...]
+    interval: str = "30s"
+    timeout: str = "10s"
+    retries: int = 3
+    start_period: str = "30s"
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpus: float
+    memory_mb: int
+
+    @property
+    def reservation_mb(self) -> int:
+        # A quarter of the limit keeps a laptop's memory free for what is actually busy.
+        return max(self.memory_mb // 4, 16)
+
+
+@dataclass(frozen=True)
+class Flow:
+    to: str  # service name
+    port: str  # the target's port name
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    image: str  # repository, no tag
+    tag: str  # exact version; never "latest"
+    tier: Tier
+    host_id: int  # last part of the static IP inside the tier subnet
+    ports: tuple[Port, ...]
+    healthcheck: Healthcheck
+    limits: Limits
+    profiles: frozenset[Profile]  # empty: always on
+    volumes: tuple[VolumeMount, ...] = ()
+    binds: tuple[HostBind, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    flows: tuple[Flow, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    command: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+
+    @property
+    def container_name(self) -> str:
+        return f"dev-{self.name}"
+
+    def port(self, name: str) -> Port:
+        for port in self.ports:
+            if port.name == name:
+                return port
+        raise KeyError(f"{self.name} has no port named {name!r}")
+
+
+_MIN_UP = frozenset({Profile.MINIMAL, Profile.STANDARD, Profile.FULL})
+_STD_UP = frozenset({Profile.STANDARD, Profile.FULL})
+_FULL = frozenset({Profile.FULL})
+_REF = frozenset({Profile.REFERENCE})
+_ALWAYS: frozenset[Profile] = frozenset()
+
+_VAULT = Flow("vault", "api")
+
+
+def _shell(script: str) -> tuple[str, ...]:
+    return ("CMD-SHELL", script)
+
+
+def _http_probe(url: str) -> tuple[str, ...]:
+    # busybox wget ships in every alpine- and busybox-based image used here
+    return _shell(f"wget -q -O /dev/null {url} || exit 1")
+
+
+def _redis_node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Service:
+    others = [n for n in (1, 2, 3) if n != index]
+    return Service(
+        name=f"redis-{index}",
+        image="redis",
+        tag="7.4.2-alpine3.21",
+        tier=Tier.DATA,
+        host_id=host_id,
+        ports=(
+            Port("redis", 6379, host_port),
+            Port("tls", 6380, tls_host_port, tls_only=True),
+            Port("bus", 16379),  # cluster gossip stays between the nodes
+        ),
+        volumes=(VolumeMount(f"redis-{index}-data", "/data"),),
+        # A NOAUTH reply still proves the server answers; the password stays out of argv.
+        healthcheck=Healthcheck(
+            _shell("redis-cli -p 6379 ping | grep -Eq 'PONG|NOAUTH'"),
+            interval="15s",
+            timeout="5s",
+            retries=5,
+            start_period="10s",
+        ),
+        limits=Limits(1, 512),
+        profiles=_MIN_UP if index == 1 else _STD_UP,
+        depends_on=("vault",),
+        flows=(_VAULT, *tuple(Flow(f"redis-{n}", p) for n in others for p in ("redis", "bus"))),
+    )
+
+
+def _exporter(index: int) -> Service:
+    return Service(
+        name=f"redis-exporter-{index}",
+        image="oliver006/redis_exporter",
+        tag="v1.67.0-alpine",
+        tier=Tier.OBSERVABILITY,
+        host_id=39 + index,
+        ports=(Port("metrics", 9121),),
+        healthcheck=Healthcheck(_http_probe("http://127.0.0.1:9121/health")),
+        limits=Limits(0.25, 128),
+        profiles=_FULL,
+        depends_on=("vault", f"redis-{index}"),
+        flows=(_VAULT, Flow(f"redis-{index}", "redis")),
+        env=MappingProxyType({"REDIS_ADDR": f"redis://redis-{index}:6379"}),
+    )
+
+
+_API_NAMES = ("reference-api", "api-first", "golang-api", "nodejs-api", "rust-api")
+_DATA_CLIENT_FLOWS = (
+    _VAULT,
+    Flow("postgres", "postgres"),
+    Flow("mysql", "mysql"),
+    Flow("mongodb", "mongodb"),
+    Flow("redis-1", "redis"),
+    Flow("rabbitmq", "amqp"),
+)
+
+
+def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb: int, data: bool = True) -> Service:
+    http, https = 8000 + index, 8443 + index
+    return Service(
+        name=name,
+        image=image,
+        tag=tag,
+        tier=Tier.APP,
+        host_id=host_id,
+        ports=(Port("http", 8000, http), Port("https", 8443, https, tls_only=True)),
+        healthcheck=Healthcheck(_http_probe("http://127.0.0.1:8000/health")),
+        limits=Limits(1, memory_mb),
+        profiles=_REF,
+        depends_on=("vault", "postgres", "mysql") if data else ("vault",),
+        flows=_DATA_CLIENT_FLOWS if data else (_VAULT,),
+        env=MappingProxyType({"HTTP_PORT": "8000", "HTTPS_PORT": "8443"}),
+    )
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        name="vault",
+        image="hashicorp/vault",
+        tag="1.18.5",
+        tier=Tier.VAULT,
+        host_id=5,
+        ports=(Port("api", 8200, 8200),),
+        volumes=(VolumeMount("vault-data", "/vault/data"),),
+        # sys/health answers 501 (uninitialised) and 503 (sealed): only an unsealed Vault is healthy
+        healthcheck=Healthcheck(
+            _http_probe("http://127.0.0.1:8200/v1/sys/health"),
+            interval="10s",
+            timeout="5s",
+            retries=6,
+            start_period="60s",
+        ),
+        limits=Limits(1, 512),
+        profiles=_ALWAYS,
+        capabilities=("IPC_LOCK",),
+    ),
+    Service(
+        name="postgres",
+        image="postgres",
+        tag="18.1-bookworm",
+        tier=Tier.DATA,
+        host_id=10,
+        ports=(Port("postgres", 5432, 5432),),
+        volumes=(VolumeMount("postgres-data", "/var/lib/postgresql"),),
+        healthcheck=Healthcheck(
+            ("CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"),
+            interval="15s",
+            timeout="5s",
+            retries=5,
+        ),
+        limits=Limits(2, 2048),
+        profiles=_MIN_UP,
+        depends_on=("vault",),
+        flows=(_VAULT,),
+    ),
+    Service(
+        name="pgbouncer",
+        image="edoburu/pgbouncer",
+        tag="v1.25.1-p0",
+        tier=Tier.DATA,
+        host_id=11,
+        ports=(Port("pgbouncer", 5432, 6432),),
+        healthcheck=Healthcheck(_shell("nc -z 127.0.0.1 5432 || exit 1"), interval="15s"),
+        limits=Limits(0.5, 256),
+        profiles=_MIN_UP,
+        depends_on=("postgres",),
+        flows=(_VAULT, Flow("postgres", "postgres")),
+        env=MappingProxyType({"DB_HOST": "postgres", "AUTH_TYPE": "scram-sha-256", "POOL_MODE": "transaction"}),
+    ),
+    Service(
+        name="mysql",
+        image="mysql",
+        tag="8.0.40",
+        tier=Tier.DATA,
+        host_id=12,
+        ports=(Port("mysql", 3306, 3306),),
+        volumes=(VolumeMount("mysql-data", "/var/lib/mysql"),),
+        # ping succeeds on "access denied" too: it proves the server answers without a password
+        healthcheck=Healthcheck(
+            ("CMD", "mysqladmin", "ping", "-h", "127.0.0.1", "--silent"),
+            interval="15s",
+            timeout="5s",
+            retries=5,
+        ),
+        limits=Limits(2, 2048),
+        profiles=_STD_UP,
+        depends_on=("vault",),
+        flows=(_VAULT,),
+    ),
+    _redis_node(1, 13, 6379, 6390),
+    Service(
+        name="rabbitmq",
+        image="rabbitmq",
+        tag="3.13.7-management-alpine",
+        tier=Tier.DATA,
+        host_id=14,
+        ports=(
+            Port("amqp", 5672, 5672),
+            Port("amqps", 5671, 5671, tls_only=True),
+            Port("management", 15672, 15672),
+            Port("metrics", 15692),
+        ),
+        volumes=(VolumeMount("rabbitmq-data", "/var/lib/rabbitmq"),),
+        healthcheck=Healthcheck(("CMD", "rabbitmq-diagnostics", "-q", "ping")),
+        limits=Limits(1, 1024),
+        profiles=_STD_UP,
+        depends_on=("vault",),
+        flows=(_VAULT,),
+    ),
+    Service(
+        name="mongodb",
+        image="mongo",
+        tag="7.0.16",
+        tier=Tier.DATA,
+        host_id=15,
+        ports=(Port("mongodb", 27017, 27017),),
+        volumes=(VolumeMount("mongodb-data", "/data/db"),),
+        healthcheck=Healthcheck(
+            ("CMD", "mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"),
+            interval="15s",
+            timeout="5s",
+            retries=5,
+        ),
+        limits=Limits(2, 2048),
+        profiles=_STD_UP,
+        depends_on=("vault",),
+        flows=(_VAULT,),
+    ),
+    _redis_node(2, 16, 6380, 6391),
+    _redis_node(3, 17, 6381, 6392),
+    Service(
+        name="forgejo",
+        image="codeberg.org/forgejo/forgejo",
+        tag="1.21.11-0",
+        tier=Tier.APP,
+        host_id=20,
+        ports=(Port("http", 3000, 3000), Port("ssh", 22, 2222)),
+        volumes=(VolumeMount("forgejo-data", "/data"),),
+        healthcheck=Healthcheck(("CMD", "curl", "-fsS", "http://127.0.0.1:3000/api/healthz")),
+        limits=Limits(2, 2048),
+        profiles=_MIN_UP,
+        depends_on=("postgres",),
+        flows=(_VAULT, Flow("postgres", "postgres")),
+        env=MappingProxyType({"USER_UID": "1000", "USER_GID": "1000"}),
+    ),
+    _api("reference-api", "python", "3.11.11-slim-bookworm", 100, index=0, memory_mb=1024),
+    _api("api-first", "python", "3.11.11-slim-bookworm", 104, index=1, memory_mb=1024),
+    _api("golang-api", "golang", "1.24.1-alpine3.21", 105, index=2, memory_mb=512),
+    _api("nodejs-api", "node", "18.20.8-alpine3.21", 106, index=3, memory_mb=512),
+    _api("rust-api", "rust", "1.83.0-alpine3.21", 107, index=4, memory_mb=512, data=False),
+    Service(
+        name="prometheus",
+        image="prom/prometheus",
+        tag="v2.55.1",
+        tier=Tier.OBSERVABILITY,
+        host_id=10,
+        ports=(Port("http", 9090, 9090),),
+        volumes=(VolumeMount("prometheus-data", "/prometheus"),),
+        healthcheck=Healthcheck(_http_probe("http://127.0.0.1:9090/-/healthy")),
+        limits=Limits(1, 1024),
+        profiles=_FULL,
+        flows=(
+            Flow("vault", "api"),
+            Flow("forgejo", "http"),
+            Flow("vector", "metrics"),
+            Flow("loki", "http"),
+            *(Flow(api, "http") for api in _API_NAMES),
+        ),
+    ),
+    Service(
+        name="grafana",
+        image="grafana/grafana",
+        tag="11.4.0",
+        tier=Tier.OBSERVABILITY,
+        host_id=20,
+        ports=(Port("http", 3000, 3001),),
+        volumes=(VolumeMount("grafana-data", "/var/lib/grafana"),),
+        healthcheck=Healthcheck(_http_probe("http://127.0.0.1:3000/api/health")),
+        limits=Limits(1, 512),
+        profiles=_FULL,
+        depends_on=("prometheus", "loki"),
+        flows=(Flow("prometheus", "http"), Flow("loki", "http")),
+    ),
+    Service(
+        name="loki",
+        image="grafana/loki",
+        tag="3.3.2",
+        tier=Tier.OBSERVABILITY,
+        host_id=30,
+        ports=(Port("http", 3100, 3100),),
+        volumes=(VolumeMount("loki-data", "/loki"),),
+        healthcheck=Healthcheck(_http_probe("http://127.0.0.1:3100/ready")),
+        limits=Limits(1, 1024),
+        profiles=_FULL,
+    ),
+    _exporter(1),
+    _exporter(2),
+    _exporter(3),
+    Service(
+        name="cadvisor",
+        image="gcr.io/cadvisor/cadvisor",
+        tag="v0.51.0",
+        tier=Tier.OBSERVABILITY,
+        host_id=50,
+        ports=(Port("http", 8080),),
+        # Read-only views, no docker.sock and no SYS_ADMIN: cgroup metrics without host root.
+        binds=(
+            HostBind("/", "/rootfs"),
+            HostBind("/sys", "/sys"),
+            HostBind("/var/lib/docker", "/var/lib/docker"),
+        ),
+        healthcheck=Healthcheck(_http_probe("http://127.0.0.1:8080/healthz")),
+        limits=Limits(0.5, 256),
+        profiles=_FULL,
+    ),
+    Service(
+        name="vector",
+        image="timberio/vector",
+        tag="0.50.0-alpine",
+        tier=Tier.OBSERVABILITY,
+        host_id=60,
+        ports=(Port("api", 8686), Port("metrics", 9598)),
+        # Container logs as read-only files, instead of the Docker socket (host root).
+        binds=(HostBind("/var/lib/docker/containers", "/var/lib/docker/containers"),),
+        healthcheck=Healthcheck(_http_probe("http://127.0.0.1:8686/health")),
+        limits=Limits(1, 512),
+        profiles=_FULL,
+        depends_on=("vault", "postgres", "mongodb", "loki"),
+        flows=(
+            _VAULT,
+            Flow("loki", "http"),
+            Flow("postgres", "postgres"),
+            Flow("mongodb", "mongodb"),
+            Flow("rabbitmq", "metrics"),
+            Flow("cadvisor", "http"),
+            *(Flow(f"redis-exporter-{n}", "metrics") for n in (1, 2, 3)),
+        ),
+    ),
+)
+
+SERVICES_BY_NAME: Mapping[str, Service] = MappingProxyType({s.name: s for s in SERVICES})

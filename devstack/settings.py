@@ -1,0 +1,282 @@
+"""Stack config -> one immutable, validated Settings object.
+
+Everything a component needs from config is resolved here, before any resource exists:
+a bad value stops the program with one ConfigError line naming the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from devstack.catalog import SERVICES, SERVICES_BY_NAME, Profile, Service, Tier
+from devstack.errors import PROJECT, ConfigError
+from devstack.phases import MAX_PHASE, Features, resolve_features
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    type: str  # as declared in Pulumi.yaml
+    default: str
+    description: str
+
+
+# Every key the program reads; Pulumi.yaml declares the same set (a test keeps them in step).
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("phase", "integer", "0", "Rollout phase 0-4 (0: insecure baseline and rollback target)."),
+    ConfigKey("profiles", "string", "standard", "Comma-separated profiles: minimal, standard, full, reference."),
+    ConfigKey("bindAddress", "string", "127.0.0.1", "Host address that published ports bind to."),
+    ConfigKey("hostPorts", "string", "", "Host port overrides: service[.port]=N|none, comma-separated."),
+    ConfigKey("imageTags", "string", "", "Image tag overrides: service=tag, comma-separated (never latest)."),
+    ConfigKey("staticIps", "string", "", "Static IP overrides: service=address, comma-separated."),
+    ConfigKey("flatSubnet", "string", "172.20.0.0/16", "Subnet of the single flat network (no segmentation)."),
+    ConfigKey("vaultSubnet", "string", "172.20.1.0/24", "Subnet of the Vault tier."),
+    ConfigKey("dataSubnet", "string", "172.20.2.0/24", "Subnet of the data tier."),
+    ConfigKey("appSubnet", "string", "172.20.3.0/24", "Subnet of the application tier."),
+    ConfigKey("observabilitySubnet", "string", "172.20.4.0/24", "Subnet of the observability tier."),
+    ConfigKey("features", "string", "", "Per-feature overrides of the phase table: name=value, comma-separated."),
+)
+_KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}
+_TIER_SUBNET_KEYS = {tier: f"{tier.value}Subnet" for tier in Tier}
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Subnets:
+    flat: ipaddress.IPv4Network
+    tiers: Mapping[Tier, ipaddress.IPv4Network]
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stack: str
+    phase: int
+    profiles: frozenset[Profile]
+    bind_address: str
+    subnets: Subnets
+    features: Features
+    static_ips: Mapping[str, str]  # every catalog service -> its address
+    host_ports: Mapping[tuple[str, str], int | None]  # (service, port name) -> host port
+    image_tags: Mapping[str, str]  # every catalog service -> its tag
+
+    def image(self, service: Service) -> str:
+        return f"{service.image}:{self.image_tags[service.name]}"
+
+    def static_ip(self, service: Service) -> str:
+        return self.static_ips[service.name]
+
+    def host_port(self, service: Service, port_name: str) -> int | None:
+        return self.host_ports[(service.name, port_name)]
+
+
+def _values(raw: Mapping[str, object]) -> dict[str, str]:
+    """Project keys without namespace; unknown project keys are an error."""
+    values: dict[str, str] = {}
+    for full_key, value in raw.items():
+        namespace, _, name = full_key.partition(":")
+        if namespace != PROJECT:
+            continue  # provider config (docker:host, ...) is not ours to judge
+        if name not in _KEYS_BY_NAME:
+            raise ConfigError(full_key, f"unknown key; allowed: {', '.join(_KEYS_BY_NAME)}")
+        values[name] = value if isinstance(value, str) else json.dumps(value)
+    for key in CONFIG_KEYS:
+        values.setdefault(key.name, key.default)
+    return values
+
+
+def _pairs(key: str, text: str) -> list[tuple[str, str]]:
+    """`a=1,b=2` or a JSON object (structured config) -> [(a, "1"), (b, "2")]."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(key, "is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ConfigError(key, "must be a JSON object")
+        return [(str(k), str(v)) for k, v in data.items()]
+    pairs = []
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(key, f"entries must look like name=value, got '{item.strip()}'")
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def _service(key: str, name: str) -> Service:
+    if name not in SERVICES_BY_NAME:
+        raise ConfigError(key, f"unknown service '{name}'; allowed: {', '.join(SERVICES_BY_NAME)}")
+    return SERVICES_BY_NAME[name]
+
+
+def _phase(text: str) -> int:
+    try:
+        phase = int(text)
+    except ValueError:
+        phase = -1
+    if not 0 <= phase <= MAX_PHASE or str(phase) != text.strip():
+        raise ConfigError("phase", f"must be an integer from 0 to {MAX_PHASE}, got '{text}'")
+    return phase
+
+
+def _profiles(text: str) -> frozenset[Profile]:
+    allowed = ", ".join(p.value for p in Profile)
+    items: Iterable[object]
+    if text.strip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError("profiles", "is not a valid JSON list") from None
+    else:
+        items = [item.strip() for item in text.split(",")]
+    profiles = set()
+    for item in items:
+        try:
+            profiles.add(Profile(str(item)))
+        except ValueError:
+            raise ConfigError("profiles", f"unknown profile '{item}'; allowed: {allowed}") from None
+    if not profiles:
+        raise ConfigError("profiles", f"needs at least one of {allowed}")
+    return frozenset(profiles)
+
+
+def _bind_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ConfigError("bindAddress", f"must be an IP address such as 127.0.0.1, got '{text}'") from None
+
+
+def _subnet(key: str, text: str) -> ipaddress.IPv4Network:
+    try:
+        network = ipaddress.IPv4Network(text.strip(), strict=True)
+    except ValueError:
+        raise ConfigError(key, f"must be an IPv4 CIDR such as 172.20.2.0/24, got '{text}'") from None
+    if network.prefixlen > 29:
+        raise ConfigError(key, f"{network} is too small; use a /29 or larger")
+    return network
+
+
+def _subnets(values: Mapping[str, str]) -> Subnets:
+    tiers = {tier: _subnet(key, values[key]) for tier, key in _TIER_SUBNET_KEYS.items()}
+    ordered = list(tiers.items())
+    for i, (tier_a, net_a) in enumerate(ordered):
+        for tier_b, net_b in ordered[i + 1 :]:
+            if net_a.overlaps(net_b):
+                raise ConfigError(
+                    _TIER_SUBNET_KEYS[tier_b],
+                    f"{net_b} overlaps {_TIER_SUBNET_KEYS[tier_a]} {net_a}; tier subnets must be disjoint",
+                )
+    flat = _subnet("flatSubnet", values["flatSubnet"])
+    return Subnets(flat=flat, tiers=MappingProxyType(tiers))
+
+
+def _static_ips(values: Mapping[str, str], subnets: Subnets) -> dict[str, str]:
+    overrides: dict[str, ipaddress.IPv4Address] = {}
+    for name, text in _pairs("staticIps", values["staticIps"]):
+        _service("staticIps", name)
+        try:
+            overrides[name] = ipaddress.IPv4Address(text)
+        except ValueError:
+            raise ConfigError("staticIps", f"{name}: '{text}' is not an IPv4 address") from None
+    addresses: dict[str, str] = {}
+    owners: dict[ipaddress.IPv4Address, tuple[str, str]] = {}
+    for service in SERVICES:
+        subnet = subnets.tiers[service.tier]
+        subnet_key = _TIER_SUBNET_KEYS[service.tier]
+        address = overrides.get(service.name)
+        key = "staticIps" if address is not None else subnet_key
+        if address is None:
+            if service.host_id >= subnet.num_addresses - 1:
+                raise ConfigError(
+                    subnet_key, f"{subnet} has no room for {service.name}'s host number {service.host_id}"
+                )
+            address = subnet.network_address + service.host_id
+        _check_usable(key, service.name, address, subnet, subnet_key)
+        # Phase 0 (the rollback target) puts the same address on the flat network.
+        _check_usable(key, service.name, address, subnets.flat, "flatSubnet")
+        if address in owners:
+            other, other_key = owners[address]
+            blame = "staticIps" if "staticIps" in (key, other_key) else key
+            raise ConfigError(blame, f"{service.name} and {other} both have address {address}")
+        owners[address] = (service.name, key)
+        addresses[service.name] = str(address)
+    return addresses
+
+
+def _check_usable(
+    key: str, service: str, address: ipaddress.IPv4Address, subnet: ipaddress.IPv4Network, subnet_key: str
+) -> None:
+    gateway = subnet.network_address + 1  # Docker's default gateway for a bridge
+    if address not in subnet:
+        raise ConfigError(key, f"{service}'s address {address} is outside its subnet {subnet_key} {subnet}")
+    if address in (subnet.network_address, subnet.broadcast_address, gateway):
+        raise ConfigError(key, f"{service}'s address {address} is reserved in {subnet_key} {subnet}")
+
+
+def _host_ports(values: Mapping[str, str]) -> dict[tuple[str, str], int | None]:
+    ports = {(s.name, p.name): p.host for s in SERVICES for p in s.ports}
+    for target, text in _pairs("hostPorts", values["hostPorts"]):
+        name, _, port_name = target.partition(".")
+        service = _service("hostPorts", name)
+        if not port_name:
+            port_name = service.ports[0].name
+        if (name, port_name) not in ports:
+            names = ", ".join(p.name for p in service.ports)
+            raise ConfigError("hostPorts", f"{name} has no port '{port_name}'; allowed: {names}")
+        if text.lower() == "none":
+            ports[(name, port_name)] = None
+            continue
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise ConfigError("hostPorts", f"{target}: '{text}' must be a port 1-65535 or none")
+        ports[(name, port_name)] = int(text)
+    users: dict[int, str] = {}
+    for (name, port_name), host in ports.items():
+        if host is None:
+            continue
+        if host in users:
+            raise ConfigError("hostPorts", f"{users[host]} and {name}.{port_name} both publish host port {host}")
+        users[host] = f"{name}.{port_name}"
+    return ports
+
+
+def _image_tags(values: Mapping[str, str]) -> dict[str, str]:
+    tags = {s.name: s.tag for s in SERVICES}
+    for name, tag in _pairs("imageTags", values["imageTags"]):
+        _service("imageTags", name)
+        if tag == "latest" or not _TAG.match(tag):
+            raise ConfigError("imageTags", f"{name}: '{tag}' must be an exact version tag, never latest")
+        tags[name] = tag
+    return tags
+
+
+def _features(phase: int, text: str) -> Features:
+    return resolve_features(phase, dict(_pairs("features", text)))
+
+
+def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT) -> Settings:
+    """Build and validate Settings from a stack's config map (keys like 'devstack:phase')."""
+    values = _values(raw)
+    phase = _phase(values["phase"])
+    subnets = _subnets(values)
+    return Settings(
+        project=project,
+        stack=stack,
+        phase=phase,
+        profiles=_profiles(values["profiles"]),
+        bind_address=_bind_address(values["bindAddress"]),
+        subnets=subnets,
+        features=_features(phase, values["features"]),
+        static_ips=MappingProxyType(_static_ips(values, subnets)),
+        host_ports=MappingProxyType(_host_ports(values)),
+        image_tags=MappingProxyType(_image_tags(values)),
+    )

@@ -1,0 +1,108 @@
+"""The catalog is complete and self-consistent; profiles select the right services."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from devstack.catalog import SERVICES, SERVICES_BY_NAME, Profile
+from devstack.settings import load_settings
+from devstack.topology import selected_services
+
+EXPECTED = {
+    "vault",
+    "postgres",
+    "pgbouncer",
+    "mysql",
+    "redis-1",
+    "redis-2",
+    "redis-3",
+    "rabbitmq",
+    "mongodb",
+    "forgejo",
+    "reference-api",
+    "api-first",
+    "golang-api",
+    "nodejs-api",
+    "rust-api",
+    "prometheus",
+    "grafana",
+    "loki",
+    "redis-exporter-1",
+    "redis-exporter-2",
+    "redis-exporter-3",
+    "cadvisor",
+    "vector",
+}
+MINIMAL = {"vault", "postgres", "pgbouncer", "forgejo", "redis-1"}
+STANDARD = MINIMAL | {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
+OBSERVABILITY = {"prometheus", "grafana", "loki", "cadvisor", "vector"} | {f"redis-exporter-{n}" for n in (1, 2, 3)}
+APIS = {"reference-api", "api-first", "golang-api", "nodejs-api", "rust-api"}
+EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
+
+
+def selection(profiles: str) -> set[str]:
+    settings = load_settings({"devstack:profiles": profiles}, stack="test")
+    return {s.name for s in selected_services(settings)}
+
+
+def test_the_23_services() -> None:
+    assert len(SERVICES) == 23
+    assert set(SERVICES_BY_NAME) == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("profiles", "expected"),
+    [
+        ("minimal", MINIMAL),
+        ("standard", STANDARD),
+        ("full", STANDARD | OBSERVABILITY),
+        ("full,reference", EXPECTED),
+        ("standard,reference", STANDARD | APIS),
+        # The APIs need mysql to start; minimal lacks it, so the selection pulls it in.
+        ("minimal,reference", MINIMAL | APIS | {"mysql"}),
+        ("reference", {"vault", "postgres", "mysql"} | APIS),
+    ],
+)
+def test_profile_selection(profiles: str, expected: set[str]) -> None:
+    assert selection(profiles) == expected
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_service_entry_is_well_formed(service) -> None:
+    assert service.tag != "latest"
+    assert EXACT_TAG.match(service.tag), service.tag
+    assert ":" not in service.image.rsplit("/", 1)[-1], "the tag lives in `tag`, not in `image`"
+    assert service.container_name == f"dev-{service.name}"
+    assert service.healthcheck.test[0] in ("CMD", "CMD-SHELL")
+    assert service.limits.cpus > 0
+    assert service.limits.memory_mb >= 64
+    assert service.limits.reservation_mb < service.limits.memory_mb
+    assert 1 < service.host_id < 255
+    assert len({p.name for p in service.ports}) == len(service.ports)
+    for dependency in service.depends_on:
+        assert dependency in SERVICES_BY_NAME
+    for flow in service.flows:
+        assert flow.to != service.name
+        SERVICES_BY_NAME[flow.to].port(flow.port)  # raises if the port is not declared
+    for mount in service.volumes:
+        assert mount.path.startswith("/")
+
+
+def test_static_ips_and_default_host_ports_are_unique() -> None:
+    addresses = [(s.tier, s.host_id) for s in SERVICES]
+    assert len(addresses) == len(set(addresses))
+    host_ports = [p.host for s in SERVICES for p in s.ports if p.host is not None]
+    assert len(host_ports) == len(set(host_ports))
+
+
+def test_vault_is_always_on_and_every_profile_is_used() -> None:
+    assert SERVICES_BY_NAME["vault"].profiles == frozenset()
+    used = set().union(*(s.profiles for s in SERVICES))
+    assert used == set(Profile)
+
+
+def test_volumes_are_not_shared() -> None:
+    names = [m.volume for s in SERVICES for m in s.volumes]
+    assert len(names) == len(set(names))

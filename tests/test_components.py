@@ -1,0 +1,158 @@
+"""The baseline resource graph under mocks: components, containers, networks, volumes."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+
+from devstack.catalog import SERVICES_BY_NAME
+from tests.conftest import CONTAINER, NETWORK, VOLUME, PlanFactory, containers
+
+ALL = "profiles=full,reference"
+TOKEN = re.compile(r"^devstack:[a-z]+:[A-Z][A-Za-z]+$")
+
+
+def test_full_plan_has_the_23_containers_with_their_networks_and_volumes(plan: PlanFactory) -> None:
+    run = plan(f"--set={ALL}".removeprefix("--set="))
+    by_name = containers(run)
+    assert set(by_name) == {f"dev-{name}" for name in SERVICES_BY_NAME}
+    for name, inputs in by_name.items():
+        service = SERVICES_BY_NAME[name.removeprefix("dev-")]
+        (attachment,) = inputs["networksAdvanced"]
+        assert attachment["name"] == "dev-network"
+        assert attachment["aliases"] == [service.name]
+        assert ipaddress.ip_address(attachment["ipv4Address"]) in ipaddress.ip_network("172.20.0.0/16")
+        mounted = {v["volumeName"]: v["containerPath"] for v in inputs.get("volumes", []) if "volumeName" in v}
+        assert mounted == {f"dev-{m.volume}": m.path for m in service.volumes}
+
+
+def test_minimal_profile_runs_exactly_five_containers(plan: PlanFactory) -> None:
+    run = plan("profiles=minimal")
+    assert set(containers(run)) == {"dev-vault", "dev-postgres", "dev-pgbouncer", "dev-forgejo", "dev-redis-1"}
+
+
+def test_one_flat_network_at_phase0(plan: PlanFactory) -> None:
+    (network,) = plan(ALL).by_type(NETWORK)
+    assert network.inputs["name"] == "dev-network"
+    assert network.inputs["ipamConfigs"] == [{"subnet": "172.20.0.0/16", "gateway": "172.20.0.1"}]
+    assert network.options["delete_before_replace"] is True
+
+
+def test_every_volume_is_protected_and_retained_in_every_profile(plan: PlanFactory) -> None:
+    minimal, full = plan("profiles=minimal"), plan(ALL)
+    assert {v.urn for v in minimal.by_type(VOLUME)} == {v.urn for v in full.by_type(VOLUME)}
+    for volume in full.by_type(VOLUME):
+        assert volume.options["protect"] is True
+        assert volume.options["retain_on_delete"] is True
+        assert volume.inputs["name"] == f"dev-{volume.name}"
+
+
+def test_no_port_binds_all_interfaces_by_default(plan: PlanFactory) -> None:
+    published = [p for inputs in containers(plan(ALL)).values() for p in inputs.get("ports", [])]
+    assert published, "the full plan publishes ports"
+    assert {p["ip"] for p in published} == {"127.0.0.1"}
+
+
+def test_bind_address_and_host_port_overrides_reach_the_container(plan: PlanFactory) -> None:
+    ports = containers(plan("bindAddress=10.0.5.5", "hostPorts=postgres=15432"))["dev-postgres"]["ports"]
+    assert ports == [{"internal": 5432, "external": 15432, "ip": "10.0.5.5", "protocol": "tcp"}]
+
+
+def test_tls_ports_only_exist_when_tls_is_on(plan: PlanFactory) -> None:
+    off = containers(plan("profiles=standard"))["dev-redis-1"]["ports"]
+    dual = containers(plan("profiles=standard", "features=tls=dual"))["dev-redis-1"]["ports"]
+    assert [p["internal"] for p in off] == [6379]
+    assert [p["internal"] for p in dual] == [6379, 6380]
+
+
+def test_images_are_pinned_exact_tags(plan: PlanFactory) -> None:
+    images = plan(ALL).by_type("docker:index/remoteImage:RemoteImage")
+    assert len(images) == 23
+    for image in images:
+        reference = image.inputs["name"]
+        repository, _, tag = reference.rpartition(":")
+        assert repository, reference
+        assert "/" not in tag, reference
+        assert tag != "latest", reference
+        assert re.match(r"^v?\d", tag), reference
+        assert image.inputs["keepLocally"] is True
+
+
+def test_image_tag_override_changes_the_image(plan: PlanFactory) -> None:
+    run = plan("imageTags=postgres=18.2-bookworm")
+    assert run.one("docker:index/remoteImage:RemoteImage", "postgres-image").inputs["name"] == "postgres:18.2-bookworm"
+
+
+def test_container_runtime_settings(plan: PlanFactory) -> None:
+    run = plan(ALL)
+    for record in run.by_type(CONTAINER):
+        service = SERVICES_BY_NAME[record.name]
+        inputs = record.inputs
+        assert inputs["restart"] == "unless-stopped"
+        assert inputs["logDriver"] == "json-file"
+        assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
+        assert inputs["memory"] == service.limits.memory_mb
+        assert float(inputs["cpus"]) == service.limits.cpus
+        assert inputs["healthcheck"]["tests"] == list(service.healthcheck.test)
+        assert inputs["hostname"] == service.name
+        assert record.options["delete_before_replace"] is True
+        # The image input is the pulled image's id, so the container follows a re-pinned tag.
+        image = run.one("docker:index/remoteImage:RemoteImage", f"{service.name}-image")
+        assert inputs["image"] == image.outputs["imageId"]
+        assert image.urn in record.dependencies
+
+
+def test_start_order_follows_depends_on(plan: PlanFactory) -> None:
+    run = plan(ALL)
+    urn = {r.name: r.urn for r in run.by_type(CONTAINER)}
+    for record in run.by_type(CONTAINER):
+        for dependency in SERVICES_BY_NAME[record.name].depends_on:
+            assert urn[dependency] in record.dependencies, (record.name, dependency)
+
+
+def test_host_binds_are_read_only_and_never_the_docker_socket(plan: PlanFactory) -> None:
+    for inputs in containers(plan(ALL)).values():
+        for mount in inputs.get("volumes", []):
+            if "hostPath" in mount:
+                assert mount["readOnly"] is True
+                assert "docker.sock" not in mount["hostPath"]
+
+
+def test_components_are_typed_parented_and_register_outputs(plan: PlanFactory) -> None:
+    run = plan(ALL)
+    components = [r for r in run.resources if not r.custom and r.type != "pulumi:pulumi:Stack"]
+    assert {r.type for r in components} == {
+        "devstack:platform:Platform",
+        "devstack:network:NetworkTopology",
+        "devstack:volumes:DataVolumes",
+        "devstack:service:ServiceContainer",
+    }
+    by_urn = {r.urn: r for r in run.resources}
+    for component in components:
+        assert TOKEN.match(component.type)
+        assert component.outputs, f"{component.type} registers its outputs"
+    for record in run.resources:
+        if record.custom:
+            assert by_urn[record.parent].type.startswith("devstack:"), record.urn
+
+
+@pytest.mark.parametrize("profiles", ["minimal", "standard", "full", "reference", "full,reference"])
+def test_stack_outputs_describe_the_endpoints(plan: PlanFactory, profiles: str) -> None:
+    run = plan(f"profiles={profiles}")
+    endpoints = run.outputs["endpoints"]
+    assert set(endpoints) == {name.removeprefix("dev-") for name in containers(run)}
+    assert endpoints["vault"] == {
+        "container": "dev-vault",
+        "address": "172.20.1.5",
+        "ports": {"api": "127.0.0.1:8200"},
+    }
+    assert run.outputs["phase"] == 0
+
+
+def test_bad_config_stops_before_any_resource(plan: PlanFactory) -> None:
+    import pulumi
+
+    with pytest.raises(pulumi.RunError, match=r"^devstack:phase: must be an integer from 0 to 4, got '7'$"):
+        plan("phase=7")

@@ -1,0 +1,140 @@
+"""The offline plan command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools import plan as plan_cli
+from tools.plan import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.plan", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_tree_output_is_like_a_preview(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--set", "profiles=minimal"]) == 0
+    text = capsys.readouterr().out
+    assert "pulumi:pulumi:Stack" in text
+    assert "devstack-dev" in text
+    assert "├─ docker:index/container:Container" in text
+    assert "└─ docker:index/remoteImage:RemoteImage" in text
+    assert "Outputs:" in text
+    assert '"container": "dev-postgres"' in text
+    assert "+ 32 to create" in text
+
+
+def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--json", "--set", "profiles=full,reference"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["schema"] == "devstack-plan/1"
+    assert document["project"] == "devstack"
+    assert document["stack"] == "dev"
+    assert document["config"]["devstack:profiles"] == "full,reference"
+    assert set(document) == {"schema", "project", "stack", "config", "resources", "outputs"}
+    for resource in document["resources"]:
+        assert set(resource) == {
+            "urn",
+            "type",
+            "name",
+            "parent",
+            "custom",
+            "provider",
+            "dependencies",
+            "inputs",
+            "outputs",
+            "options",
+        }
+        assert set(resource["options"]) == {
+            "protect",
+            "retain_on_delete",
+            "delete_before_replace",
+            "ignore_changes",
+            "aliases",
+            "additional_secret_outputs",
+        }
+    names = [r["inputs"]["name"] for r in document["resources"] if r["type"] == "docker:index/container:Container"]
+    assert len(names) == 23
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("phase=7", "error: devstack:phase: must be an integer from 0 to 4, got '7'"),
+        ("profiles=everything", "error: devstack:profiles: unknown profile 'everything'"),
+        ("dataSubnet=172.20.1.0/24", "error: devstack:dataSubnet: 172.20.1.0/24 overlaps vaultSubnet"),
+        ("dataSubnet=172.20.2.0/33", "error: devstack:dataSubnet: must be an IPv4 CIDR"),
+        ("staticIps=vault=172.20.9.5", "error: devstack:staticIps: vault's address 172.20.9.5 is outside"),
+        ("hostPorts=mongodb=5432", "error: devstack:hostPorts: postgres.postgres and mongodb.mongodb both"),
+        ("colour=blue", "error: devstack:colour: unknown key"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(override: str, expected: str) -> None:
+    result = run_cli("--set", override)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(expected)
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_stack_is_a_clear_error() -> None:
+    result = run_cli("--stack", "nosuch")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no stack file Pulumi.nosuch.yaml")
+
+
+def test_diff_profile_change_deletes_containers_but_never_volumes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--json", "--from", "profiles=standard", "--to", "profiles=minimal"]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    deleted = {
+        c["name"] for c in diff["changes"] if c["action"] == "delete" and c["type"].startswith("docker:index/container")
+    }
+    assert deleted == {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
+    assert not [c for c in diff["changes"] if c["type"] == "docker:index/volume:Volume"]
+
+
+def test_diff_image_tag_replaces_container(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--json", "--to", "imageTags=postgres=18.2-bookworm"]) == 0
+    changes = {(c["type"], c["name"]): c for c in json.loads(capsys.readouterr().out)["changes"]}
+    assert changes[("docker:index/container:Container", "postgres")]["action"] == "replace"
+    assert changes[("docker:index/container:Container", "postgres")]["properties"] == ["image"]
+    assert changes[("docker:index/remoteImage:RemoteImage", "postgres-image")]["action"] == "replace"
+    assert len(changes) == 2
+
+
+def test_diff_memory_limit_is_an_in_place_update() -> None:
+    from tools.diff import diff_plans
+
+    before = plan_cli.plan_for("dev", [])
+    # Same program, one container's limit changed as a user would by editing the catalog.
+    after = plan_cli.plan_for("dev", [], state=before.state)
+    container = after.one("docker:index/container:Container", "postgres")
+    container.inputs = {**container.inputs, "memory": 4096}
+    (change,) = diff_plans(before, after).changes
+    assert change.action == "update"
+    assert change.properties == ("memory",)
+
+
+def test_diff_without_changes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--from", "phase=0", "--to", "phase=0"]) == 0
+    assert capsys.readouterr().out.strip() == "Resources: no changes"
+
+
+def test_full_plan_prints_in_a_few_seconds() -> None:
+    import time
+
+    start = time.monotonic()
+    result = run_cli("--set", "profiles=full,reference", "--json")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start < 10

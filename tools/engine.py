@@ -1,0 +1,281 @@
+"""Runs __main__.py under Pulumi's mock engine and records what the real engine would receive.
+
+Shared by `tools.plan` and the tests. Each run gets a fresh contextvars context, so one process
+can run many programs (a fresh program per test). A `MockState` carried from one run to the
+next plays the part of the checkpoint: an unchanged resource keeps its outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import runpy
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+from google.protobuf import json_format
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from tools.mocks import DevstackMocks, MockState
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+MAIN = PROJECT_DIR / "__main__.py"
+
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+class Secret:
+    """A value the engine would keep encrypted; printed as "[secret]" everywhere."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(repr(self.value))
+
+    def __repr__(self) -> str:
+        return "[secret]"
+
+
+def _from_wire(value: Any) -> Any:
+    """A property from the wire with secret markers kept as Secret objects."""
+    if isinstance(value, dict):
+        sig = value.get(SIG_KEY)
+        if sig == SECRET_SIG:
+            return Secret(_from_wire(value.get("value")))
+        if sig == RESOURCE_SIG:
+            return value.get("urn")
+        return {k: _from_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_wire(v) for v in value]
+    if value == UNKNOWN:
+        return "[unknown]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf Structs carry every number as a double
+    return value
+
+
+def unwrap(value: Any) -> Any:
+    """The plain value, secrets revealed (for comparing and computing, never for printing)."""
+    if isinstance(value, Secret):
+        return unwrap(value.value)
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def masked(value: Any) -> Any:
+    """The printable value: every secret is "[secret]"."""
+    if isinstance(value, Secret):
+        return "[secret]"
+    if isinstance(value, dict):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return {SIG_KEY: SECRET_SIG, "value": _to_wire(value.value)}
+    if isinstance(value, dict):
+        return {k: _to_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+@dataclass
+class ResourceRecord:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    provider: str
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    options: dict[str, Any]
+    id: str = ""
+
+
+@dataclass
+class PlanRun:
+    project: str
+    stack: str
+    config: dict[str, str]
+    resources: list[ResourceRecord]
+    outputs: dict[str, Any]
+    state: MockState = field(repr=False, default_factory=MockState)
+
+    def by_type(self, type_token: str) -> list[ResourceRecord]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str) -> ResourceRecord:
+        matches = [r for r in self.resources if r.type == type_token and r.name == name]
+        if len(matches) != 1:
+            raise LookupError(f"{len(matches)} resources of type {type_token} named {name}")
+        return matches[0]
+
+
+def _struct(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True) if message else {}
+
+
+def _alias_text(alias: Any) -> str:
+    data = _struct(alias)
+    if "urn" in data:
+        return str(data["urn"])
+    return ",".join(f"{k}={v}" for k, v in sorted(data.get("spec", data).items()))
+
+
+class RecordingMonitor(MockMonitor):
+    """MockMonitor that keeps the whole registration: options, dependencies and secrets."""
+
+    def __init__(self, mocks: DevstackMocks) -> None:
+        super().__init__(mocks)
+        self.devstack_mocks = mocks
+        self.records: list[ResourceRecord] = []
+        self._by_urn: dict[str, ResourceRecord] = {}
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        from pulumi.runtime.proto import resource_pb2
+
+        urn = self.make_urn(request.parent, request.type, request.name)
+        _ensure_event_loop()
+        inputs = _from_wire(_struct(request.object))
+        custom = bool(request.custom)
+        record = ResourceRecord(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            custom=custom,
+            provider=request.provider or (_default_provider(request.type) if custom else ""),
+            dependencies=sorted(set(request.dependencies)),
+            inputs=inputs,
+            outputs={},
+            options={
+                "protect": bool(request.protect),
+                "retain_on_delete": bool(request.retainOnDelete),
+                "delete_before_replace": bool(request.deleteBeforeReplace),
+                "ignore_changes": list(request.ignoreChanges),
+                "aliases": [_alias_text(a) for a in request.aliases] + list(request.aliasURNs),
+                "additional_secret_outputs": list(request.additionalSecretOutputs),
+                "replace_on_changes": list(request.replaceOnChanges),
+            },
+        )
+        if request.type == "pulumi:pulumi:Stack":
+            self._keep(record)
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        id_, state = self.devstack_mocks.register(urn, request.type, request.name, inputs, custom)
+        secret_outputs = set(request.additionalSecretOutputs)
+        outputs = {
+            k: Secret(unwrap(v)) if (k in secret_outputs and not isinstance(v, Secret)) else v for k, v in state.items()
+        }
+        record.id, record.outputs = id_, outputs
+        self._keep(record)
+        obj_proto = _sync_await(rpc.serialize_properties(_to_wire(outputs), {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        from google.protobuf import empty_pb2
+
+        with self._lock:
+            record = self._by_urn.get(request.urn)
+            if record is not None:
+                record.outputs = _from_wire(_struct(request.outputs))
+        return empty_pb2.Empty()
+
+    def _keep(self, record: ResourceRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+            self._by_urn[record.urn] = record
+
+
+def _default_provider(type_token: str) -> str:
+    package = type_token.split(":", 1)[0]
+    return f"pulumi:providers:{package}::default"
+
+
+async def _resolve(value: Any) -> Any:
+    output = pulumi.Output.from_input(value)
+    resolved = await output.future(with_unknowns=True)
+    plain = _from_wire(resolved) if resolved is not None else None
+    return Secret(plain) if await output.is_secret() else plain
+
+
+def _execute(main: Path) -> None:
+    runpy.run_path(str(main), run_name="__main__")
+
+
+def _run_in_context(config: Mapping[str, str], stack: str, project: str, state: MockState, main: Path) -> PlanRun:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = DevstackMocks(state)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_all_config(dict(config), [])
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    root = get_root_resource()
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    try:
+        loop.run_until_complete(run_pulumi_func(lambda: _execute(main)))
+        stack_outputs: dict[str, Any] = {}
+        for name, value in getattr(root, "outputs", {}).items():
+            stack_outputs[name] = loop.run_until_complete(_resolve(value))
+    finally:
+        loop.close()
+    return PlanRun(project, stack, dict(config), _tree_order(monitor.records), stack_outputs, state)
+
+
+def _tree_order(records: list[ResourceRecord]) -> list[ResourceRecord]:
+    """Parents before children, siblings by type and name: registrations complete on a thread
+    pool, so their arrival order is not stable, and reviews need a stable order."""
+    children: dict[str, list[ResourceRecord]] = {}
+    for record in records:
+        children.setdefault(record.parent, []).append(record)
+    ordered: list[ResourceRecord] = []
+
+    def walk(parent: str) -> None:
+        for record in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
+            ordered.append(record)
+            walk(record.urn)
+
+    walk("")
+    return ordered
+
+
+def run_program(
+    config: Mapping[str, str],
+    stack: str = "dev",
+    project: str = "devstack",
+    state: MockState | None = None,
+    main: Path = MAIN,
+) -> PlanRun:
+    """Run the program once, in a context of its own; errors propagate (ConfigError -> RunError)."""
+    state = state if state is not None else MockState()
+    context = contextvars.Context()
+    return context.run(_run_in_context, config, stack, project, state, main)

@@ -1,0 +1,160 @@
+"""Mocks that answer like each provider would, deterministically.
+
+Values derive from the resource's URN, so two runs agree; a `MockState` remembers what each
+URN produced, and a resource whose inputs did not change gets the same outputs back, as
+the engine would keep them in state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from tools.provider_rules import SECRET_OUTPUTS, changes_force_replacement
+
+Handler = Callable[["MockContext"], tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    inputs: dict[str, Any]
+    id: str
+    outputs: dict[str, Any]
+    generation: int  # bumped by each replacement, so a replaced resource gets new values
+
+
+@dataclass
+class MockState:
+    """URN -> what the last run produced: the offline stand-in for a checkpoint."""
+
+    resources: dict[str, StoredResource] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MockContext:
+    urn: str
+    type: str
+    name: str
+    inputs: dict[str, Any]  # plain values (secrets revealed)
+    generation: int = 0
+
+    def seed(self, *salt: str) -> bytes:
+        parts = (self.urn, str(self.generation), *salt)
+        return hashlib.sha256("\0".join(parts).encode()).digest()
+
+    def hex(self, *salt: str, length: int = 64) -> str:
+        return self.seed(*salt).hex()[:length]
+
+
+def _echo(ctx: MockContext, id_: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+    return id_, {**ctx.inputs, **extra}
+
+
+def _docker_network(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    return _echo(ctx, ctx.hex("id"), driver=ctx.inputs.get("driver", "bridge"), scope="local")
+
+
+def _docker_volume(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    name = ctx.inputs.get("name", ctx.name)
+    return _echo(ctx, name, driver="local", mountpoint=f"/var/lib/docker/volumes/{name}/_data")
+
+
+def _docker_remote_image(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    # The image id follows the reference, so a new tag means a new id, as with a real pull.
+    reference = str(ctx.inputs["name"])
+    digest = hashlib.sha256(reference.encode()).hexdigest()
+    repository = reference.rsplit(":", 1)[0]
+    return _echo(
+        ctx, f"sha256:{digest}{reference}", imageId=f"sha256:{digest}", repoDigest=f"{repository}@sha256:{digest}"
+    )
+
+
+def _docker_container(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    return _echo(ctx, ctx.hex("id"), exitCode=None, networkDatas=[])
+
+
+def _password_alphabet(inputs: dict[str, Any]) -> str:
+    alphabet = ""
+    if inputs.get("upper", True):
+        alphabet += string.ascii_uppercase
+    if inputs.get("lower", True):
+        alphabet += string.ascii_lowercase
+    if inputs.get("numeric", True):
+        alphabet += string.digits
+    if inputs.get("special", True):
+        alphabet += inputs.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?"
+    return alphabet
+
+
+def _random_text(ctx: MockContext) -> str:
+    alphabet = _password_alphabet(ctx.inputs)
+    length = int(ctx.inputs.get("length", 16))
+    stream = b"".join(ctx.seed("random", str(i)) for i in range(length // 32 + 1))
+    return "".join(alphabet[b % len(alphabet)] for b in stream[:length])
+
+
+def _random_password(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    result = _random_text(ctx)
+    return _echo(ctx, "none", result=result, bcryptHash=f"$2a$10${ctx.hex('bcrypt', length=53)}")
+
+
+def _random_string(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    result = _random_text(ctx)
+    return _echo(ctx, result, result=result)
+
+
+HANDLERS: dict[str, Handler] = {
+    "docker:index/network:Network": _docker_network,
+    "docker:index/volume:Volume": _docker_volume,
+    "docker:index/remoteImage:RemoteImage": _docker_remote_image,
+    "docker:index/container:Container": _docker_container,
+    "random:index/randomPassword:RandomPassword": _random_password,
+    "random:index/randomString:RandomString": _random_string,
+}
+
+
+def register_handler(type_token: str, handler: Handler) -> None:
+    HANDLERS[type_token] = handler
+
+
+class DevstackMocks(pulumi.runtime.Mocks):
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+
+    def register(
+        self, urn: str, type_token: str, name: str, inputs: dict[str, Any], custom: bool
+    ) -> tuple[str, dict[str, Any]]:
+        """Called by the recording monitor with inputs that still carry Secret markers."""
+        from tools.engine import Secret, unwrap
+
+        if not custom:
+            return "", {}
+        plain = unwrap(inputs)
+        previous = self.state.resources.get(urn)
+        generation = 0
+        if previous is not None:
+            if previous.inputs == plain:
+                return previous.id, previous.outputs
+            changed = tuple(k for k in set(previous.inputs) | set(plain) if previous.inputs.get(k) != plain.get(k))
+            replaced = changes_force_replacement(type_token, changed)
+            generation = previous.generation + 1 if replaced else previous.generation
+        handler = HANDLERS.get(type_token)
+        ctx = MockContext(urn, type_token, name, plain, generation)
+        id_, state = handler(ctx) if handler else _echo(ctx, f"{name}-id")
+        secret_inputs = {k for k, v in inputs.items() if isinstance(v, Secret)}
+        secret_names = SECRET_OUTPUTS.get(type_token, frozenset()) | secret_inputs
+        outputs = {k: Secret(v) if k in secret_names else v for k, v in state.items()}
+        self.state.resources[urn] = StoredResource(plain, id_, outputs, generation)
+        return id_, outputs
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        # Reached only through ReadResource (get functions); registrations go through register().
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        return {}, None

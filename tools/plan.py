@@ -1,0 +1,208 @@
+"""Offline plan: what `pulumi up` would create, without Docker, Vault or the Pulumi CLI.
+
+python -m tools.plan [--stack dev] [--set key=value ...] [--json]
+python -m tools.plan diff --from phase=0 --to phase=1 [--set key=value ...] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pulumi
+
+from devstack.errors import ConfigError
+from tools.diff import PlanDiff, diff_plans
+from tools.engine import PlanRun, ResourceRecord, masked, run_program
+from tools.stackconfig import OverrideError, apply_overrides, load_stack_config
+
+SCHEMA = "devstack-plan/1"
+SECRET_CONFIG_MARK = "[secret]"
+
+
+class PlanError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _base_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml is read (default: dev)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set phase=1 --set profiles=full,reference",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def plan_for(stack: str, overrides: Sequence[str], state: Any = None) -> PlanRun:
+    try:
+        config = apply_overrides(load_stack_config(stack), overrides)
+        return run_program(config, stack=stack, state=state)
+    except (ConfigError, OverrideError) as error:
+        raise PlanError(str(error)) from None
+    except pulumi.RunError as error:
+        raise PlanError(str(error)) from None
+
+
+def _masked_config(config: dict[str, str]) -> dict[str, str]:
+    from tools.stackconfig import SECURE_PLACEHOLDER
+
+    return {k: SECRET_CONFIG_MARK if v == SECURE_PLACEHOLDER else v for k, v in sorted(config.items())}
+
+
+def resource_json(record: ResourceRecord) -> dict[str, Any]:
+    return {
+        "urn": record.urn,
+        "type": record.type,
+        "name": record.name,
+        "parent": record.parent,
+        "custom": record.custom,
+        "provider": record.provider,
+        "dependencies": record.dependencies,
+        "inputs": masked(record.inputs),
+        "outputs": masked(record.outputs),
+        "options": {
+            k: record.options[k]
+            for k in (
+                "protect",
+                "retain_on_delete",
+                "delete_before_replace",
+                "ignore_changes",
+                "aliases",
+                "additional_secret_outputs",
+            )
+        },
+    }
+
+
+def plan_json(run: PlanRun) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "project": run.project,
+        "stack": run.stack,
+        "config": _masked_config(run.config),
+        "resources": [resource_json(r) for r in run.resources],
+        "outputs": masked(run.outputs),
+    }
+
+
+def _tree_lines(run: PlanRun, mark: Callable[[ResourceRecord], str]) -> list[str]:
+    children: dict[str, list[ResourceRecord]] = {}
+    for record in run.resources:
+        children.setdefault(record.parent, []).append(record)
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(record: ResourceRecord, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        rows.append((mark(record), f"{prefix}{branch}{record.type}", record.name))
+        kids = children.get(record.urn, [])
+        extension = "" if top else ("   " if last else "│  ")
+        for i, kid in enumerate(kids):
+            walk(kid, prefix + extension, i == len(kids) - 1, False)
+
+    for root in children.get("", []):
+        walk(root, "", True, True)
+    width = max(len(r[1]) for r in rows) + 2
+    lines = [f"     {'Type':<{width}}Name"]
+    lines += [f" {m:<3} {t:<{width}}{n}" for m, t, n in rows]
+    return lines
+
+
+def render_tree(run: PlanRun) -> str:
+    lines = [f"Previewing devstack/{run.stack} offline (mock engine; nothing is created)", ""]
+    lines += _tree_lines(run, lambda _r: "+")
+    lines += ["", "Outputs:"]
+    for name, value in masked(run.outputs).items():
+        lines.append(f"    {name}: {json.dumps(value, sort_keys=True)}")
+    lines += ["", "Resources:", f"    + {len(run.resources)} to create"]
+    return "\n".join(lines)
+
+
+def diff_json(diff: PlanDiff) -> dict[str, Any]:
+    return {
+        "schema": "devstack-plan-diff/1",
+        "summary": diff.summary(),
+        "changes": [
+            {
+                "action": c.action,
+                "urn": c.urn,
+                "type": c.type,
+                "name": c.name,
+                "properties": list(c.properties),
+                "old_urn": c.old_urn,
+                "state_only": c.state_only,
+            }
+            for c in diff.changes
+        ],
+    }
+
+
+def render_diff(diff: PlanDiff) -> str:
+    symbols = {"create": "+", "delete": "-", "replace": "+-", "update": "~"}
+    lines = []
+    for change in diff.changes:
+        detail = f" [{', '.join(change.properties)}]" if change.properties else ""
+        moved = f" (was {change.old_urn})" if change.old_urn else ""
+        recorded = " (recorded in state only: the running resource keeps the old value)" if change.state_only else ""
+        lines.append(f" {symbols[change.action]:<3}{change.type} {change.name}{detail}{moved}{recorded}")
+    summary = diff.summary()
+    lines += ["", "Resources: " + ", ".join(f"{n} to {a}" for a, n in summary.items() if n) or "no changes"]
+    if not diff.changes:
+        lines = ["Resources: no changes"]
+    return "\n".join(lines)
+
+
+def _show(argv: Sequence[str]) -> str:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _base_arguments(parser)
+    args = parser.parse_args(argv)
+    run = plan_for(args.stack, args.overrides)
+    return json.dumps(plan_json(run), indent=2) if args.json else render_tree(run)
+
+
+def _diff(argv: Sequence[str]) -> str:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.plan diff", description="What `pulumi up` would change between two configs."
+    )
+    _base_arguments(parser)
+    parser.add_argument(
+        "--from",
+        dest="before",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config of the current state (on top of the stack and --set)",
+    )
+    parser.add_argument("--to", dest="after", action="append", default=[], metavar="KEY=VALUE", help="config to apply")
+    args = parser.parse_args(argv)
+    before = plan_for(args.stack, [*args.overrides, *args.before])
+    after = plan_for(args.stack, [*args.overrides, *args.after], state=before.state)
+    diff = diff_plans(before, after)
+    return json.dumps(diff_json(diff), indent=2) if args.json else render_diff(diff)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {"diff": _diff}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS.get(argv[0]) if argv else None
+    try:
+        text = command(argv[1:]) if command else _show(argv)
+    except PlanError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
