@@ -2,31 +2,57 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pulumi
+import pulumi_command as command
 
+from components.accounts import AccountSetup, AccountSetupArgs, redis_users_file
 from components.network import NetworkTopology, NetworkTopologyArgs
-from components.service import ServiceContainer, ServiceContainerArgs
+from components.redis_cluster import RedisCluster, RedisClusterArgs
+from components.secrets import ServiceSecret, ServiceSecretArgs, generate_password
+from components.service import ServiceContainer, ServiceContainerArgs, Upload
+from components.vault_server import VaultServer, VaultServerArgs
 from components.volumes import DataVolumes, DataVolumesArgs
-from devstack.catalog import SERVICES, Service
-from devstack.settings import Settings
-from devstack.topology import (
-    attachments,
-    networks,
-    published_ports,
-    selected_services,
-    start_dependencies,
+from devstack.catalog import APP_DIR, SERVICES, SERVICES_BY_NAME, Service
+from devstack.configs import pgbouncer_ini, redis_conf, vault_hcl
+from devstack.credentials import (
+    USERS_ACL_KEY,
+    ClientAccount,
+    account_system,
+    accounts_of,
+    accounts_on,
+    client_accounts,
+    needs_secret,
+    secret_keys,
 )
+from devstack.delivery import TOKEN_PATH, delivery
+from devstack.settings import Settings
+from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
+
+VAULT = SERVICES_BY_NAME["vault"]
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ROOT / "apps"
+FORGEJO_ADMIN = ROOT / "scripts" / "forgejo-admin.sh"
 
 
-def _start_order(selected: tuple[Service, ...]) -> list[Service]:
-    """Dependencies before dependants (the catalog lists them in a reader's order)."""
+def _start_order(selected: tuple[Service, ...], accounts: tuple[ClientAccount, ...]) -> list[Service]:
+    """Dependencies, and the servers a service has accounts on, before the service itself."""
+    names = {s.name for s in selected}
     done: dict[str, Service] = {}
 
-    def visit(service: Service) -> None:
+    def before(service: Service) -> list[str]:
+        servers = [server for a in accounts_of(service, accounts) for server in a.servers if server in names]
+        return [*start_dependencies(selected, service), *servers]
+
+    def visit(service: Service, path: tuple[str, ...] = ()) -> None:
         if service.name in done:
             return
-        for dependency in start_dependencies(selected, service):
-            visit(next(s for s in selected if s.name == dependency))
+        if service.name in path:
+            raise ValueError(f"start-order cycle: {' -> '.join((*path, service.name))}")
+        for name in before(service):
+            visit(SERVICES_BY_NAME[name], (*path, service.name))
         done[service.name] = service
 
     for service in selected:
@@ -39,28 +65,54 @@ class Platform(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devstack:platform:Platform", name, None, opts)
-        labels = {"devstack.project": settings.project, "devstack.stack": settings.stack}
+        self.settings = settings
+        self.labels = {"devstack.project": settings.project, "devstack.stack": settings.stack}
         child = pulumi.ResourceOptions(parent=self)
 
-        self.topology = NetworkTopology("networks", NetworkTopologyArgs(networks(settings), labels), opts=child)
+        self.topology = NetworkTopology("networks", NetworkTopologyArgs(networks(settings), self.labels), opts=child)
         volume_names = tuple(dict.fromkeys(m.volume for s in SERVICES for m in s.volumes))
-        self.data = DataVolumes("volumes", DataVolumesArgs(volume_names, labels), opts=child)
+        self.data = DataVolumes("volumes", DataVolumesArgs(volume_names, self.labels), opts=child)
+
+        self.vault = VaultServer(
+            "vault",
+            VaultServerArgs(
+                container=self._container_args(
+                    VAULT,
+                    command=("server",),
+                    uploads=(Upload("/vault/config/vault.hcl", vault_hcl(VAULT)),),
+                    # Vault is healthy only once unsealed: the bootstrap, not the engine, waits.
+                    wait_healthy=False,
+                ),
+                host_address=settings.vault_host_address,
+                init_file=settings.vault_init_file,
+                run_id=datetime.now(UTC).isoformat(),
+            ),
+            opts=child,
+        )
+        # Credentials are data: every catalog service has its secret whatever the profile, so a
+        # service that leaves a profile and comes back finds the passwords its volume holds.
+        self.accounts = client_accounts(SERVICES)
+        self.secrets = self._service_secrets()
 
         selected = selected_services(settings)
         self.services = {}
-        for service in _start_order(selected):
-            depends = tuple(self.services[d].container for d in start_dependencies(selected, service))
-            self.services[service.name] = ServiceContainer(
-                service.name,
-                ServiceContainerArgs(
-                    service=service,
-                    image=settings.image(service),
-                    attachments=attachments(settings, service),
-                    networks=self.topology.networks,
-                    published=published_ports(settings, service),
-                    volumes=self.data.volumes,
-                    labels={**labels, "devstack.service": service.name, "devstack.tier": service.tier.value},
-                    depends_on=depends,
+        self.account_setups: dict[str, AccountSetup] = {}
+        for service in _start_order(selected, self.accounts):
+            if service is VAULT:
+                continue
+            self.services[service.name] = self._service(service, selected)
+            self._after_start(service, selected)
+
+        redis_nodes = [s for s in selected if account_system(s) == "redis"]
+        self.redis_cluster = None
+        if len(redis_nodes) > 1:
+            self.redis_cluster = RedisCluster(
+                "redis-cluster",
+                RedisClusterArgs(
+                    nodes=tuple(s.container_name for s in redis_nodes),
+                    addresses=tuple(f"{settings.static_ip(s)}:{s.port('redis').container}" for s in redis_nodes),
+                    password=self.secrets[redis_nodes[0].name].value("password"),
+                    node_resources=tuple(self.services[s.name].container for s in redis_nodes),
                 ),
                 opts=child,
             )
@@ -73,4 +125,120 @@ class Platform(pulumi.ComponentResource):
             }
             for service in selected
         }
-        self.register_outputs({"endpoints": self.endpoints, "networks": self.topology.names})
+        self.register_outputs(
+            {"endpoints": self.endpoints, "networks": self.topology.names, "vaultAddress": self.vault.address}
+        )
+
+    def _container_args(self, service: Service, **extra: object) -> ServiceContainerArgs:
+        settings = self.settings
+        labels = {**self.labels, "devstack.service": service.name, "devstack.tier": service.tier.value}
+        return ServiceContainerArgs(
+            service=service,
+            image=settings.image(service),
+            attachments=attachments(settings, service),
+            networks=self.topology.networks,
+            published=published_ports(settings, service),
+            volumes=self.data.volumes,
+            labels=labels,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def _service_secrets(self) -> dict[str, ServiceSecret]:
+        secrets: dict[str, ServiceSecret] = {}
+        cluster_passwords: dict[str, pulumi.Output[str]] = {}
+        # Clients first: a Redis node's users file is computed from its clients' passwords.
+        ordered = sorted(SERVICES, key=lambda s: account_system(s) == "redis")
+        for service in ordered:
+            if not needs_secret(service, self.accounts) or service.credentials is None:
+                continue
+            credentials = service.credentials
+            shared = {}
+            if credentials.shared_with:
+                if credentials.shared_with not in cluster_passwords:
+                    cluster_passwords[credentials.shared_with] = generate_password(
+                        f"{credentials.shared_with}-password", self
+                    )
+                shared["password"] = cluster_passwords[credentials.shared_with]
+            derived = {}
+            if account_system(service) == "redis":
+                derived[USERS_ACL_KEY] = redis_users_file(
+                    shared["password"], accounts_on(service, self.accounts), secrets
+                )
+            fixed = {f.key: f.fixed for f in credentials.fields if f.fixed is not None}
+            fixed |= {a.user_key: a.user for a in accounts_of(service, self.accounts)}
+            secrets[service.name] = ServiceSecret(
+                service.name,
+                ServiceSecretArgs(
+                    service=service.name,
+                    keys=secret_keys(service, self.accounts),
+                    fixed=fixed,
+                    shared=shared,
+                    derived=derived,
+                    mount=self.vault.kv.path,
+                    provider=self.vault.provider,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return secrets
+
+    def _service(self, service: Service, selected: tuple[Service, ...]) -> ServiceContainer:
+        depends: list[pulumi.Resource] = []
+        for dependency in start_dependencies(selected, service):
+            depends.append(self.vault.unseal if dependency == VAULT.name else self.services[dependency].container)
+        for account in accounts_of(service, self.accounts):
+            depends += [self.account_setups[s] for s in account.servers if s in self.account_setups]
+        extra: dict[str, object] = {}
+        uploads: list[Upload] = []
+        if service.name in self.secrets:
+            secret = self.secrets[service.name]
+            plan = delivery(service)
+            extra |= {"entrypoint": plan.entrypoint, "command": plan.command, "tmpfs": plan.tmpfs, "env": plan.env}
+            uploads += [Upload(f.path, f.content) for f in plan.files]
+            # Phase 0 posture on purpose: the root token, as a file only the service's user reads.
+            uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=plan.file_owner))
+            depends.append(secret.secret)
+        uploads += [Upload(path, content) for path, content in self._config_files(service, selected)]
+        if service.app:
+            uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
+        return ServiceContainer(
+            service.name,
+            self._container_args(service, uploads=tuple(uploads), depends_on=tuple(depends), **extra),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _config_files(self, service: Service, selected: tuple[Service, ...]) -> list[tuple[str, str]]:
+        if account_system(service) == "redis":
+            cluster = sum(1 for s in selected if account_system(s) == "redis") > 1
+            return [("/devstack/redis.conf", redis_conf(self.settings, service, cluster))]
+        if service.name == "pgbouncer":
+            return [("/etc/pgbouncer/pgbouncer.ini", pgbouncer_ini(service, SERVICES_BY_NAME["postgres"]))]
+        return []
+
+    def _after_start(self, service: Service, selected: tuple[Service, ...]) -> None:
+        """Accounts on a data service, created as code once its container is healthy."""
+        container = self.services[service.name].container
+        if service.name == "forgejo":
+            # First-run setup as code: the database is configured by env, the admin made here.
+            self.forgejo_admin = command.local.Command(
+                "forgejo-admin",
+                create="docker exec -i dev-forgejo sh -s",
+                stdin=FORGEJO_ADMIN.read_text(),
+                logging=command.local.Logging.STDERR,
+                triggers=[container.id],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
+            )
+        system = account_system(service)
+        if system is None or system == "redis":
+            return  # Redis users come with the node's config
+        self.account_setups[service.name] = AccountSetup(
+            f"{service.name}-accounts",
+            AccountSetupArgs(
+                server=service,
+                system=system,
+                accounts=accounts_on(service, self.accounts),
+                admin=self.secrets[service.name],
+                clients=self.secrets,
+                container=container,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -15,6 +15,14 @@ LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 
 
 @dataclass(frozen=True)
+class Upload:
+    path: str
+    content: pulumi.Input[str]  # may be a secret Output (the phase-0 token file)
+    permissions: str = "0444"
+    owner: int | None = None
+
+
+@dataclass(frozen=True)
 class ServiceContainerArgs:
     service: Service
     image: str  # repository:tag
@@ -24,6 +32,10 @@ class ServiceContainerArgs:
     volumes: Mapping[str, docker.Volume]
     labels: Mapping[str, str]
     env: Mapping[str, str] = field(default_factory=dict)
+    entrypoint: tuple[str, ...] = ()  # empty: the image's own
+    command: tuple[str, ...] = ()  # empty: the catalog's command, else the image's own
+    uploads: tuple[Upload, ...] = ()
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
     # Start only after these (each waited for until healthy, like compose's service_healthy).
     depends_on: tuple[pulumi.Resource, ...] = ()
     wait_healthy: bool = True
@@ -68,6 +80,18 @@ def _env(env: Mapping[str, str]) -> list[str]:
     return [f"{k}={v}" for k, v in sorted(env.items())]
 
 
+def _uploads(uploads: tuple[Upload, ...]) -> list[docker.ContainerUploadArgs]:
+    return [
+        docker.ContainerUploadArgs(
+            file=u.path,
+            content=u.content,
+            permissions=u.permissions,
+            owner=None if u.owner is None else str(u.owner),
+        )
+        for u in sorted(uploads, key=lambda u: u.path)
+    ]
+
+
 class ServiceContainer(pulumi.ComponentResource):
     container: docker.Container
 
@@ -103,7 +127,10 @@ class ServiceContainer(pulumi.ComponentResource):
             ports=ports,
             volumes=_mounts(args),
             envs=_env({**service.env, **args.env}),
-            command=list(service.command) or None,
+            entrypoints=list(args.entrypoint) or None,
+            command=list(args.command or service.command) or None,
+            uploads=_uploads(args.uploads) or None,
+            tmpfs=dict(args.tmpfs) or None,
             capabilities=capabilities,
             healthcheck=_healthcheck(service),
             memory=service.limits.memory_mb,

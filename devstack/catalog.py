@@ -75,6 +75,47 @@ class Flow:
     port: str  # the target's port name
 
 
+class ClientRole(StrEnum):
+    """What a client's own account on a data service may do."""
+
+    APP = "app"  # its own database / key prefix
+    MONITOR = "monitor"  # read-only statistics
+    AUTH = "auth"  # PgBouncer's auth_query lookup
+
+
+@dataclass(frozen=True)
+class SecretField:
+    """One key of the service's own secret at secret/<service>."""
+
+    key: str
+    fixed: str | None = None  # a non-secret value kept beside the passwords (a user name); None: generated
+
+
+@dataclass(frozen=True)
+class Template:
+    """A file the wrapper renders from the service's secret ({{key}} placeholders)."""
+
+    name: str
+    dest: str
+    content: str
+
+
+SECRETS_DIR = "/run/devstack"  # a tmpfs: secret files never touch a disk
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How the entrypoint wrapper hands the service its secret: files, never env or argv."""
+
+    entrypoint: tuple[str, ...]  # the image's own ENTRYPOINT + CMD, exec'd by the wrapper
+    fields: tuple[SecretField, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # points at the files
+    templates: tuple[Template, ...] = ()
+    owner: str | None = None  # user:group the image's process reads the files as
+    run_as_uid: int = 0  # the image's USER, which owns the tmpfs
+    shared_with: str | None = None  # services of one group share the generated values (a cluster)
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
@@ -93,6 +134,9 @@ class Service:
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     command: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()
+    credentials: Credentials | None = None
+    client_role: ClientRole = ClientRole.APP
+    app: str | None = None  # a source file from apps/, uploaded to /devstack/app/
 
     @property
     def container_name(self) -> str:
@@ -112,6 +156,16 @@ _REF = frozenset({Profile.REFERENCE})
 _ALWAYS: frozenset[Profile] = frozenset()
 
 _VAULT = Flow("vault", "api")
+
+
+def account_user(client: str) -> str:
+    """A client's own user name on every data service it uses."""
+    return client.replace("-", "_")
+
+
+def _files(**env_to_key: str) -> Mapping[str, str]:
+    """Image variables that take a file path (the *_FILE convention) -> the wrapper's file."""
+    return MappingProxyType({env: f"{SECRETS_DIR}/{key}" for env, key in env_to_key.items()})
 
 
 def _shell(script: str) -> tuple[str, ...]:
@@ -148,7 +202,14 @@ def _redis_node(index: int, host_id: int, host_port: int, tls_host_port: int) ->
         limits=Limits(1, 512),
         profiles=_MIN_UP if index == 1 else _STD_UP,
         depends_on=("vault",),
-        flows=(_VAULT, *tuple(Flow(f"redis-{n}", p) for n in others for p in ("redis", "bus"))),
+        flows=(_VAULT, *(Flow(f"redis-{n}", p) for n in others for p in ("redis", "bus"))),
+        # The node's config has no secret; its users (verifiers only) come as a file.
+        credentials=Credentials(
+            entrypoint=("docker-entrypoint.sh", "redis-server", "/devstack/redis.conf"),
+            fields=(SecretField("password"),),
+            owner="redis:redis",
+            shared_with="redis-cluster",
+        ),
     )
 
 
@@ -165,7 +226,22 @@ def _exporter(index: int) -> Service:
         profiles=_FULL,
         depends_on=("vault", f"redis-{index}"),
         flows=(_VAULT, Flow(f"redis-{index}", "redis")),
-        env=MappingProxyType({"REDIS_ADDR": f"redis://redis-{index}:6379"}),
+        env=MappingProxyType(
+            {"REDIS_ADDR": f"redis://redis-{index}:6379", "REDIS_USER": account_user(f"redis-exporter-{index}")}
+        ),
+        client_role=ClientRole.MONITOR,
+        credentials=Credentials(
+            entrypoint=("/redis_exporter",),
+            env=_files(REDIS_PASSWORD_FILE="redis-passwords.json"),
+            templates=(
+                Template(
+                    "redis-passwords.json",
+                    f"{SECRETS_DIR}/redis-passwords.json",
+                    f'{{"redis://redis-{index}:6379": "{{{{redis_password}}}}"}}\n',
+                ),
+            ),
+            run_as_uid=59000,
+        ),
     )
 
 
@@ -178,6 +254,39 @@ _DATA_CLIENT_FLOWS = (
     Flow("redis-1", "redis"),
     Flow("rabbitmq", "amqp"),
 )
+
+
+APP_DIR = "/devstack/app"
+# runtime image -> (the app's source in apps/, how the image runs it): standard library only,
+# so nothing is fetched at start.
+_API_APPS = {
+    "python": ("api.py", ("python", f"{APP_DIR}/api.py")),
+    "golang": ("main.go", ("go", "run", f"{APP_DIR}/main.go")),
+    "node": ("server.js", ("node", f"{APP_DIR}/server.js")),
+    "rust": ("main.rs", ("sh", "-c", f"rustc -O -o /tmp/api {APP_DIR}/main.rs && exec /tmp/api")),
+}
+
+
+def _api_env(name: str, data: bool) -> Mapping[str, str]:
+    """Where each data service is, which user the API is there, and the file with its password."""
+    env = {"SERVICE_NAME": name, "HTTP_PORT": "8000", "HTTPS_PORT": "8443", "VAULT_ADDR": "http://vault:8200"}
+    if data:
+        for system, host, port in (
+            ("postgres", "postgres", 5432),
+            ("mysql", "mysql", 3306),
+            ("mongodb", "mongodb", 27017),
+            ("redis", "redis-1", 6379),
+            ("rabbitmq", "rabbitmq", 5672),
+        ):
+            prefix = system.upper()
+            env |= {
+                f"{prefix}_HOST": host,
+                f"{prefix}_PORT": str(port),
+                f"{prefix}_USER": account_user(name),
+                f"{prefix}_DATABASE": account_user(name),
+                f"{prefix}_PASSWORD_FILE": f"{SECRETS_DIR}/{system}_password",
+            }
+    return MappingProxyType(env)
 
 
 def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb: int, data: bool = True) -> Service:
@@ -194,7 +303,10 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
         profiles=_REF,
         depends_on=("vault", "postgres", "mysql") if data else ("vault",),
         flows=_DATA_CLIENT_FLOWS if data else (_VAULT,),
-        env=MappingProxyType({"HTTP_PORT": "8000", "HTTPS_PORT": "8443"}),
+        env=_api_env(name, data),
+        app=_API_APPS[image][0],
+        command=_API_APPS[image][1],
+        credentials=Credentials(entrypoint=_API_APPS[image][1]) if data else None,
     )
 
 
@@ -237,6 +349,12 @@ SERVICES: tuple[Service, ...] = (
         profiles=_MIN_UP,
         depends_on=("vault",),
         flows=(_VAULT,),
+        credentials=Credentials(
+            entrypoint=("docker-entrypoint.sh", "postgres"),
+            fields=(SecretField("user", "dev_admin"), SecretField("password"), SecretField("database", "dev_database")),
+            env=_files(POSTGRES_USER_FILE="user", POSTGRES_PASSWORD_FILE="password", POSTGRES_DB_FILE="database"),
+            owner="postgres:postgres",
+        ),
     ),
     Service(
         name="pgbouncer",
@@ -245,12 +363,20 @@ SERVICES: tuple[Service, ...] = (
         tier=Tier.DATA,
         host_id=11,
         ports=(Port("pgbouncer", 5432, 6432),),
-        healthcheck=Healthcheck(_shell("nc -z 127.0.0.1 5432 || exit 1"), interval="15s"),
+        healthcheck=Healthcheck(("CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"), interval="15s"),
         limits=Limits(0.5, 256),
         profiles=_MIN_UP,
-        depends_on=("postgres",),
+        depends_on=("vault", "postgres"),
         flows=(_VAULT, Flow("postgres", "postgres")),
-        env=MappingProxyType({"DB_HOST": "postgres", "AUTH_TYPE": "scram-sha-256", "POOL_MODE": "transaction"}),
+        client_role=ClientRole.AUTH,
+        # pgbouncer.ini is uploaded (no secret in it); the image's entrypoint leaves an existing one alone.
+        credentials=Credentials(
+            entrypoint=("/entrypoint.sh", "/usr/bin/pgbouncer", "/etc/pgbouncer/pgbouncer.ini"),
+            templates=(
+                Template("userlist.txt", f"{SECRETS_DIR}/userlist.txt", '"pgbouncer" "{{postgres_password}}"\n'),
+            ),
+            run_as_uid=70,
+        ),
     ),
     Service(
         name="mysql",
@@ -271,6 +397,12 @@ SERVICES: tuple[Service, ...] = (
         profiles=_STD_UP,
         depends_on=("vault",),
         flows=(_VAULT,),
+        credentials=Credentials(
+            entrypoint=("docker-entrypoint.sh", "mysqld"),
+            fields=(SecretField("root_password"),),
+            env=_files(MYSQL_ROOT_PASSWORD_FILE="root_password"),
+            owner="mysql:mysql",
+        ),
     ),
     _redis_node(1, 13, 6379, 6390),
     Service(
@@ -291,6 +423,20 @@ SERVICES: tuple[Service, ...] = (
         profiles=_STD_UP,
         depends_on=("vault",),
         flows=(_VAULT,),
+        # The image dropped *_FILE support: a main config file on the tmpfs carries the admin.
+        env=MappingProxyType({"RABBITMQ_CONFIG_FILE": f"{SECRETS_DIR}/rabbitmq.conf"}),
+        credentials=Credentials(
+            entrypoint=("docker-entrypoint.sh", "rabbitmq-server"),
+            fields=(SecretField("user", "dev_admin"), SecretField("password"), SecretField("vhost", "dev_vhost")),
+            templates=(
+                Template(
+                    "rabbitmq.conf",
+                    f"{SECRETS_DIR}/rabbitmq.conf",
+                    "default_user = {{user}}\ndefault_pass = {{password}}\ndefault_vhost = {{vhost}}\n",
+                ),
+            ),
+            owner="rabbitmq:rabbitmq",
+        ),
     ),
     Service(
         name="mongodb",
@@ -310,6 +456,12 @@ SERVICES: tuple[Service, ...] = (
         profiles=_STD_UP,
         depends_on=("vault",),
         flows=(_VAULT,),
+        credentials=Credentials(
+            entrypoint=("docker-entrypoint.sh", "mongod"),
+            fields=(SecretField("user", "dev_admin"), SecretField("password")),
+            env=_files(MONGO_INITDB_ROOT_USERNAME_FILE="user", MONGO_INITDB_ROOT_PASSWORD_FILE="password"),
+            owner="mongodb:mongodb",
+        ),
     ),
     _redis_node(2, 16, 6380, 6391),
     _redis_node(3, 17, 6381, 6392),
@@ -324,9 +476,37 @@ SERVICES: tuple[Service, ...] = (
         healthcheck=Healthcheck(("CMD", "curl", "-fsS", "http://127.0.0.1:3000/api/healthz")),
         limits=Limits(2, 2048),
         profiles=_MIN_UP,
-        depends_on=("postgres",),
+        depends_on=("vault", "postgres"),
         flows=(_VAULT, Flow("postgres", "postgres")),
-        env=MappingProxyType({"USER_UID": "1000", "USER_GID": "1000"}),
+        # INSTALL_LOCK skips the web installer: the database and admin are set up as code.
+        env=MappingProxyType(
+            {
+                "USER_UID": "1000",
+                "USER_GID": "1000",
+                "GITEA__database__DB_TYPE": "postgres",
+                "GITEA__database__HOST": "postgres:5432",
+                "GITEA__database__NAME": account_user("forgejo"),
+                "GITEA__database__USER": account_user("forgejo"),
+                "GITEA__security__INSTALL_LOCK": "true",
+                "GITEA__metrics__ENABLED": "true",
+            }
+        ),
+        credentials=Credentials(
+            entrypoint=("/usr/bin/entrypoint", "/bin/s6-svscan", "/etc/s6"),
+            fields=(
+                SecretField("admin_user", "devadmin"),
+                SecretField("admin_password"),
+                SecretField("admin_email", "devadmin@localhost"),
+                SecretField("secret_key"),
+                SecretField("internal_token"),
+            ),
+            env=_files(
+                GITEA__database__PASSWD__FILE="postgres_password",
+                GITEA__security__SECRET_KEY__FILE="secret_key",
+                GITEA__security__INTERNAL_TOKEN__FILE="internal_token",
+            ),
+            owner="git:git",
+        ),
     ),
     _api("reference-api", "python", "3.11.11-slim-bookworm", 100, index=0, memory_mb=1024),
     _api("api-first", "python", "3.11.11-slim-bookworm", 104, index=1, memory_mb=1024),
@@ -363,8 +543,15 @@ SERVICES: tuple[Service, ...] = (
         healthcheck=Healthcheck(_http_probe("http://127.0.0.1:3000/api/health")),
         limits=Limits(1, 512),
         profiles=_FULL,
-        depends_on=("prometheus", "loki"),
-        flows=(Flow("prometheus", "http"), Flow("loki", "http")),
+        depends_on=("vault", "prometheus", "loki"),
+        flows=(_VAULT, Flow("prometheus", "http"), Flow("loki", "http")),
+        env=MappingProxyType({"GF_SECURITY_ADMIN_USER": "admin"}),
+        credentials=Credentials(
+            entrypoint=("/run.sh",),
+            fields=(SecretField("admin_password"),),
+            env=_files(GF_SECURITY_ADMIN_PASSWORD__FILE="admin_password"),
+            run_as_uid=472,
+        ),
     ),
     Service(
         name="loki",
@@ -420,6 +607,9 @@ SERVICES: tuple[Service, ...] = (
             Flow("cadvisor", "http"),
             *(Flow(f"redis-exporter-{n}", "metrics") for n in (1, 2, 3)),
         ),
+        client_role=ClientRole.MONITOR,
+        # Vector's `directory` secret backend reads the wrapper's files.
+        credentials=Credentials(entrypoint=("/usr/local/bin/vector",)),
     ),
 )
 

@@ -26,6 +26,12 @@ class Features:
     tuning: bool
     strict: bool  # the end state: nothing optional left open
 
+    def as_dict(self) -> dict[str, bool | str]:
+        return {
+            f.name: (v.value if isinstance(v := getattr(self, f.name), TlsMode) else v)
+            for f in dataclasses.fields(self)
+        }
+
 
 MAX_PHASE = 4
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 from devstack.catalog import SERVICES, SERVICES_BY_NAME, Profile, Service, Tier
@@ -40,6 +42,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("appSubnet", "string", "172.20.3.0/24", "Subnet of the application tier."),
     ConfigKey("observabilitySubnet", "string", "172.20.4.0/24", "Subnet of the observability tier."),
     ConfigKey("features", "string", "", "Per-feature overrides of the phase table: name=value, comma-separated."),
+    ConfigKey("stateDir", "string", "", "Folder for Vault's 0600 recovery file (default: ~/.config/devstack)."),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}
 _TIER_SUBNET_KEYS = {tier: f"{tier.value}Subnet" for tier in Tier}
@@ -64,6 +67,21 @@ class Settings:
     static_ips: Mapping[str, str]  # every catalog service -> its address
     host_ports: Mapping[tuple[str, str], int | None]  # (service, port name) -> host port
     image_tags: Mapping[str, str]  # every catalog service -> its tag
+    state_dir: str  # absolute; holds <stack>/vault-init.json
+
+    @property
+    def vault_init_file(self) -> str:
+        return str(Path(self.state_dir) / self.stack / "vault-init.json")
+
+    @property
+    def vault_host_address(self) -> str:
+        """How `pulumi up`, on this machine, reaches Vault's published port."""
+        host = self.bind_address
+        if ipaddress.ip_address(host).is_unspecified:
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.host_ports[('vault', 'api')]}"
 
     def image(self, service: Service) -> str:
         return f"{service.image}:{self.image_tags[service.name]}"
@@ -234,6 +252,8 @@ def _host_ports(values: Mapping[str, str]) -> dict[tuple[str, str], int | None]:
             names = ", ".join(p.name for p in service.ports)
             raise ConfigError("hostPorts", f"{name} has no port '{port_name}'; allowed: {names}")
         if text.lower() == "none":
+            if (name, port_name) == ("vault", "api"):
+                raise ConfigError("hostPorts", "vault.api must stay published: `pulumi up` bootstraps Vault through it")
             ports[(name, port_name)] = None
             continue
         if not text.isdigit() or not 1 <= int(text) <= 65535:
@@ -259,6 +279,16 @@ def _image_tags(values: Mapping[str, str]) -> dict[str, str]:
     return tags
 
 
+def _state_dir(text: str) -> str:
+    if not text.strip():
+        base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        return str(Path(base) / PROJECT)
+    path = Path(text.strip()).expanduser()
+    if not path.is_absolute():
+        raise ConfigError("stateDir", f"must be an absolute path or start with ~, got '{text}'")
+    return str(path)
+
+
 def _features(phase: int, text: str) -> Features:
     return resolve_features(phase, dict(_pairs("features", text)))
 
@@ -279,4 +309,5 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
         static_ips=MappingProxyType(_static_ips(values, subnets)),
         host_ports=MappingProxyType(_host_ports(values)),
         image_tags=MappingProxyType(_image_tags(values)),
+        state_dir=_state_dir(values["stateDir"]),
     )

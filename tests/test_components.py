@@ -107,6 +107,8 @@ def test_container_runtime_settings(plan: PlanFactory) -> None:
 def test_start_order_follows_depends_on(plan: PlanFactory) -> None:
     run = plan(ALL)
     urn = {r.name: r.urn for r in run.by_type(CONTAINER)}
+    # "Vault healthy" means unsealed: dependants wait for the unseal step, not the container.
+    urn["vault"] = run.one("command:local:Command", "vault-unseal").urn
     for record in run.by_type(CONTAINER):
         for dependency in SERVICES_BY_NAME[record.name].depends_on:
             assert urn[dependency] in record.dependencies, (record.name, dependency)
@@ -128,6 +130,10 @@ def test_components_are_typed_parented_and_register_outputs(plan: PlanFactory) -
         "devstack:network:NetworkTopology",
         "devstack:volumes:DataVolumes",
         "devstack:service:ServiceContainer",
+        "devstack:vault:VaultServer",
+        "devstack:secrets:ServiceSecret",
+        "devstack:accounts:AccountSetup",
+        "devstack:redis:RedisCluster",
     }
     by_urn = {r.urn: r for r in run.resources}
     for component in components:

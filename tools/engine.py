@@ -159,12 +159,20 @@ class RecordingMonitor(MockMonitor):
         self.records: list[ResourceRecord] = []
         self._by_urn: dict[str, ResourceRecord] = {}
         self._lock = threading.Lock()
+        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
+
+    def _thread_loop(self) -> None:
+        # The SDK calls the monitor from executor threads, each with an event loop of its own;
+        # keep them so the run can close them (else they are collected half-closed at exit).
+        _ensure_event_loop()
+        with self._lock:
+            self.thread_loops.add(asyncio.get_event_loop())
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         from pulumi.runtime.proto import resource_pb2
 
         urn = self.make_urn(request.parent, request.type, request.name)
-        _ensure_event_loop()
+        self._thread_loop()
         inputs = _from_wire(_struct(request.object))
         custom = bool(request.custom)
         record = ResourceRecord(
@@ -248,6 +256,9 @@ def _run_in_context(config: Mapping[str, str], stack: str, project: str, state: 
             stack_outputs[name] = loop.run_until_complete(_resolve(value))
     finally:
         loop.close()
+        for thread_loop in monitor.thread_loops - {loop}:
+            if not thread_loop.is_running():
+                thread_loop.close()
     return PlanRun(project, stack, dict(config), _tree_order(monitor.records), stack_outputs, state)
 
 

@@ -108,7 +108,29 @@ def _random_string(ctx: MockContext) -> tuple[str, dict[str, Any]]:
     return _echo(ctx, result, result=result)
 
 
+def _command(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    # What the bootstrap script prints against a fresh Vault: one JSON line with the root token.
+    environment = ctx.inputs.get("environment") or {}
+    stdout = ""
+    if "DEVSTACK_VAULT_INIT_FILE" in environment:
+        stdout = '{"root_token":"hvs.' + ctx.hex("root-token", length=24) + '"}'
+    return _echo(ctx, ctx.hex("id", length=16), stdout=stdout, stderr="")
+
+
+def _vault_mount(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    path = str(ctx.inputs["path"])
+    return _echo(ctx, path, accessor=f"{ctx.inputs.get('type', 'kv')}_{ctx.hex('accessor', length=8)}")
+
+
+def _vault_kv_secret(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    path = f"{ctx.inputs['mount']}/data/{ctx.inputs['name']}"
+    return _echo(ctx, path, path=path, metadata={"version": "1"})
+
+
 HANDLERS: dict[str, Handler] = {
+    "command:local:Command": _command,
+    "vault:index/mount:Mount": _vault_mount,
+    "vault:kv/secretV2:SecretV2": _vault_kv_secret,
     "docker:index/network:Network": _docker_network,
     "docker:index/volume:Volume": _docker_volume,
     "docker:index/remoteImage:RemoteImage": _docker_remote_image,
@@ -120,6 +142,16 @@ HANDLERS: dict[str, Handler] = {
 
 def register_handler(type_token: str, handler: Handler) -> None:
     HANDLERS[type_token] = handler
+
+
+def _contains_secret(value: Any, secret_type: type) -> bool:
+    if isinstance(value, secret_type):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_secret(v, secret_type) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_secret(v, secret_type) for v in value)
+    return False
 
 
 class DevstackMocks(pulumi.runtime.Mocks):
@@ -146,7 +178,8 @@ class DevstackMocks(pulumi.runtime.Mocks):
         handler = HANDLERS.get(type_token)
         ctx = MockContext(urn, type_token, name, plain, generation)
         id_, state = handler(ctx) if handler else _echo(ctx, f"{name}-id")
-        secret_inputs = {k for k, v in inputs.items() if isinstance(v, Secret)}
+        # As the engine does: a property that carried a secret anywhere comes back secret whole.
+        secret_inputs = {k for k, v in inputs.items() if _contains_secret(v, Secret)}
         secret_names = SECRET_OUTPUTS.get(type_token, frozenset()) | secret_inputs
         outputs = {k: Secret(v) if k in secret_names else v for k, v in state.items()}
         self.state.resources[urn] = StoredResource(plain, id_, outputs, generation)

@@ -1,0 +1,50 @@
+// A reference API (Node's standard library only): health, metrics, and its configured backends.
+// It never prints a credential: it reports only whether each password file is readable.
+"use strict";
+const fs = require("fs");
+const http = require("http");
+
+const BACKENDS = ["POSTGRES", "MYSQL", "MONGODB", "REDIS", "RABBITMQ"];
+
+function readable(path) {
+  try {
+    fs.accessSync(path, fs.constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function backends() {
+  const found = {};
+  for (const name of BACKENDS) {
+    const host = process.env[`${name}_HOST`];
+    if (host) {
+      const secret = process.env[`${name}_PASSWORD_FILE`] || "";
+      found[name.toLowerCase()] = {
+        host,
+        port: process.env[`${name}_PORT`] || null,
+        user: process.env[`${name}_USER`] || null,
+        credentials: secret ? readable(secret) : false,
+      };
+    }
+  }
+  return found;
+}
+
+function reply(res, status, type, body) {
+  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+http
+  .createServer((req, res) => {
+    if (req.url === "/health" || req.url === "/health/") return reply(res, 200, "application/json", '{"status":"ok"}');
+    if (req.url === "/metrics") return reply(res, 200, "text/plain; version=0.0.4", "devstack_api_up 1\n");
+    if (req.url === "/") {
+      const service = process.env.SERVICE_NAME || "api";
+      return reply(res, 200, "application/json", JSON.stringify({ service, backends: backends() }));
+    }
+    return reply(res, 404, "application/json", '{"error":"not found"}');
+  })
+  .listen(Number(process.env.HTTP_PORT || 8000), process.env.HTTP_HOST || "0.0.0.0");

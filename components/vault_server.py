@@ -1,0 +1,75 @@
+"""Vault: its container, the zero-touch bootstrap, the provider that configures it, the KV mount."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_vault as vault
+
+from components.service import ServiceContainer, ServiceContainerArgs
+
+BOOTSTRAP = "sh ./scripts/vault-bootstrap.sh"
+KV_PATH = "secret"
+
+
+@dataclass(frozen=True)
+class VaultServerArgs:
+    container: ServiceContainerArgs
+    host_address: str  # how this machine reaches Vault, e.g. http://127.0.0.1:8200
+    init_file: str  # the 0600 recovery file (unseal keys, root token) on this machine
+    run_id: str  # differs on every `pulumi up`, so the unseal step runs each time
+
+
+def _root_token(stdout: str) -> str:
+    return str(json.loads(stdout)["root_token"])
+
+
+class VaultServer(pulumi.ComponentResource):
+    """Runs Vault, initialises it once, unseals it on every `pulumi up`, mounts KV v2."""
+
+    def __init__(self, name: str, args: VaultServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("devstack:vault:VaultServer", name, None, opts)
+        self.server = ServiceContainer(name, args.container, opts=pulumi.ResourceOptions(parent=self))
+        environment = {"VAULT_ADDR": args.host_address, "DEVSTACK_VAULT_INIT_FILE": args.init_file}
+        # Initialise (first run only) and unseal; stdout carries the root token, so it is a
+        # secret, and only stderr (progress, never a key or token) reaches the console.
+        self.init = command.local.Command(
+            f"{name}-init",
+            create=BOOTSTRAP,
+            environment=environment,
+            logging=command.local.Logging.STDERR,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.server.container], additional_secret_outputs=["stdout"]
+            ),
+        )
+        # A restarted Vault comes back sealed: this step unseals it on every `pulumi up`.
+        self.unseal = command.local.Command(
+            f"{name}-unseal",
+            create=BOOTSTRAP,
+            environment={**environment, "DEVSTACK_NO_INIT": "1", "DEVSTACK_RUN": args.run_id},
+            logging=command.local.Logging.STDERR,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init], additional_secret_outputs=["stdout"]),
+        )
+        self.root_token = pulumi.Output.secret(self.init.stdout.apply(_root_token))
+        self.address = args.host_address
+        self.provider = vault.Provider(
+            name,
+            address=args.host_address,
+            token=self.root_token,
+            # The root token is used as is: no child token is minted on every run.
+            skip_child_token=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.unseal]),
+        )
+        self.kv = vault.Mount(
+            f"{name}-kv",
+            path=KV_PATH,
+            type="kv",
+            options={"version": "2"},
+            description="Service credentials, one path per service",
+            # Deleting the mount would delete every credential with it.
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, protect=True, retain_on_delete=True),
+        )
+        self.register_outputs({"address": self.address, "kvPath": self.kv.path})

@@ -1,0 +1,88 @@
+"""Configuration files the program writes into containers. None of them holds a secret:
+passwords reach a service only through the entrypoint wrapper's files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devstack.catalog import SECRETS_DIR, Service, account_user
+from devstack.credentials import USERS_ACL_KEY
+from devstack.settings import Settings
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: str
+    content: str
+
+
+def vault_hcl(service: Service) -> str:
+    port = service.port("api").container
+    return f"""# Vault server, single node with file storage on the protected dev-vault-data volume.
+ui = true
+api_addr = "http://vault:{port}"
+default_lease_ttl = "168h"
+max_lease_ttl = "720h"
+
+storage "file" {{
+  path = "/vault/data"
+}}
+
+listener "tcp" {{
+  address = "0.0.0.0:{port}"
+  tls_disable = true
+  telemetry {{
+    # Prometheus scrapes /v1/sys/metrics without holding a Vault token.
+    unauthenticated_metrics_access = true
+  }}
+}}
+
+telemetry {{
+  prometheus_retention_time = "24h"
+  disable_hostname = true
+}}
+"""
+
+
+def redis_conf(settings: Settings, service: Service, cluster: bool) -> str:
+    lines = [
+        f"# {service.name}: users (password verifiers only) come from the wrapper's tmpfs file.",
+        "bind 0.0.0.0",
+        "protected-mode yes",
+        f"port {service.port('redis').container}",
+        "dir /data",
+        "appendonly yes",
+        "maxmemory 256mb",
+        "maxmemory-policy allkeys-lru",
+        f"aclfile {SECRETS_DIR}/{USERS_ACL_KEY}",
+    ]
+    if cluster:
+        lines += [
+            "cluster-enabled yes",
+            "cluster-config-file nodes.conf",
+            "cluster-node-timeout 5000",
+            "cluster-require-full-coverage no",
+            # Redirects name the static address, which every cluster client can reach.
+            f"cluster-announce-ip {settings.static_ip(service)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def pgbouncer_ini(service: Service, postgres: Service) -> str:
+    return f"""; PgBouncer looks clients' SCRAM verifiers up in Postgres through its own auth_user.
+[databases]
+* = host={postgres.name} port={postgres.port("postgres").container}
+
+[pgbouncer]
+listen_addr = 0.0.0.0
+listen_port = {service.port("pgbouncer").container}
+auth_type = scram-sha-256
+auth_file = {SECRETS_DIR}/userlist.txt
+auth_user = {account_user(service.name)}
+auth_query = SELECT username, password FROM pgbouncer.get_auth($1)
+auth_dbname = postgres
+pool_mode = transaction
+max_client_conn = 100
+default_pool_size = 10
+ignore_startup_parameters = extra_float_digits
+"""

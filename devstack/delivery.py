@@ -1,0 +1,65 @@
+"""How a container receives its credentials (phase 0: the root token, as a file).
+
+The image's entrypoint is replaced by one POSIX sh wrapper that reads the service's own
+secret from Vault, writes each value to a file on a tmpfs, renders the image's config
+templates, then execs the image's original entrypoint and command. Everything here is
+non-secret; the token file is added by the component, as a Pulumi secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from devstack.catalog import SECRETS_DIR, Service
+from devstack.configs import ConfigFile
+
+WRAPPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "entrypoint.sh"
+WRAPPER_PATH = "/devstack/entrypoint.sh"
+TOKEN_PATH = "/devstack/vault-token"
+TEMPLATE_DIR = "/devstack/templates"
+VAULT_ADDR = "http://vault:8200"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    entrypoint: tuple[str, ...]
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    files: tuple[ConfigFile, ...]
+    tmpfs: Mapping[str, str]
+    file_owner: int  # uid that must read the uploaded token file
+
+
+def delivery(service: Service) -> Delivery:
+    credentials = service.credentials
+    if credentials is None:
+        raise ValueError(f"{service.name} has no credentials to deliver")
+    env = {
+        "VAULT_ADDR": VAULT_ADDR,
+        "DEVSTACK_SECRET_PATH": service.name,
+        "DEVSTACK_TOKEN_FILE": TOKEN_PATH,
+        "DEVSTACK_SECRETS_DIR": SECRETS_DIR,
+        "DEVSTACK_TEMPLATE_DIR": TEMPLATE_DIR,
+        **credentials.env,
+    }
+    if credentials.owner:
+        env["DEVSTACK_SECRETS_OWNER"] = credentials.owner
+    if credentials.templates:
+        env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}" for t in credentials.templates)
+    files = (
+        ConfigFile(WRAPPER_PATH, WRAPPER_SOURCE.read_text()),
+        *(ConfigFile(f"{TEMPLATE_DIR}/{t.name}", t.content) for t in credentials.templates),
+    )
+    # 0711: the image's own user (after it drops root) may open its files but not list them.
+    tmpfs = {SECRETS_DIR: f"rw,noexec,nosuid,size=1m,mode=0711,uid={credentials.run_as_uid}"}
+    return Delivery(
+        entrypoint=("/bin/sh", WRAPPER_PATH),
+        command=credentials.entrypoint,
+        env=MappingProxyType(env),
+        files=files,
+        tmpfs=MappingProxyType(tmpfs),
+        file_owner=credentials.run_as_uid,
+    )

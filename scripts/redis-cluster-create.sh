@@ -1,0 +1,73 @@
+#!/bin/sh
+# Forms the Redis cluster once: every node a master, all 16384 slots covered.
+# Usage: redis-cluster-create.sh HOST:PORT HOST:PORT ...   (REDISCLI_AUTH holds the node password)
+# Idempotent: a formed cluster is left alone; a half-formed one stops with a message, never a reset.
+set -eu
+
+log() { echo "redis-cluster: $*" >&2; }
+
+[ "$#" -ge 2 ] || { log "need at least two nodes, got $#"; exit 2; }
+: "${REDISCLI_AUTH:?REDISCLI_AUTH must hold the node password}"
+wait_seconds=${DEVSTACK_WAIT_SECONDS:-120}
+
+cli() {
+    address=$1
+    shift
+    redis-cli --no-auth-warning -h "${address%:*}" -p "${address##*:}" "$@"
+}
+
+field() { # field NAME: a value from `cluster info` on stdin
+    sed -n "s/^$1:\([^[:space:]]*\).*/\1/p"
+}
+
+for node in "$@"; do
+    waited=0
+    while :; do
+        reply=$(cli "$node" ping 2>&1) || true
+        [ "$reply" = PONG ] && break
+        case "$reply" in
+            *WRONGPASS* | *NOAUTH* | *NOPERM*)
+                log "$node refused the password (${reply%% *})"
+                exit 4
+                ;;
+        esac
+        waited=$((waited + 1))
+        if [ "$waited" -ge "$wait_seconds" ]; then
+            log "$node did not answer PING within ${wait_seconds}s"
+            exit 1
+        fi
+        sleep 1
+    done
+done
+
+first=$1
+state=$(cli "$first" cluster info | field cluster_state)
+known=$(cli "$first" cluster info | field cluster_known_nodes)
+assigned=$(cli "$first" cluster info | field cluster_slots_assigned)
+if [ "$state" = ok ] && [ "$known" -ge "$#" ] && [ "$assigned" = 16384 ]; then
+    log "already formed: $known nodes, all slots assigned"
+    exit 0
+fi
+
+for node in "$@"; do
+    slots=$(cli "$node" cluster info | field cluster_slots_assigned)
+    if [ "${slots:-0}" != 0 ]; then
+        log "$node already holds slots but the cluster is not whole (state ${state:-unknown});"
+        log "inspect with: redis-cli --cluster check $node (nothing was changed)"
+        exit 3
+    fi
+done
+
+log "creating a cluster of $# masters"
+redis-cli --no-auth-warning --cluster create "$@" --cluster-replicas 0 --cluster-yes >&2
+
+waited=0
+until [ "$(cli "$first" cluster info | field cluster_state)" = ok ]; do
+    waited=$((waited + 1))
+    if [ "$waited" -ge "$wait_seconds" ]; then
+        log "the cluster did not reach state ok within ${wait_seconds}s"
+        exit 1
+    fi
+    sleep 1
+done
+log "formed: $# masters, 16384 slots"

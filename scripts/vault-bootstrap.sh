@@ -1,0 +1,251 @@
+#!/bin/sh
+# Initialise and unseal the dev Vault from the host, then print its root token for Pulumi.
+#
+# Run by pulumi-command on the user's machine (macOS or Linux); POSIX sh (busybox sh, dash, bash).
+# HTTP with curl, else wget (GNU or busybox), never through a proxy; JSON read with sed only.
+#
+# Environment:
+#   VAULT_ADDR                 Vault's address from the host, e.g. http://127.0.0.1:8200 (required)
+#   DEVSTACK_VAULT_INIT_FILE   the recovery file: Vault's whole init answer, unseal keys and root
+#                              token (required), e.g. ~/.config/devstack/dev/vault-init.json
+#                              (a leading ~/ is read as $HOME/)
+#   DEVSTACK_WAIT_SECONDS      how long to wait for Vault to answer (default 120)
+#   DEVSTACK_KEY_SHARES        key shares at init (default 5)
+#   DEVSTACK_KEY_THRESHOLD     shares needed to unseal (default 3)
+#   DEVSTACK_NO_INIT           1: never initialise (the unseal-only step); an uninitialised Vault
+#                              is then an error (exit 5)
+#
+# Steps: wait until sys/seal-status answers; initialise if needed (the answer goes straight into
+# the recovery file, mode 0600, its directory created 0700); unseal with the file's keys if
+# sealed; wait until Vault is active; print {"root_token":"..."} as the only line on stdout.
+# An unsealed Vault is left alone; no key or token is ever written to stderr or put in argv
+# (request bodies go through 0600 temporary files).
+#
+# Exit status: 0 done; 1 bad settings, no HTTP client or an unexpected answer from Vault;
+# 2 Vault did not answer (or become active) in time; 3 Vault is initialised but the recovery
+# file is missing or unreadable; 4 the file's keys do not unseal Vault; 5 Vault is not
+# initialised and DEVSTACK_NO_INIT=1.
+
+umask 077
+prog=vault-bootstrap
+
+log() {
+    printf '%s: %s\n' "$prog" "$*" >&2
+}
+
+die() {
+    status=$1
+    shift
+    printf '%s: error: %s\n' "$prog" "$*" >&2
+    exit "$status"
+}
+
+is_count() {
+    case $1 in
+        '' | *[!0-9]*) return 1 ;;
+    esac
+    return 0
+}
+
+[ -n "${VAULT_ADDR:-}" ] || die 1 "VAULT_ADDR is not set (e.g. http://127.0.0.1:8200)"
+[ -n "${DEVSTACK_VAULT_INIT_FILE:-}" ] || die 1 "DEVSTACK_VAULT_INIT_FILE is not set (the path of the recovery file)"
+init_file=$DEVSTACK_VAULT_INIT_FILE
+# shellcheck disable=SC2088 # a literal ~/ from the caller
+case $init_file in
+    "~/"*) init_file=$HOME/${init_file#"~/"} ;;
+esac
+wait_seconds=${DEVSTACK_WAIT_SECONDS:-120}
+key_shares=${DEVSTACK_KEY_SHARES:-5}
+key_threshold=${DEVSTACK_KEY_THRESHOLD:-3}
+is_count "$wait_seconds" || die 1 "DEVSTACK_WAIT_SECONDS must be a whole number of seconds, got '$wait_seconds'"
+is_count "$key_shares" || die 1 "DEVSTACK_KEY_SHARES must be a whole number, got '$key_shares'"
+is_count "$key_threshold" || die 1 "DEVSTACK_KEY_THRESHOLD must be a whole number, got '$key_threshold'"
+base_url=${VAULT_ADDR%/}/v1
+
+if command -v curl >/dev/null 2>&1; then
+    client=curl
+elif command -v wget >/dev/null 2>&1; then
+    client=wget
+else
+    die 1 "neither curl nor wget is installed"
+fi
+# busybox wget -T crashes in some builds: bound wget with timeout(1) where there is one
+with_timeout=
+if [ "$client" = wget ] && command -v timeout >/dev/null 2>&1; then
+    with_timeout="timeout 30"
+fi
+# wget, never through a proxy, with the answer's headers on stderr (for the status)
+wget_quietly() {
+    http_proxy='' https_proxy='' HTTP_PROXY='' HTTPS_PROXY='' $with_timeout wget -q -S "$@"
+}
+
+tmp_dir=$(mktemp -d "${TMPDIR:-/tmp}/devstack-vault.XXXXXX") || die 1 "cannot create a temporary directory"
+init_tmp=
+cleanup() {
+    rm -rf "$tmp_dir"
+    [ -z "$init_tmp" ] || rm -f "$init_tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+answer=$tmp_dir/answer.json
+errors=$tmp_dir/errors.txt
+body=$tmp_dir/body.json
+
+# request METHOD PATH BODYFILE OUTFILE: the answer goes to OUTFILE; http_status is set
+# ("000": no answer); returns 0 for a 2xx status. Bodies are only ever passed as files.
+request() {
+    rm -f "$4" "$errors"
+    http_status=000
+    if [ "$client" = curl ]; then
+        if [ -n "$3" ]; then
+            http_status=$(curl -q -sS --noproxy "*" --connect-timeout 5 --max-time 30 -o "$4" -w '%{http_code}' \
+                -X "$1" -H 'Content-Type: application/json' --data-binary "@$3" "$base_url/$2" 2>"$errors")
+        else
+            http_status=$(curl -q -sS --noproxy "*" --connect-timeout 5 --max-time 30 -o "$4" -w '%{http_code}' \
+                "$base_url/$2" 2>"$errors")
+        fi
+    else
+        # wget sends a body with POST, which Vault treats as PUT
+        if [ -n "$3" ]; then
+            wget_quietly -O "$4" --header 'Content-Type: application/json' --post-file "$3" \
+                "$base_url/$2" 2>"$errors"
+        else
+            wget_quietly -O "$4" "$base_url/$2" 2>"$errors"
+        fi
+        http_status=$(sed -n 's/.*HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$errors" | tail -n 1)
+    fi
+    case $http_status in
+        2[0-9][0-9]) return 0 ;;
+        [0-9][0-9][0-9]) return 1 ;;
+    esac
+    http_status=000
+    return 1
+}
+
+# json_field NAME FILE: the scalar value of top-level field NAME (quotes removed)
+json_field() {
+    tr -d '\n\r' <"$2" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\{0,1\}\([^\",}]*\).*/\1/p"
+}
+
+# json_strings NAME FILE: the strings of array field NAME, one a line
+json_strings() {
+    tr -d '\n\r' <"$2" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\[\([^]]*\)\].*/\1/p" |
+        tr ',' '\n' | sed -n 's/^[[:space:]]*"\([^"]*\)"[[:space:]]*$/\1/p'
+}
+
+# describe_failure [ANSWERFILE]: "no answer" or "HTTP <status>[: <Vault's first error>]"
+# (only for answers that cannot hold a secret: Vault's errors never quote a key or token)
+describe_failure() {
+    if [ "$http_status" = 000 ]; then
+        printf 'no answer'
+        return
+    fi
+    printf 'HTTP %s' "$http_status"
+    if [ -n "${1:-}" ] && [ -s "$1" ]; then
+        tr -d '\n\r' <"$1" | sed -n 's/.*"errors"[[:space:]]*:[[:space:]]*\["\([^"]*\)".*/: \1/p'
+    fi
+}
+
+# -- 1. wait for Vault ------------------------------------------------------------------------
+
+started=$(date +%s)
+log "waiting for Vault at $VAULT_ADDR (up to ${wait_seconds}s)"
+until request GET sys/seal-status "" "$answer"; do
+    now=$(date +%s)
+    if [ $((now - started)) -ge "$wait_seconds" ]; then
+        die 2 "Vault at $VAULT_ADDR did not answer within ${wait_seconds}s ($(describe_failure)); is its container running (docker ps -a --filter name=dev-vault)?"
+    fi
+    sleep 1
+done
+initialized=$(json_field initialized "$answer")
+sealed=$(json_field sealed "$answer")
+progress=$(json_field progress "$answer")
+case "$initialized:$sealed" in
+    true:true | true:false | false:true) ;;
+    *) die 1 "unexpected answer from $VAULT_ADDR/v1/sys/seal-status (is it Vault?)" ;;
+esac
+
+# -- 2. initialise ----------------------------------------------------------------------------
+
+if [ "$initialized" = false ] && [ "${DEVSTACK_NO_INIT:-}" = 1 ]; then
+    die 5 "Vault at $VAULT_ADDR is not initialised (was its data volume removed?) and this step may not initialise it; run the initialising step again (pulumi up --replace on its vault init command)"
+fi
+if [ "$initialized" = false ]; then
+    init_dir=$(dirname "$init_file")
+    mkdir -p "$init_dir" || die 1 "cannot create $init_dir"
+    init_tmp=$(mktemp "$init_dir/.vault-init.XXXXXX") || die 1 "cannot create a file in $init_dir"
+    printf '{"secret_shares":%s,"secret_threshold":%s}' "$key_shares" "$key_threshold" >"$body"
+    log "initialising Vault ($key_shares key shares, threshold $key_threshold)"
+    if ! request PUT sys/init "$body" "$init_tmp"; then
+        die 1 "initialising Vault failed ($(describe_failure "$init_tmp"))"
+    fi
+    if [ -s "$init_file" ]; then
+        # never destroy a recovery file: it may belong to a Vault whose volume still exists
+        backup=$init_file.replaced-$(date +%Y%m%d%H%M%S)
+        mv -f "$init_file" "$backup" || die 1 "cannot move the old $init_file aside"
+        log "kept the previous recovery file as $backup"
+    fi
+    mv -f "$init_tmp" "$init_file" || die 1 "cannot write $init_file"
+    init_tmp=
+    log "Vault initialised; its unseal keys and root token are in $init_file (mode 0600): back it up"
+    sealed=true
+    progress=0
+fi
+
+# -- 3. read the recovery file ----------------------------------------------------------------
+
+if [ ! -s "$init_file" ]; then
+    die 3 "Vault at $VAULT_ADDR is initialised but its recovery file $init_file is missing; restore that file from your backup and run again (without its keys Vault cannot be unsealed: the only other way out is to remove the dev-vault-data volume, losing every secret in it)"
+fi
+[ -r "$init_file" ] || die 3 "cannot read the recovery file $init_file"
+root_token=$(json_field root_token "$init_file")
+case $root_token in
+    '' | *[!A-Za-z0-9._-]*) die 3 "the recovery file $init_file has no usable root_token; restore it from your backup" ;;
+esac
+
+# -- 4. unseal --------------------------------------------------------------------------------
+
+if [ "$sealed" = true ]; then
+    keys=$(json_strings keys_base64 "$init_file")
+    [ -n "$keys" ] || keys=$(json_strings keys "$init_file")
+    [ -n "$keys" ] || die 4 "the recovery file $init_file has no unseal keys; restore it from your backup"
+    if [ "${progress:-0}" != 0 ]; then
+        printf '{"reset":true}' >"$body"
+        request PUT sys/unseal "$body" "$answer" || die 4 "resetting an earlier unseal attempt failed ($(describe_failure))"
+    fi
+    log "unsealing Vault"
+    used=0
+    for key in $keys; do
+        case $key in
+            *[!A-Za-z0-9+/=]*) die 4 "the recovery file $init_file holds a malformed unseal key" ;;
+        esac
+        printf '{"key":"%s"}' "$key" >"$body"
+        used=$((used + 1))
+        if ! request PUT sys/unseal "$body" "$answer"; then
+            die 4 "Vault at $VAULT_ADDR refused unseal key $used from $init_file ($(describe_failure)); is the file from another Vault?"
+        fi
+        sealed=$(json_field sealed "$answer")
+        [ "$sealed" = false ] && break
+    done
+    rm -f "$body"
+    key=
+    keys=
+    [ "$sealed" = false ] || die 4 "the $used unseal keys in $init_file do not unseal Vault at $VAULT_ADDR; is the file from another Vault?"
+    log "Vault unsealed with $used of the keys"
+fi
+
+# -- 5. wait until active, then hand the root token to Pulumi ---------------------------------
+
+active_wait=$((started + wait_seconds - $(date +%s)))
+[ "$active_wait" -ge 10 ] || active_wait=10
+active_since=$(date +%s)
+until request GET sys/health "" "$answer"; do
+    if [ $(($(date +%s) - active_since)) -ge "$active_wait" ]; then
+        die 2 "Vault at $VAULT_ADDR is unsealed but not active after ${active_wait}s ($(describe_failure))"
+    fi
+    sleep 1
+done
+
+printf '{"root_token":"%s"}\n' "$root_token"

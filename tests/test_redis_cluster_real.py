@@ -1,0 +1,148 @@
+"""The cluster-forming script, run for real under busybox sh against three redis-server nodes
+on 127.0.0.1, configured as the program configures them (ACL file, cluster mode)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "redis-cluster-create.sh"
+PASSWORD = "cluster-admin-password-for-tests"
+
+pytestmark = pytest.mark.real
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+BUSYBOX = shutil.which("busybox")
+
+
+def _free_port() -> int:
+    # Cluster bus = port + 10000, so keep ports below 55535.
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < 55000:
+            return port
+
+
+def _cli(port: int, *args: str) -> str:
+    env = {**os.environ, "REDISCLI_AUTH": PASSWORD}
+    result = subprocess.run(
+        [REDIS_CLI or "redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=10,
+        check=True,
+    )
+    return result.stdout
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[list[int]]:
+    if not (REDIS_SERVER and REDIS_CLI and BUSYBOX):
+        pytest.skip("redis-server, redis-cli and busybox are installed by .ci/run")
+    ports, processes = [], []
+    verifier = hashlib.sha256(PASSWORD.encode()).hexdigest()
+    try:
+        for index in range(3):
+            port = _free_port()
+            home = tmp_path / f"node{index}"
+            home.mkdir()
+            (home / "users.acl").write_text(f"user default on #{verifier} ~* &* +@all\n")
+            (home / "redis.conf").write_text(
+                "\n".join(
+                    [
+                        "bind 127.0.0.1",
+                        f"port {port}",
+                        f"dir {home}",
+                        "appendonly no",
+                        f"aclfile {home / 'users.acl'}",
+                        "cluster-enabled yes",
+                        "cluster-config-file nodes.conf",
+                        "cluster-node-timeout 5000",
+                        "cluster-announce-ip 127.0.0.1",
+                        "save ''",
+                    ]
+                )
+                + "\n"
+            )
+            processes.append(subprocess.Popen([REDIS_SERVER, str(home / "redis.conf")], stdout=subprocess.DEVNULL))
+            ports.append(port)
+        for port in ports:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    if _cli(port, "ping").strip() == "PONG":
+                        break
+                except subprocess.CalledProcessError:
+                    pass
+                time.sleep(0.05)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+def _run_script(ports: list[int], password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+    # The program pipes the script into `sh -s` inside dev-redis-1; here busybox sh plays that shell.
+    env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": password, "DEVSTACK_WAIT_SECONDS": "20"}
+    return subprocess.run(
+        [BUSYBOX or "busybox", "sh", "-s", "--", *(f"127.0.0.1:{p}" for p in ports)],
+        input=SCRIPT.read_text(),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def _info(port: int) -> dict[str, str]:
+    lines = _cli(port, "cluster", "info").splitlines()
+    return dict(line.strip().split(":", 1) for line in lines if ":" in line)
+
+
+def test_forms_three_masters_with_all_slots_then_leaves_it_alone(nodes: list[int]) -> None:
+    first = _run_script(nodes)
+    assert first.returncode == 0, first.stderr
+    deadline = time.monotonic() + 20
+    while _info(nodes[0]).get("cluster_known_nodes") != "3" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    info = _info(nodes[0])
+    assert info["cluster_state"] == "ok"
+    assert info["cluster_slots_assigned"] == "16384"
+    masters = [line for line in _cli(nodes[0], "cluster", "nodes").splitlines() if "master" in line]
+    assert len(masters) == 3
+    assert PASSWORD not in first.stdout + first.stderr
+
+    second = _run_script(nodes)
+    assert second.returncode == 0, second.stderr
+    assert "already formed" in second.stderr
+    assert "creating" not in second.stderr
+
+
+def test_a_wrong_password_fails_without_touching_the_nodes(nodes: list[int]) -> None:
+    result = _run_script(nodes, password="wrong")
+    assert result.returncode != 0
+    assert _info(nodes[0])["cluster_slots_assigned"] == "0"
+
+
+def test_a_half_formed_cluster_is_reported_not_reset(nodes: list[int]) -> None:
+    _cli(nodes[0], "cluster", "addslotsrange", "0", "100")
+    result = _run_script(nodes)
+    assert result.returncode == 3
+    assert "already holds slots" in result.stderr
+    assert _info(nodes[1])["cluster_slots_assigned"] == "0"

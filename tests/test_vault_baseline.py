@@ -1,0 +1,210 @@
+"""Phase 0 with Vault: bootstrap, provider, KV, one secret per service, client accounts,
+the credential hand-off into containers, and the Redis cluster step (under mocks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.credentials import client_accounts, needs_secret
+from devstack.delivery import TOKEN_PATH, WRAPPER_PATH
+from tests.conftest import CONTAINER, PlanFactory, containers
+from tools.engine import PlanRun, Secret, masked
+from tools.plan import plan_json
+from tools.provider_rules import SECRET_OUTPUTS
+
+COMMAND = "command:local:Command"
+SECRET_V2 = "vault:kv/secretV2:SecretV2"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+PROFILES = ["minimal", "standard", "full", "reference", "full,reference"]
+CREDENTIALED = {s.name for s in SERVICES if needs_secret(s, client_accounts(SERVICES))}
+
+
+def _atoms(value: Any) -> list[str]:
+    """The single values inside a secret: itself, or the fields of a JSON document."""
+    if isinstance(value, str):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            return [value] if "\n" not in value.strip() else []
+        return _atoms(document) if isinstance(document, dict | list) else [value]
+    if isinstance(value, dict):
+        return [a for v in value.values() for a in _atoms(v)]
+    if isinstance(value, list):
+        return [a for v in value for a in _atoms(v)]
+    return []
+
+
+def _secrets_in(value: Any) -> list[str]:
+    if isinstance(value, Secret):
+        return _atoms(value.value)
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _secrets_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _secrets_in(v)]
+    return []
+
+
+NOT_SECRET = {"dev_admin", "dev_database", "dev_vhost", "devadmin", "devadmin@localhost"}
+
+
+def all_secret_values(run: PlanRun) -> set[str]:
+    """Passwords, tokens and keys the run holds as secrets (user names aside)."""
+    values: set[str] = set()
+    for record in run.resources:
+        values.update(_secrets_in(record.inputs))
+        # Outputs the provider itself makes secret (inherited ones repeat an input's value).
+        born_secret = SECRET_OUTPUTS.get(record.type, frozenset()) | set(record.options["additional_secret_outputs"])
+        values.update(_secrets_in({k: v for k, v in record.outputs.items() if k in born_secret}))
+    users = {a.user for a in client_accounts(SERVICES)}
+    return {v for v in values if len(v) >= 16 and v not in NOT_SECRET | users and not v.startswith("user ")}
+
+
+@pytest.mark.parametrize("profiles", PROFILES)
+def test_phase0_plan_has_the_vault_baseline(plan: PlanFactory, profiles: str) -> None:
+    run = plan(f"profiles={profiles}")
+    types = {r.type for r in run.resources}
+    assert "devstack:vault:VaultServer" in types
+    assert {r.name for r in run.by_type(COMMAND)} >= {"vault-init", "vault-unseal"}
+    (provider,) = run.by_type("pulumi:providers:vault")
+    (kv,) = run.by_type("vault:index/mount:Mount")
+    assert kv.inputs["path"] == "secret"
+    assert kv.inputs["type"] == "kv"
+    assert kv.inputs["options"] == {"version": "2"}
+    assert kv.options["protect"] is True
+    assert kv.provider.startswith(provider.urn)
+    # Credentials exist for every catalog service, whatever the profile.
+    assert {r.inputs["name"] for r in run.by_type(SECRET_V2)} == CREDENTIALED
+    for secret in run.by_type(SECRET_V2):
+        assert isinstance(secret.inputs["dataJson"], Secret)
+        assert secret.provider.startswith(provider.urn)
+    for password in run.by_type(PASSWORD):
+        assert isinstance(password.outputs["result"], Secret)
+        assert password.inputs["length"] >= 32
+
+
+def test_provider_waits_for_the_bootstrap_and_holds_the_token_as_a_secret(plan: PlanFactory) -> None:
+    run = plan("profiles=minimal")
+    (provider,) = run.by_type("pulumi:providers:vault")
+    init = run.one(COMMAND, "vault-init")
+    unseal = run.one(COMMAND, "vault-unseal")
+    assert unseal.urn in provider.dependencies
+    assert init.urn in provider.dependencies
+    assert init.urn in unseal.dependencies
+    assert isinstance(provider.inputs["token"], Secret)
+    assert provider.inputs["address"] == "http://127.0.0.1:8200"
+    vault = run.one(CONTAINER, "vault")
+    assert vault.urn in init.dependencies
+    assert "stdout" in init.options["additional_secret_outputs"]
+    assert init.inputs["logging"] == "stderr"
+    assert init.inputs["environment"]["DEVSTACK_VAULT_INIT_FILE"].endswith("/dev/vault-init.json")
+    assert unseal.inputs["environment"]["DEVSTACK_NO_INIT"] == "1"
+
+
+def test_vault_container_config_as_code(plan: PlanFactory) -> None:
+    vault = containers(plan("profiles=minimal"))["dev-vault"]
+    assert vault["command"] == ["server"]
+    (config,) = vault["uploads"]
+    assert config["file"] == "/vault/config/vault.hcl"
+    assert 'storage "file"' in config["content"]
+    assert vault["capabilities"] == {"adds": ["IPC_LOCK"]}
+    assert all("/vault-keys" not in v.get("containerPath", "") for v in vault["volumes"])
+
+
+@pytest.mark.parametrize("profiles", ["minimal", "full,reference"])
+def test_no_secret_in_clear_anywhere_in_the_plan(plan: PlanFactory, profiles: str) -> None:
+    run = plan(f"profiles={profiles}")
+    secrets = all_secret_values(run)
+    assert len(secrets) > 20
+    text = json.dumps(plan_json(run))
+    leaked = [s for s in secrets if s in text]
+    assert not leaked, leaked[:3]
+
+
+def test_containers_get_credentials_as_files_only(plan: PlanFactory) -> None:
+    run = plan("profiles=full,reference")
+    secrets = all_secret_values(run)
+    for record in run.by_type(CONTAINER):
+        inputs = record.inputs
+        env = inputs.get("envs", [])
+        argv = [*inputs.get("entrypoints", []), *inputs.get("command", [])]
+        assert not any(e.startswith(("VAULT_TOKEN=", "DEVSTACK_TOKEN=")) for e in env), record.name
+        for value in secrets:
+            assert not any(value in e for e in env), record.name
+            assert not any(value in a for a in argv), record.name
+        if record.name in CREDENTIALED:
+            assert inputs["entrypoints"] == ["/bin/sh", WRAPPER_PATH]
+            credentials = SERVICES_BY_NAME[record.name].credentials
+            assert credentials is not None
+            assert inputs["command"] == list(credentials.entrypoint)
+            uploads = {u["file"]: u for u in inputs["uploads"]}
+            token = uploads[TOKEN_PATH]
+            assert isinstance(token["content"], Secret)
+            assert token["permissions"] == "0400"
+            assert f"DEVSTACK_SECRET_PATH={record.name}" in env
+            assert "/run/devstack" in inputs["tmpfs"]
+
+
+def test_each_client_has_its_own_account_not_the_admin_password(plan: PlanFactory) -> None:
+    run = plan("profiles=full,reference")
+    setups = {r.name: r for r in run.by_type(COMMAND) if r.name.endswith("-accounts")}
+    assert set(setups) == {"postgres-accounts", "mysql-accounts", "mongodb-accounts", "rabbitmq-accounts"}
+    for setup in setups.values():
+        assert isinstance(setup.inputs["stdin"], Secret)
+        assert setup.inputs["create"].startswith("docker exec -i ")
+    postgres_script = setups["postgres-accounts"].inputs["stdin"].value
+    for role in ("forgejo", "pgbouncer", "reference_api", "vector"):
+        assert f'"{role}"' in postgres_script or f" {role} " in postgres_script, role
+    # The admin password of postgres is in postgres's secret only, not in any client's.
+    secrets = {r.inputs["name"]: json.loads(r.inputs["dataJson"].value) for r in run.by_type(SECRET_V2)}
+    admin = secrets["postgres"]["password"]
+    for name, data in secrets.items():
+        if name != "postgres":
+            assert admin not in data.values(), name
+    assert secrets["forgejo"]["postgres_user"] == "forgejo"
+    assert secrets["forgejo"]["postgres_password"] not in {admin, secrets["api-first"].get("postgres_password")}
+    # Forgejo starts only after its account exists.
+    forgejo = run.one(CONTAINER, "forgejo")
+    assert setups["postgres-accounts"].urn in forgejo.dependencies
+
+
+def test_redis_nodes_hold_only_verifiers_of_client_passwords(plan: PlanFactory) -> None:
+    run = plan("profiles=full,reference")
+    secrets = {r.inputs["name"]: json.loads(r.inputs["dataJson"].value) for r in run.by_type(SECRET_V2)}
+    node = secrets["redis-1"]
+    assert node["password"] == secrets["redis-2"]["password"] == secrets["redis-3"]["password"]
+    acl = node["users_acl"]
+    assert acl.startswith("user default on #")
+    exporter_password = secrets["redis-exporter-1"]["redis_password"]
+    api_password = secrets["reference-api"]["redis_password"]
+    assert exporter_password not in acl
+    assert api_password not in acl
+    assert "user redis_exporter_1 " in acl
+    assert "user reference_api " in acl
+    assert "user redis_exporter_2 " not in acl  # each exporter only on its own node
+
+
+@pytest.mark.parametrize(("profiles", "cluster"), [("minimal", False), ("standard", True), ("full", True)])
+def test_redis_cluster_step_only_with_three_nodes(plan: PlanFactory, profiles: str, cluster: bool) -> None:
+    run = plan(f"profiles={profiles}")
+    steps = [r for r in run.by_type(COMMAND) if r.name == "redis-cluster-create"]
+    conf = next(u for u in containers(run)["dev-redis-1"]["uploads"] if u["file"] == "/devstack/redis.conf")
+    assert ("cluster-enabled yes" in conf["content"]) is cluster
+    if not cluster:
+        assert steps == []
+        return
+    (step,) = steps
+    nodes = [run.one(CONTAINER, f"redis-{n}") for n in (1, 2, 3)]
+    for node in nodes:
+        assert node.urn in step.dependencies
+    assert step.inputs["create"].endswith("172.20.2.13:6379 172.20.2.16:6379 172.20.2.17:6379")
+    assert isinstance(step.inputs["environment"]["REDISCLI_AUTH"], Secret)
+
+
+def test_root_token_is_exported_only_as_a_secret(plan: PlanFactory) -> None:
+    run = plan("profiles=minimal")
+    assert isinstance(run.outputs["vaultRootToken"], Secret)
+    assert masked(run.outputs)["vaultRootToken"] == "[secret]"
