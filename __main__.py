@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.platform import Platform
+from components.platform import MANAGEMENT, Platform
 from devstack.errors import ConfigError
 from devstack.runtime_config import stack_config
 from devstack.settings import load_settings
@@ -23,3 +23,6 @@ pulumi.export("networks", platform.topology.names)
 pulumi.export("vaultAddress", platform.vault.address)
 pulumi.export("vaultRecoveryFile", settings.vault_init_file)
 pulumi.export("vaultRootToken", platform.vault.root_token)
+if MANAGEMENT in platform.identities:
+    pulumi.export("managementRoleId", platform.identities[MANAGEMENT].role_id)
+    pulumi.export("managementSecretId", platform.identities[MANAGEMENT].secret_id)

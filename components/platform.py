@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pulumi
 import pulumi_command as command
+import pulumi_vault as vault
 
 from components.accounts import AccountSetup, AccountSetupArgs, redis_users_file
+from components.identity import ServiceIdentity, ServiceIdentityArgs
 from components.network import NetworkTopology, NetworkTopologyArgs
 from components.redis_cluster import RedisCluster, RedisClusterArgs
 from components.secrets import ServiceSecret, ServiceSecretArgs, generate_password
@@ -27,7 +29,7 @@ from devstack.credentials import (
     needs_secret,
     secret_keys,
 )
-from devstack.delivery import TOKEN_PATH, delivery
+from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
 from devstack.settings import Settings
 from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
 
@@ -35,6 +37,7 @@ VAULT = SERVICES_BY_NAME["vault"]
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
 FORGEJO_ADMIN = ROOT / "scripts" / "forgejo-admin.sh"
+MANAGEMENT = "management"  # the read-only identity for backup tooling on this machine
 
 
 def _start_order(selected: tuple[Service, ...], accounts: tuple[ClientAccount, ...]) -> list[Service]:
@@ -93,6 +96,7 @@ class Platform(pulumi.ComponentResource):
         # service that leaves a profile and comes back finds the passwords its volume holds.
         self.accounts = client_accounts(SERVICES)
         self.secrets = self._service_secrets()
+        self.identities = self._identities() if settings.features.approle else {}
 
         selected = selected_services(settings)
         self.services = {}
@@ -181,6 +185,36 @@ class Platform(pulumi.ComponentResource):
             )
         return secrets
 
+    def _identities(self) -> dict[str, ServiceIdentity]:
+        """Phase 1: one AppRole per container identity, bound to its static address, plus
+        `management` for host tooling (no container, so no address to bind)."""
+        settings = self.settings
+        backend = vault.AuthBackend(
+            "approle",
+            type="approle",
+            path="approle",
+            description="One role per container identity",
+            opts=pulumi.ResourceOptions(parent=self, provider=self.vault.provider),
+        )
+        days = int(datetime.now(UTC).timestamp() // 86400)
+        rotation = f"{settings.secret_id_rotation_days}d-{days // settings.secret_id_rotation_days}"
+        identities = {}
+        for name in [*self.secrets, MANAGEMENT]:
+            service = SERVICES_BY_NAME.get(name)
+            cidrs = (f"{settings.static_ip(service)}/32",) if service else ()
+            identities[name] = ServiceIdentity(
+                name,
+                ServiceIdentityArgs(
+                    identity=name,
+                    bound_cidrs=cidrs,
+                    backend=backend.path,
+                    provider=self.vault.provider,
+                    rotation=rotation,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return identities
+
     def _service(self, service: Service, selected: tuple[Service, ...]) -> ServiceContainer:
         depends: list[pulumi.Resource] = []
         for dependency in start_dependencies(selected, service):
@@ -191,11 +225,19 @@ class Platform(pulumi.ComponentResource):
         uploads: list[Upload] = []
         if service.name in self.secrets:
             secret = self.secrets[service.name]
-            plan = delivery(service)
+            identity = self.identities.get(service.name)
+            plan = delivery(service, approle=identity is not None)
             extra |= {"entrypoint": plan.entrypoint, "command": plan.command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
-            # Phase 0 posture on purpose: the root token, as a file only the service's user reads.
-            uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=plan.file_owner))
+            owner = plan.file_owner
+            if identity is not None:
+                # Its own AppRole, as files only the service's user reads; no token anywhere.
+                uploads.append(Upload(ROLE_ID_PATH, identity.role_id, permissions="0400", owner=owner))
+                uploads.append(Upload(SECRET_ID_PATH, identity.secret_id, permissions="0400", owner=owner))
+                depends.append(identity)
+            else:
+                # Phase 0 posture on purpose: the root token, as a file only the service's user reads.
+                uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=owner))
             depends.append(secret.secret)
         uploads += [Upload(path, content) for path, content in self._config_files(service, selected)]
         if service.app:

@@ -18,7 +18,9 @@ from devstack.configs import ConfigFile
 
 WRAPPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "entrypoint.sh"
 WRAPPER_PATH = "/devstack/entrypoint.sh"
-TOKEN_PATH = "/devstack/vault-token"
+TOKEN_PATH = "/devstack/vault-token"  # phase 0 only: the root token
+ROLE_ID_PATH = "/devstack/approle/role-id"
+SECRET_ID_PATH = "/devstack/approle/secret-id"
 TEMPLATE_DIR = "/devstack/templates"
 VAULT_ADDR = "http://vault:8200"
 
@@ -33,14 +35,21 @@ class Delivery:
     file_owner: int  # uid that must read the uploaded token file
 
 
-def delivery(service: Service) -> Delivery:
+def delivery(service: Service, approle: bool) -> Delivery:
+    """approle: log in with the container's own AppRole (files role-id and secret-id);
+    otherwise read with the root token from a file (phase 0, the rollback target)."""
     credentials = service.credentials
     if credentials is None:
         raise ValueError(f"{service.name} has no credentials to deliver")
+    login = (
+        {"DEVSTACK_AUTH": "approle", "DEVSTACK_ROLE_ID_FILE": ROLE_ID_PATH, "DEVSTACK_SECRET_ID_FILE": SECRET_ID_PATH}
+        if approle
+        else {"DEVSTACK_TOKEN_FILE": TOKEN_PATH}
+    )
     env = {
         "VAULT_ADDR": VAULT_ADDR,
         "DEVSTACK_SECRET_PATH": service.name,
-        "DEVSTACK_TOKEN_FILE": TOKEN_PATH,
+        **login,
         "DEVSTACK_SECRETS_DIR": SECRETS_DIR,
         "DEVSTACK_TEMPLATE_DIR": TEMPLATE_DIR,
         **credentials.env,

@@ -43,6 +43,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("observabilitySubnet", "string", "172.20.4.0/24", "Subnet of the observability tier."),
     ConfigKey("features", "string", "", "Per-feature overrides of the phase table: name=value, comma-separated."),
     ConfigKey("stateDir", "string", "", "Folder for Vault's 0600 recovery file (default: ~/.config/devstack)."),
+    ConfigKey("secretIdRotationDays", "integer", "7", "A new AppRole secret_id per container every N days (1-29)."),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}
 _TIER_SUBNET_KEYS = {tier: f"{tier.value}Subnet" for tier in Tier}
@@ -68,6 +69,7 @@ class Settings:
     host_ports: Mapping[tuple[str, str], int | None]  # (service, port name) -> host port
     image_tags: Mapping[str, str]  # every catalog service -> its tag
     state_dir: str  # absolute; holds <stack>/vault-init.json
+    secret_id_rotation_days: int
 
     @property
     def vault_init_file(self) -> str:
@@ -289,6 +291,13 @@ def _state_dir(text: str) -> str:
     return str(path)
 
 
+def _rotation_days(text: str) -> int:
+    # Below the secret_id lifetime (30 days), so a restart always finds a valid secret_id.
+    if not text.strip().isdigit() or not 1 <= int(text) <= 29:
+        raise ConfigError("secretIdRotationDays", f"must be a whole number of days from 1 to 29, got '{text}'")
+    return int(text)
+
+
 def _features(phase: int, text: str) -> Features:
     return resolve_features(phase, dict(_pairs("features", text)))
 
@@ -310,4 +319,5 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
         host_ports=MappingProxyType(_host_ports(values)),
         image_tags=MappingProxyType(_image_tags(values)),
         state_dir=_state_dir(values["stateDir"]),
+        secret_id_rotation_days=_rotation_days(values["secretIdRotationDays"]),
     )

@@ -127,7 +127,32 @@ def _vault_kv_secret(ctx: MockContext) -> tuple[str, dict[str, Any]]:
     return _echo(ctx, path, path=path, metadata={"version": "1"})
 
 
+def _uuid(ctx: MockContext, salt: str) -> str:
+    h = ctx.hex(salt, length=32)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _approle_role(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    # Vault generates a role_id unless one is given.
+    role_id = ctx.inputs.get("roleId") or _uuid(ctx, "role-id")
+    path = f"auth/{ctx.inputs['backend']}/role/{ctx.inputs['roleName']}"
+    return _echo(ctx, path, roleId=role_id)
+
+
+def _approle_secret_id(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    accessor = _uuid(ctx, "accessor")
+    return _echo(ctx, accessor, secretId=_uuid(ctx, "secret-id"), accessor=accessor, wrappingToken="")
+
+
+def _vault_auth_backend(ctx: MockContext) -> tuple[str, dict[str, Any]]:
+    path = str(ctx.inputs.get("path") or ctx.inputs["type"])
+    return _echo(ctx, path, path=path, accessor=f"auth_{ctx.inputs['type']}_{ctx.hex('accessor', length=8)}")
+
+
 HANDLERS: dict[str, Handler] = {
+    "vault:appRole/authBackendRole:AuthBackendRole": _approle_role,
+    "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": _approle_secret_id,
+    "vault:index/authBackend:AuthBackend": _vault_auth_backend,
     "command:local:Command": _command,
     "vault:index/mount:Mount": _vault_mount,
     "vault:kv/secretV2:SecretV2": _vault_kv_secret,

@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 
 from devstack.errors import ConfigError
+from tools.access import access_matrix, matrix_json, render_matrix
 from tools.diff import PlanDiff, diff_plans
 from tools.engine import PlanRun, ResourceRecord, masked, run_program
 from tools.stackconfig import OverrideError, apply_overrides, load_stack_config
@@ -189,7 +190,19 @@ def _diff(argv: Sequence[str]) -> str:
     return json.dumps(diff_json(diff), indent=2) if args.json else render_diff(diff)
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {"diff": _diff}
+def _access(argv: Sequence[str]) -> str:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.plan access",
+        description="The access matrix: each Vault identity, the secret paths it can read, and any grant "
+        "outside its own path, from the plan's policy documents (parsed as HCL, Vault's matching rules).",
+    )
+    _base_arguments(parser)
+    args = parser.parse_args(argv)
+    matrix = access_matrix(plan_for(args.stack, args.overrides))
+    return json.dumps(matrix_json(matrix), indent=2) if args.json else render_matrix(matrix)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {"diff": _diff, "access": _access}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,6 @@
+# Identity "redis-exporter-2" (AppRole "redis-exporter-2", bound to the container's static address).
+# It reads its own credentials and nothing else: no other service's path, nothing under
+# sys/ or auth/, and no write, list or delete anywhere.
+path "secret/data/redis-exporter-2" {
+  capabilities = ["read"]
+}

@@ -1,0 +1,200 @@
+"""Phase 1a: an AppRole identity per container, least-privilege policies, no root token."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.identity import POLICY_DIR
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.credentials import client_accounts, needs_secret
+from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH
+from tests.conftest import CONTAINER, PlanFactory, containers
+from tools.access import ESCALATIONS, access_matrix
+from tools.diff import diff_plans
+from tools.engine import Secret, unwrap
+from tools.vault_acl import PolicyError, capabilities, matches, merge, parse_policy
+
+ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
+SECRET_ID = "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId"
+POLICY = "vault:index/policy:Policy"
+IDENTITIES = {s.name for s in SERVICES if needs_secret(s, client_accounts(SERVICES))} | {"management"}
+
+
+# --- Vault's matching rules -----------------------------------------------------------------
+
+
+def test_path_matching() -> None:
+    assert matches("secret/data/postgres", "secret/data/postgres")
+    assert not matches("secret/data/postgres", "secret/data/postgres2")
+    assert matches("secret/data/post*", "secret/data/postgres")
+    assert matches("secret/data/*", "secret/data/a/b")
+    assert not matches("secret/data/postgres/*", "secret/data/postgres")
+    assert matches("secret/+/postgres", "secret/data/postgres")
+    assert not matches("secret/+/postgres", "secret/data/x/postgres")
+    assert matches("secret/+/+", "secret/data/mysql")
+    assert matches("+/data/*", "secret/data/mysql")
+
+
+def test_most_specific_rule_wins_and_deny_refuses() -> None:
+    acl = merge(
+        [
+            parse_policy('path "secret/*" { capabilities = ["read", "list"] }'),
+            parse_policy('path "secret/data/mysql" { capabilities = ["deny"] }'),
+            parse_policy('path "secret/data/+" { capabilities = ["update"] }'),
+        ]
+    )
+    assert capabilities(acl, "secret/data/mysql") == frozenset()  # exact deny beats the globs
+    assert capabilities(acl, "secret/data/postgres") == {"update"}  # `+` later than `*` is more specific
+    assert capabilities(acl, "secret/metadata/x") == {"read", "list"}
+    assert capabilities(acl, "sys/mounts") == frozenset()
+
+
+def test_policies_merge_per_path() -> None:
+    acl = merge(
+        [
+            parse_policy('path "secret/data/a" { capabilities = ["read"] }'),
+            parse_policy('path "secret/data/a" { capabilities = ["update"] }'),
+        ]
+    )
+    assert capabilities(acl, "secret/data/a") == {"read", "update"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['path "x" { capabilities = ["fly"] }', 'path "a/*/b" { capabilities = ["read"] }', "path {", 'role "x" {}'],
+)
+def test_bad_policy_documents_are_rejected(text: str) -> None:
+    with pytest.raises(PolicyError):
+        parse_policy(text)
+
+
+# --- the reviewed policy documents ----------------------------------------------------------
+
+
+def test_one_policy_document_per_identity() -> None:
+    assert {p.stem for p in POLICY_DIR.glob("*.hcl")} == IDENTITIES
+
+
+@pytest.mark.parametrize("identity", sorted(IDENTITIES))
+def test_policy_grants_nothing_under_sys_auth_or_write(identity: str) -> None:
+    rules = parse_policy((POLICY_DIR / f"{identity}.hcl").read_text(), identity)
+    assert rules
+    for rule in rules:
+        assert not rule.path.startswith(("sys/", "auth/")), rule
+        assert rule.capabilities == {"read"}, rule
+        assert rule.path in (f"secret/data/{identity}", f"secret/data/{identity}/*"), rule
+
+
+# --- the plan at phase 1 ----------------------------------------------------------------------
+
+
+def test_access_matrix_is_exactly_the_intended_one(plan: PlanFactory) -> None:
+    matrix = access_matrix(plan("phase=1", "profiles=full,reference"))
+    assert set(matrix) == IDENTITIES
+    for identity, access in matrix.items():
+        expected = [] if identity == "management" else [f"secret/data/{identity}"]
+        assert access.reads == expected, identity
+        assert access.policies == [identity]
+        assert access.flags == [], (identity, access.flags)
+        assert set(access.escalations) == set(ESCALATIONS)
+        assert not any(access.escalations.values()), identity
+
+
+def test_access_matrix_flags_a_broad_policy(plan: PlanFactory) -> None:
+    run = plan("phase=1")
+    policy = run.one(POLICY, "forgejo")
+    policy.inputs = {**policy.inputs, "policy": 'path "secret/data/*" { capabilities = ["read"] }\n'}
+    role = run.one(ROLE, "vector")
+    role.inputs = {**role.inputs, "tokenNoDefaultPolicy": False}
+    matrix = access_matrix(run)
+    assert "secret/data/postgres" in matrix["forgejo"].reads
+    assert any("outside its own path" in f for f in matrix["forgejo"].flags)
+    assert "reads secret/data/postgres" in matrix["forgejo"].flags
+    assert "Vault's default policy is attached" in matrix["vector"].flags
+    assert matrix["postgres"].flags == []
+
+
+def test_every_credentialed_container_has_its_own_role(plan: PlanFactory) -> None:
+    run = plan("phase=1", "profiles=full,reference")
+    roles = {r.inputs["roleName"]: r.inputs for r in run.by_type(ROLE)}
+    assert set(roles) == IDENTITIES
+    for name, role in roles.items():
+        assert role["tokenPolicies"] == [name]
+        assert role["tokenNoDefaultPolicy"] is True
+        assert role["tokenTtl"] <= 3600
+        assert role["tokenMaxTtl"] <= 86400
+        assert 0 < role["secretIdTtl"] <= 30 * 86400
+        if name != "management":
+            bound = [f"{plan_address(run, name)}/32"]
+            assert role["secretIdBoundCidrs"] == bound, name
+            assert role["tokenBoundCidrs"] == bound
+    for secret_id in run.by_type(SECRET_ID):
+        assert isinstance(secret_id.outputs["secretId"], Secret)
+
+
+def plan_address(run, name: str) -> str:
+    from devstack.settings import load_settings
+
+    return load_settings(run.config, stack=run.stack).static_ip(SERVICES_BY_NAME[name])
+
+
+def test_no_root_token_in_any_container_at_phase1(plan: PlanFactory) -> None:
+    run = plan("phase=1", "profiles=full,reference")
+    token = json.loads(run.one("command:local:Command", "vault-init").outputs["stdout"].value)["root_token"]
+    for record in run.by_type(CONTAINER):
+        inputs = record.inputs
+        text = json.dumps(unwrap(inputs))
+        assert token not in text, record.name
+        env = inputs.get("envs", [])
+        assert not [e for e in env if e.startswith(("VAULT_TOKEN=", "DEVSTACK_TOKEN_FILE="))], record.name
+        uploads = {u["file"]: u for u in inputs.get("uploads", [])}
+        assert TOKEN_PATH not in uploads
+        if needs_secret(SERVICES_BY_NAME[record.name], client_accounts(SERVICES)):
+            for path in (ROLE_ID_PATH, SECRET_ID_PATH):
+                assert isinstance(uploads[path]["content"], Secret)
+                assert uploads[path]["permissions"] == "0400"
+            assert "DEVSTACK_AUTH=approle" in inputs["envs"]
+
+
+def test_phase0_keeps_root_token_mode(plan: PlanFactory) -> None:
+    run = plan("phase=0", "profiles=full,reference")
+    assert run.by_type(ROLE) == []
+    assert run.by_type(POLICY) == []
+    postgres = containers(run)["dev-postgres"]
+    assert f"DEVSTACK_TOKEN_FILE={TOKEN_PATH}" in postgres["envs"]
+    assert TOKEN_PATH in {u["file"] for u in postgres["uploads"]}
+
+
+def test_sub_step_1a_is_a_feature_override(plan: PlanFactory) -> None:
+    run = plan("phase=0", "features=approle=true")
+    assert {r.inputs["roleName"] for r in run.by_type(ROLE)} == IDENTITIES
+
+
+def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(plan: PlanFactory) -> None:
+    from tools.plan import plan_for
+
+    before = plan_for("dev", ["profiles=full,reference", "phase=0"])
+    after = plan_for("dev", ["profiles=full,reference", "phase=1"], state=before.state)
+    diff = diff_plans(before, after)
+    touched = {(c.type, c.name) for c in diff.changes if c.action in ("replace", "delete", "update")}
+    assert not [t for t in touched if t[0] in ("docker:index/volume:Volume", "vault:kv/secretV2:SecretV2")]
+    assert not [t for t in touched if t[0].startswith("random:")]
+    assert ("vault:index/mount:Mount", "vault-kv") not in touched
+    replaced = {c.name for c in diff.of("replace") if c.type == CONTAINER}
+    assert "postgres" in replaced
+    created = {c.type for c in diff.of("create")}
+    assert {ROLE, SECRET_ID, POLICY, "vault:index/authBackend:AuthBackend"} <= created
+
+
+def test_a_new_rotation_period_mints_new_secret_ids(plan: PlanFactory) -> None:
+    from tools.plan import plan_for
+
+    before = plan_for("dev", ["phase=1", "secretIdRotationDays=7"])
+    after = plan_for("dev", ["phase=1", "secretIdRotationDays=3"], state=before.state)
+    changes = {(c.type, c.name): c for c in diff_plans(before, after).changes}
+    assert changes[(SECRET_ID, "postgres")].action == "replace"
+    assert changes[(SECRET_ID, "postgres")].properties == ("metadata",)
+    assert changes[(CONTAINER, "postgres")].action == "replace"  # the new secret_id file
+    assert (ROLE, "postgres") not in changes
