@@ -251,7 +251,10 @@ _DATA_CLIENT_FLOWS = (
     Flow("postgres", "postgres"),
     Flow("mysql", "mysql"),
     Flow("mongodb", "mongodb"),
+    # A cluster client is redirected to whichever node holds a key: it talks to all three.
     Flow("redis-1", "redis"),
+    Flow("redis-2", "redis"),
+    Flow("redis-3", "redis"),
     Flow("rabbitmq", "amqp"),
 )
 

@@ -41,12 +41,14 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("dataSubnet", "string", "172.20.2.0/24", "Subnet of the data tier."),
     ConfigKey("appSubnet", "string", "172.20.3.0/24", "Subnet of the application tier."),
     ConfigKey("observabilitySubnet", "string", "172.20.4.0/24", "Subnet of the observability tier."),
+    ConfigKey("linkSubnet", "string", "172.20.128.0/17", "Pool of /28 link networks for cross-tier flows."),
     ConfigKey("features", "string", "", "Per-feature overrides of the phase table: name=value, comma-separated."),
     ConfigKey("stateDir", "string", "", "Folder for Vault's 0600 recovery file (default: ~/.config/devstack)."),
     ConfigKey("secretIdRotationDays", "integer", "7", "A new AppRole secret_id per container every N days (1-29)."),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}
 _TIER_SUBNET_KEYS = {tier: f"{tier.value}Subnet" for tier in Tier}
+LINK_POOL_MAX_PREFIX = 22  # room for 64 /28 links
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -54,6 +56,12 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 class Subnets:
     flat: ipaddress.IPv4Network
     tiers: Mapping[Tier, ipaddress.IPv4Network]
+    links: ipaddress.IPv4Network  # carved into /28s, one per cross-tier client link
+
+    def dynamic_range(self, tier: Tier) -> ipaddress.IPv4Network:
+        """Docker hands out addresses for extra attachments from the upper half only, so
+        they never take a static address (which live in the lower half)."""
+        return list(self.tiers[tier].subnets(prefixlen_diff=1))[1]
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,13 @@ def _subnets(values: Mapping[str, str]) -> Subnets:
                     f"{net_b} overlaps {_TIER_SUBNET_KEYS[tier_a]} {net_a}; tier subnets must be disjoint",
                 )
     flat = _subnet("flatSubnet", values["flatSubnet"])
-    return Subnets(flat=flat, tiers=MappingProxyType(tiers))
+    links = _subnet("linkSubnet", values["linkSubnet"])
+    if links.prefixlen > LINK_POOL_MAX_PREFIX:
+        raise ConfigError("linkSubnet", f"{links} is too small; use a /{LINK_POOL_MAX_PREFIX} or larger")
+    for tier, subnet in tiers.items():
+        if links.overlaps(subnet):
+            raise ConfigError("linkSubnet", f"{links} overlaps {_TIER_SUBNET_KEYS[tier]} {subnet}")
+    return Subnets(flat=flat, tiers=MappingProxyType(tiers), links=links)
 
 
 def _static_ips(values: Mapping[str, str], subnets: Subnets) -> dict[str, str]:
@@ -222,6 +236,8 @@ def _static_ips(values: Mapping[str, str], subnets: Subnets) -> dict[str, str]:
                 )
             address = subnet.network_address + service.host_id
         _check_usable(key, service.name, address, subnet, subnet_key)
+        if address >= list(subnet.subnets(prefixlen_diff=1))[1].network_address:
+            raise ConfigError(key, f"{service.name}'s address {address} must be in the lower half of {subnet}")
         # Phase 0 (the rollback target) puts the same address on the flat network.
         _check_usable(key, service.name, address, subnets.flat, "flatSubnet")
         if address in owners:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
-from devstack.catalog import SERVICES, SERVICES_BY_NAME, Port, Service
+from devstack.catalog import SERVICES, SERVICES_BY_NAME, Port, Service, Tier
 from devstack.phases import TlsMode
 from devstack.settings import Settings
 
 FLAT_NETWORK = "dev-network"
+FLAT_KEY = "network"
+VAULT_NAME = "vault"
+LINK_PREFIX = 28  # 14 usable addresses: a client and up to a dozen servers
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,7 @@ class NetworkSpec:
     docker_name: str
     subnet: str
     gateway: str
+    ip_range: str | None = None  # where Docker picks addresses for attachments without one
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,85 @@ def selected_services(settings: Settings) -> tuple[Service, ...]:
     return tuple(s for s in SERVICES if s.name in wanted)
 
 
+def _spec(key: str, name: str, subnet: ipaddress.IPv4Network, ip_range: str | None = None) -> NetworkSpec:
+    return NetworkSpec(key, name, str(subnet), str(subnet.network_address + 1), ip_range)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A small network that lets one client reach its servers in another tier, and nothing else."""
+
+    client: str
+    tier: Tier
+    servers: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"link-{self.client}-{self.tier.value}"
+
+
+def cross_tier_links(services: tuple[Service, ...] = SERVICES) -> tuple[Link, ...]:
+    """Derived from the flows: one link per (client, foreign tier) it talks to. Vault is not
+    linked: it joins every tier it serves instead."""
+    links: dict[tuple[str, Tier], list[str]] = {}
+    names = {s.name for s in services}
+    for client in services:
+        for flow in client.flows:
+            server = SERVICES_BY_NAME[flow.to]
+            if server.tier in (client.tier, Tier.VAULT) or flow.to not in names:
+                continue
+            members = links.setdefault((client.name, server.tier), [])
+            if server.name not in members:
+                members.append(server.name)
+    return tuple(Link(client, tier, tuple(servers)) for (client, tier), servers in links.items())
+
+
+def vault_tiers(services: tuple[Service, ...]) -> tuple[Tier, ...]:
+    """The tiers whose services talk to Vault: Vault joins each of them."""
+    tiers = {s.tier for s in services for f in s.flows if f.to == VAULT_NAME}
+    return tuple(t for t in Tier if t in tiers and t is not Tier.VAULT)
+
+
+def _link_subnets(settings: Settings) -> dict[str, ipaddress.IPv4Network]:
+    # Numbered over the whole catalog, so a profile change never renumbers a link.
+    pool = settings.subnets.links.subnets(new_prefix=LINK_PREFIX)
+    return {link.key: next(pool) for link in cross_tier_links()}
+
+
 def networks(settings: Settings) -> tuple[NetworkSpec, ...]:
-    # Tier networks and their flow-derived membership come with the segmentation feature.
-    flat = settings.subnets.flat
-    return (NetworkSpec("network", FLAT_NETWORK, str(flat), str(flat.network_address + 1)),)
+    if not settings.features.segmentation:
+        return (_spec(FLAT_KEY, FLAT_NETWORK, settings.subnets.flat),)
+    tiers = tuple(
+        _spec(tier_key(t), f"dev-{t.value}-network", settings.subnets.tiers[t], str(settings.subnets.dynamic_range(t)))
+        for t in Tier
+    )
+    subnets = _link_subnets(settings)
+    selected = selected_services(settings)
+    links = tuple(_spec(link.key, f"dev-{link.key}", subnets[link.key]) for link in cross_tier_links(selected))
+    return tiers + links
+
+
+def tier_key(tier: Tier) -> str:
+    # The Vault tier keeps the flat network's resource name: moving between phase 0 and 1 then
+    # replaces that one network (old one deleted first), and the other networks, which depend
+    # on it, are created only once the flat subnet that contains them is gone.
+    return FLAT_KEY if tier is Tier.VAULT else f"{tier.value}-network"
 
 
 def attachments(settings: Settings, service: Service) -> tuple[Attachment, ...]:
-    return (Attachment("network", settings.static_ip(service), (service.name,)),)
+    aliases = (service.name,)
+    if not settings.features.segmentation:
+        return (Attachment(FLAT_KEY, settings.static_ip(service), aliases),)
+    result = [Attachment(tier_key(service.tier), settings.static_ip(service), aliases)]
+    selected = selected_services(settings)
+    if service.name == VAULT_NAME:
+        for tier in vault_tiers(selected):
+            address = settings.subnets.tiers[tier].network_address + service.host_id
+            result.append(Attachment(tier_key(tier), str(address), aliases))
+    for link in cross_tier_links(selected):
+        if service.name == link.client or service.name in link.servers:
+            result.append(Attachment(link.key, None, aliases))
+    return tuple(result)
 
 
 def active_ports(settings: Settings, service: Service) -> tuple[Port, ...]:

@@ -1,15 +1,26 @@
 #!/bin/sh
-# devstack entrypoint wrapper (phase 0: root-token mode), uploaded into each container as
-# /devstack/entrypoint.sh and run as: /bin/sh /devstack/entrypoint.sh <original entrypoint and command...>
+# devstack entrypoint wrapper, uploaded into each container as /devstack/entrypoint.sh and run
+# as: /bin/sh /devstack/entrypoint.sh <original entrypoint and command...>
 #
 # Reads one KV v2 secret from Vault, writes each of its keys to a file, renders templates from
 # it, then execs the original command. POSIX sh (busybox ash, dash, bash); installs nothing.
-# HTTP with curl, else perl (IO::Socket::INET, plain http:// only), else wget.
+# The token to read with comes from a file (root-token mode: phase 0, the rollback target) or
+# from an AppRole login with the container's own role ID and secret ID (DEVSTACK_AUTH=approle).
+#
+# HTTP, the first one the image has: curl (its config on stdin), perl (IO::Socket::INET, the
+# token on stdin), nc (the request written by the shell's builtin printf into nc's stdin), wget.
+# perl and nc reach plain http:// addresses only (nc is skipped for https://, perl refuses it).
 #
 # Environment (nothing secret):
 #   VAULT_ADDR               e.g. http://vault:8200 (required)
 #   DEVSTACK_SECRET_PATH     the secret to read, e.g. postgres for secret/postgres (required)
-#   DEVSTACK_TOKEN_FILE      file holding the Vault token (required; the token is never an env var)
+#   DEVSTACK_AUTH            token (the default) or approle
+#   DEVSTACK_TOKEN_FILE      token mode: file holding the Vault token (required; the token is
+#                            never an env var)
+#   DEVSTACK_ROLE_ID_FILE    approle mode: file holding the role ID (required)
+#   DEVSTACK_SECRET_ID_FILE  approle mode: file holding the secret ID (required); with both
+#                            files the wrapper logs in at $VAULT_ADDR/v1/auth/approle/login and
+#                            reads with the token it gets (DEVSTACK_TOKEN_FILE is ignored)
 #   DEVSTACK_SECRETS_DIR     where each key of the secret is written (default /run/devstack)
 #   DEVSTACK_SECRETS_OWNER   user:group for the files (chown; only when running as root)
 #   DEVSTACK_TEMPLATES       space-separated name:dest[:mode]: DEVSTACK_TEMPLATE_DIR/name with
@@ -19,8 +30,12 @@
 #   DEVSTACK_EXPORT_FILES    reserved, ignored for now
 #
 # Secrets never go into the environment or a command line: values are written by awk straight
-# to files, the token reaches curl through its config on stdin and perl through stdin (only
-# busybox/GNU wget, which has no other way to send a header, gets it as an argument).
+# to files; the token, role ID and secret ID reach curl through its config on stdin, perl and
+# nc through stdin (written by builtins, which have no argv of their own). Only wget, the last
+# resort, gets the token as an argument (it has no other way to send a header); the login's
+# body reaches it as a 0600 file in the private staging directory, removed at once.
+# The login's answer (it holds the token) is kept in a shell variable, never in a file; the
+# token is never exported, logged or written down, and is unset before the exec.
 # A failure prints one line on stderr, prefixed "devstack-entrypoint:", and exits 1.
 
 prog=devstack-entrypoint
@@ -34,7 +49,17 @@ fail() {
 [ "$#" -gt 0 ] || fail "no command to run (usage: entrypoint.sh COMMAND [ARG...])"
 [ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set"
 [ -n "${DEVSTACK_SECRET_PATH:-}" ] || fail "DEVSTACK_SECRET_PATH is not set"
-[ -n "${DEVSTACK_TOKEN_FILE:-}" ] || fail "DEVSTACK_TOKEN_FILE is not set"
+auth=${DEVSTACK_AUTH:-token}
+case $auth in
+    token)
+        [ -n "${DEVSTACK_TOKEN_FILE:-}" ] || fail "DEVSTACK_TOKEN_FILE is not set"
+        ;;
+    approle)
+        [ -n "${DEVSTACK_ROLE_ID_FILE:-}" ] || fail "DEVSTACK_AUTH=approle needs DEVSTACK_ROLE_ID_FILE (the file holding the role ID)"
+        [ -n "${DEVSTACK_SECRET_ID_FILE:-}" ] || fail "DEVSTACK_AUTH=approle needs DEVSTACK_SECRET_ID_FILE (the file holding the secret ID)"
+        ;;
+    *) fail "DEVSTACK_AUTH must be token or approle, got '$DEVSTACK_AUTH'" ;;
+esac
 secret_path=${DEVSTACK_SECRET_PATH#/}
 secret_path=${secret_path%/}
 case $secret_path in
@@ -50,6 +75,33 @@ esac
 vault_url=${VAULT_ADDR%/}/v1
 if [ "$(id -u)" != 0 ]; then
     owner= # only root can give files away
+fi
+cr=$(printf '\r')
+nl='
+'
+
+# read_id FILE WHAT: the first line of FILE, a Vault token, role ID or secret ID, into $id_value
+read_id() {
+    [ -f "$1" ] || fail "$2 file $1 is missing"
+    [ -r "$1" ] || fail "cannot read $2 file $1"
+    id_value=
+    read -r id_value <"$1" || [ -n "$id_value" ] || fail "$2 file $1 is empty"
+    id_value=${id_value%"$cr"}
+    case $id_value in
+        '') fail "$2 file $1 is empty" ;;
+        *[!A-Za-z0-9._~+/=:@-]*) fail "$2 file $1 does not hold a Vault $2 on its first line" ;;
+    esac
+}
+
+# approle mode: both IDs are read before anything else, so a missing file fails at once
+role_id=
+secret_id=
+if [ "$auth" = approle ]; then
+    read_id "$DEVSTACK_ROLE_ID_FILE" "role ID"
+    role_id=$id_value
+    read_id "$DEVSTACK_SECRET_ID_FILE" "secret ID"
+    secret_id=$id_value
+    id_value=
 fi
 
 # -- templates: check the list before waiting for anything ------------------------------------
@@ -88,10 +140,12 @@ if command -v curl >/dev/null 2>&1; then
     client=curl
 elif command -v perl >/dev/null 2>&1; then
     client=perl
+elif [ "${VAULT_ADDR#http://}" != "$VAULT_ADDR" ] && command -v nc >/dev/null 2>&1; then
+    client=nc
 elif command -v wget >/dev/null 2>&1; then
     client=wget
 else
-    fail "this image has none of curl, perl or wget to reach Vault with"
+    fail "this image has none of curl, perl, nc or wget to reach Vault with"
 fi
 if [ "$client" = perl ]; then
     case $VAULT_ADDR in
@@ -99,49 +153,82 @@ if [ "$client" = perl ]; then
         *) fail "VAULT_ADDR $VAULT_ADDR: without curl or wget this image can only reach http:// addresses" ;;
     esac
 fi
+if [ "$client" = nc ]; then
+    nc_hostport=${VAULT_ADDR#http://}
+    nc_hostport=${nc_hostport%%/*}
+    case $nc_hostport in
+        \[*\]:*)
+            nc_host=${nc_hostport%%\]:*}
+            nc_host=${nc_host#\[}
+            nc_port=${nc_hostport##*\]:}
+            ;;
+        \[*\])
+            nc_host=${nc_hostport#\[}
+            nc_host=${nc_host%\]}
+            nc_port=80
+            ;;
+        *:*)
+            nc_host=${nc_hostport%:*}
+            nc_port=${nc_hostport##*:}
+            ;;
+        *)
+            nc_host=$nc_hostport
+            nc_port=80
+            ;;
+    esac
+    case $nc_host in
+        '' | *[!A-Za-z0-9.:_-]*) fail "VAULT_ADDR $VAULT_ADDR: no host name or address in it" ;;
+    esac
+    case $nc_port in
+        '' | *[!0-9]*) fail "VAULT_ADDR $VAULT_ADDR: the port must be a number" ;;
+    esac
+fi
 with_timeout=
-if [ "$client" = wget ] && command -v timeout >/dev/null 2>&1; then
-    with_timeout="timeout 30" # busybox wget -T crashes in some builds
+if [ "$client" = wget ] || [ "$client" = nc ]; then
+    if command -v timeout >/dev/null 2>&1; then
+        with_timeout="timeout 30" # busybox wget -T crashes in some builds; nc -w only covers the connect
+    fi
 fi
 # wget, never through a proxy, with the answer's headers on stderr (for the status)
 wget_quietly() {
     http_proxy='' https_proxy='' HTTP_PROXY='' HTTPS_PROXY='' $with_timeout wget -q -S "$@"
 }
 
-# GET URL OUTFILE [TOKEN]: prints "status" (or "000 <reason>" when there was no answer) on
-# stdout; the token comes on stdin.
+# METHOD URL OUT TIMEOUT, with the token (or an empty line) and then the request's body on
+# stdin: prints "status" (or "000 <reason>" when there was no answer) on stdout, then the
+# answer's body when OUT is "-" (else the body goes to the file OUT).
 # shellcheck disable=SC2016 # perl, not sh
-perl_get='
+perl_http='
 use strict;
 use warnings;
 use IO::Socket::INET;
-my ($url, $out, $auth, $timeout) = @ARGV;
+my ($method, $url, $out, $timeout) = @ARGV;
 sub bail { print "000 $_[0]\n"; exit 0 }
 my ($host, $port, $path) = $url =~ m{^http://([^/:?#]+)(?::(\d+))?([^#]*)$}
     or bail("perl can only reach http:// addresses");
 $port ||= 80;
 $path = "/" if $path eq "";
-my $token = "";
-if ($auth) {
-    $token = <STDIN>;
-    $token = "" unless defined $token;
-    $token =~ s/[\r\n]+\z//;
-}
+my $token = <STDIN>;
+$token = "" unless defined $token;
+$token =~ s/[\r\n]+\z//;
+my $data = do { local $/; <STDIN> };
+$data = "" unless defined $data;
 my $raw = eval {
     local $SIG{ALRM} = sub { die "timed out\n" };
     alarm $timeout;
     my $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Proto => "tcp", Timeout => $timeout)
         or die "cannot connect to $host:$port: " . ($@ || $!) . "\n";
     binmode $sock;
-    my $request = "GET $path HTTP/1.0\r\nHost: $host:$port\r\nUser-Agent: devstack-entrypoint-perl\r\n"
+    my $request = "$method $path HTTP/1.0\r\nHost: $host:$port\r\nUser-Agent: devstack-entrypoint-perl\r\n"
         . "Accept: application/json\r\nConnection: close\r\n";
     $request .= "X-Vault-Token: $token\r\n" if length $token;
-    print {$sock} $request, "\r\n" or die "cannot send the request: $!\n";
+    $request .= "Content-Type: application/json\r\nContent-Length: " . length($data) . "\r\n" if length $data;
+    print {$sock} $request, "\r\n", $data or die "cannot send the request: $!\n";
     local $/;
-    my $data = <$sock>;
+    my $answer = <$sock>;
     close $sock;
     alarm 0;
-    defined $data ? $data : "";
+    defined $answer ? $answer : "";
 };
 if (!defined $raw) {
     my $error = $@;
@@ -162,6 +249,11 @@ if ($head =~ m{^Transfer-Encoding:[ \t]*chunked}mi) {
     }
     $body = $plain;
 }
+binmode STDOUT;
+if ($out eq "-") {
+    print "$code\n", $body;
+    exit 0;
+}
 open(my $fh, ">", $out) or bail("cannot write $out: $!");
 binmode $fh;
 print {$fh} $body;
@@ -169,125 +261,141 @@ close $fh or bail("cannot write $out: $!");
 print "$code\n";
 '
 
-# http_get URL OUTFILE [auth]: the answer goes to OUTFILE; sets http_status ("000" when there
-# was no answer, then http_error says why). With "auth", sends the token as X-Vault-Token.
-http_get() {
-    rm -f "$2" "$stage/errors"
+# curl's config, on its stdin: the token and the body never reach its command line. The body
+# (compact JSON, no blanks) is an unquoted value, which curl takes as it is.
+curl_config() {
+    printf 'user-agent = "devstack-entrypoint-curl"\n'
+    [ -z "$1" ] || printf 'header = "X-Vault-Token: %s"\n' "$token"
+    [ -z "$http_data" ] || printf 'header = "Content-Type: application/json"\ndata-binary = %s\n' "$http_data"
+}
+
+# METHOD URL [auth]: the HTTP/1.0 request for nc, written by builtins only
+nc_request() {
+    printf '%s /%s HTTP/1.0\r\nHost: %s\r\nUser-Agent: devstack-entrypoint-nc\r\nAccept: application/json\r\nConnection: close\r\n' \
+        "$1" "${2#http://*/}" "$nc_hostport"
+    [ -z "$3" ] || printf 'X-Vault-Token: %s\r\n' "$token"
+    if [ -n "$http_data" ]; then
+        printf 'Content-Type: application/json\r\nContent-Length: %s\r\n\r\n%s' "${#http_data}" "$http_data"
+    else
+        printf '\r\n'
+    fi
+}
+
+# OUT: splits nc's $answer into the status and the body (to the file OUT, or $http_body for "-")
+nc_answer() {
+    case $answer in
+        '') return ;; # no connection: nc said why on stderr
+        HTTP/[0-9]*' '[0-9][0-9][0-9]*) ;;
+        *)
+            http_error="no HTTP answer from $nc_host:$nc_port"
+            return
+            ;;
+    esac
+    head=${answer%%"$cr$nl$cr$nl"*}
+    if [ "$head" = "$answer" ]; then
+        http_error="an incomplete HTTP answer from $nc_host:$nc_port"
+        return
+    fi
+    case $head in
+        *"$nl"[Tt][Rr][Aa][Nn][Ss][Ff][Ee][Rr]-[Ee][Nn][Cc][Oo][Dd][Ii][Nn][Gg]:*[Cc][Hh][Uu][Nn][Kk][Ee][Dd]*)
+            http_error="a chunked answer from $nc_host:$nc_port, which nc cannot take apart"
+            return
+            ;;
+    esac
+    http_status=${head%%"$cr"*}
+    http_status=${http_status#* }
+    http_status=${http_status%% *}
+    if [ "$1" = - ]; then
+        http_body=${answer#*"$cr$nl$cr$nl"}
+    else
+        printf '%s' "${answer#*"$cr$nl$cr$nl"}" >"$1" || http_error="cannot write $1"
+    fi
+}
+
+# OUT URL [auth] [POSTFILE]
+wget_call() {
+    wget_url=$2
+    wget_post=${4:-}
+    if [ -n "${3:-}" ]; then
+        set -- -O "$1" -U devstack-entrypoint-wget --header "X-Vault-Token: $token"
+    else
+        set -- -O "$1" -U devstack-entrypoint-wget
+    fi
+    if [ -n "$wget_post" ]; then
+        set -- "$@" --header "Content-Type: application/json" --post-file "$wget_post"
+    fi
+    wget_quietly "$@" "$wget_url"
+}
+
+# http_request METHOD URL OUT [auth]: the answer's body goes to the file OUT, or with OUT "-"
+# into $http_body (an answer holding a token never touches a file). $http_data, when set, is
+# sent as the JSON body (with POST); with "auth" the token goes as X-Vault-Token. Sets
+# http_status ("000" when there was no answer, then http_error says why).
+http_request() {
+    rm -f "$stage/errors"
+    [ "$3" = - ] || rm -f "$3"
     http_status=
     http_error=
+    http_body=
+    answer=
     case $client in
         curl)
-            if [ -n "${3:-}" ]; then
-                http_status=$(printf 'header = "X-Vault-Token: %s"\n' "$token" |
-                    curl -q -sS --noproxy "*" -K - --connect-timeout 5 --max-time 30 -o "$2" -w '%{http_code}' "$1" 2>"$stage/errors")
-            else
-                http_status=$(curl -q -sS --noproxy "*" --connect-timeout 5 --max-time 30 -o "$2" -w '%{http_code}' "$1" 2>"$stage/errors")
-            fi
+            answer=$(curl_config "${4:-}" | curl -q -sS --noproxy "*" -K - --connect-timeout 5 --max-time 30 \
+                -o "$3" -w '\n%{http_code}' "$2" 2>"$stage/errors")
+            http_status=${answer##*"$nl"}
+            [ "$3" != - ] || http_body=${answer%"$nl"*}
             ;;
         perl)
-            http_status=$(printf '%s\n' "${3:+$token}" | perl -e "$perl_get" "$1" "$2" "${3:-}" 30 2>"$stage/errors")
+            answer=$(printf '%s\n%s' "${4:+$token}" "$http_data" | perl -e "$perl_http" "$1" "$2" "$3" 30 2>"$stage/errors")
+            http_status=${answer%%"$nl"*}
+            if [ "$3" = - ] && [ "$http_status" != "$answer" ]; then
+                http_body=${answer#*"$nl"}
+            fi
             case $http_status in
                 '000 '*) http_error=${http_status#000 } ;;
             esac
             http_status=${http_status%% *}
             ;;
+        nc)
+            answer=$(nc_request "$1" "$2" "${4:-}" | $with_timeout nc -w 5 "$nc_host" "$nc_port" 2>"$stage/errors"
+                printf .)
+            answer=${answer%.}
+            nc_answer "$3"
+            ;;
         wget)
-            if [ -n "${3:-}" ]; then
-                wget_quietly -O "$2" --header "X-Vault-Token: $token" "$1" 2>"$stage/errors"
+            if [ -n "$http_data" ]; then
+                printf '%s' "$http_data" >"$stage/request" || fail "cannot write to $stage"
+                answer=$(wget_call "$3" "$2" "${4:-}" "$stage/request" 2>"$stage/errors")
+                rm -f "$stage/request"
             else
-                wget_quietly -O "$2" "$1" 2>"$stage/errors"
+                answer=$(wget_call "$3" "$2" "${4:-}" 2>"$stage/errors")
             fi
+            [ "$3" != - ] || http_body=$answer
             http_status=$(sed -n 's/.*HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$stage/errors" | tail -n 1)
             ;;
     esac
+    answer=
     case $http_status in
         [0-9][0-9][0-9]) ;;
         *) http_status=000 ;;
     esac
     if [ "$http_status" = 000 ] && [ -z "$http_error" ] && [ -f "$stage/errors" ]; then
-        http_error=$(sed -n -e 's/^curl: //p' -e 's/^wget: //p' "$stage/errors" | tail -n 1)
+        http_error=$(sed -n -e 's/^curl: //p' -e 's/^wget: //p' -e 's/^nc: //p' "$stage/errors" | tail -n 1)
     fi
     [ "$http_status" != 000 ] || [ -n "$http_error" ] || http_error="no answer"
 }
 
-# -- secrets dir and scratch space ------------------------------------------------------------
+# -- JSON ------------------------------------------------------------------------------------
 
-saved_umask=$(umask)
-umask 077
-if [ ! -d "$secrets_dir" ]; then
-    # parents made here stay traversable; the directory itself is private
-    (umask 022 && mkdir -p "${secrets_dir%/*}") 2>/dev/null
-    mkdir "$secrets_dir" 2>/dev/null || fail "cannot create $secrets_dir"
-    chmod 0700 "$secrets_dir" || fail "cannot chmod $secrets_dir"
-    if [ -n "$owner" ]; then
-        chown "$owner" "$secrets_dir" 2>/dev/null || fail "cannot chown $secrets_dir to $owner"
-    fi
-fi
-stage=$(mktemp -d "$secrets_dir/.devstack.XXXXXX" 2>/dev/null) || fail "cannot write to $secrets_dir"
-rendered=
-cleanup() {
-    rm -rf "$stage"
-    for leftover in $rendered; do
-        rm -f "$leftover"
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# -- 1. wait for Vault ------------------------------------------------------------------------
-
-started=$(date +%s)
-while :; do
-    http_get "$vault_url/sys/health" "$stage/health.json"
-    [ "$http_status" = 200 ] && break
-    if [ $(($(date +%s) - started)) -ge "$wait_seconds" ]; then
-        case $http_status in
-            000) why=$http_error ;;
-            501) why="HTTP 501: not initialised" ;;
-            503) why="HTTP 503: sealed" ;;
-            429) why="HTTP 429: standby" ;;
-            *) why="HTTP $http_status" ;;
-        esac
-        fail "Vault at $VAULT_ADDR is not ready after ${wait_seconds}s ($why)"
-    fi
-    sleep 1
-done
-
-# -- 2. the token -----------------------------------------------------------------------------
-
-[ -f "$DEVSTACK_TOKEN_FILE" ] || fail "token file $DEVSTACK_TOKEN_FILE is missing"
-[ -r "$DEVSTACK_TOKEN_FILE" ] || fail "cannot read token file $DEVSTACK_TOKEN_FILE"
-token=
-read -r token <"$DEVSTACK_TOKEN_FILE" || [ -n "$token" ] || fail "token file $DEVSTACK_TOKEN_FILE is empty"
-token=${token%"$(printf '\r')"}
-case $token in
-    '') fail "token file $DEVSTACK_TOKEN_FILE is empty" ;;
-    *[!A-Za-z0-9._~+/=:-]*) fail "token file $DEVSTACK_TOKEN_FILE does not hold a Vault token on its first line" ;;
-esac
-
-# -- 3. the secret ----------------------------------------------------------------------------
-
-http_get "$vault_url/secret/data/$secret_path" "$stage/secret.json" auth
-case $http_status in
-    200) ;;
-    403) fail "permission denied for secret/$secret_path: the token in $DEVSTACK_TOKEN_FILE may not read secret/data/$secret_path" ;;
-    404) fail "no secret at secret/$secret_path (write it first, e.g. vault kv put secret/$secret_path key=value)" ;;
-    503) fail "Vault at $VAULT_ADDR is sealed; cannot read secret/$secret_path" ;;
-    000) fail "reading secret/$secret_path from $VAULT_ADDR failed: $http_error" ;;
-    *) fail "reading secret/$secret_path from $VAULT_ADDR failed: HTTP $http_status" ;;
-esac
-
-# -- 4. files and templates -------------------------------------------------------------------
-
-# Parses the answer (JSON; strings decoded, \uXXXX to UTF-8), writes each key of .data.data to
-# stage/<key> and each template to its temporary output; prints "key <name>" per key, or
-# "fail <reason>" (nothing secret) and exits 1.
+# A JSON parser in awk (strings decoded, \uXXXX to UTF-8), shared by the pick in step 2 and
+# the rendering in step 4. S is the document, P the position, N its length; value(path) parses
+# one value, remembering the string at path "want" (an array's elements are at "<path>/[]"),
+# and with RENDER set keeps each string of .data.data. On an error: "fail <reason>" (nothing
+# secret) and exit 1.
 # shellcheck disable=SC2016 # awk, not sh
-render_awk='
+json_awk='
 function fail(msg) { print "fail " msg; exit 1 }
-function bad() { fail("the answer for secret/" spath " is not valid JSON") }
+function bad() { fail(badmsg) }
 function ws(   c) {
     while (P <= N) {
         c = substr(S, P, 1)
@@ -359,7 +467,7 @@ function value(path,   c, k, v) {
     c = substr(S, P, 1)
     if (c == "{") {
         P++
-        if (path == "/data/data") FOUND = 1
+        if (RENDER && path == "/data/data") FOUND = 1
         ws()
         if (substr(S, P, 1) == "}") { P++; VT = "object"; return "" }
         while (1) {
@@ -370,7 +478,7 @@ function value(path,   c, k, v) {
             if (substr(S, P, 1) != ":") bad()
             P++
             v = value(path "/" k)
-            if (path == "/data/data") keep(k, v, VT)
+            if (RENDER && path == "/data/data") keep(k, v, VT)
             ws()
             c = substr(S, P, 1)
             P++
@@ -395,7 +503,12 @@ function value(path,   c, k, v) {
         VT = "array"
         return ""
     }
-    if (c == "\"") { v = str(); VT = "string"; return v }
+    if (c == "\"") {
+        v = str()
+        VT = "string"
+        if (want != "" && path == want && !PICKED) { PICKED = 1; PICKVAL = v }
+        return v
+    }
     if (match(substr(S, P, 64), /^(true|false|null|-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)/)) {
         v = substr(S, P, RLENGTH)
         P += RLENGTH
@@ -404,6 +517,189 @@ function value(path,   c, k, v) {
     }
     bad()
 }
+'
+
+# -- secrets dir and scratch space ------------------------------------------------------------
+
+saved_umask=$(umask)
+umask 077
+if [ ! -d "$secrets_dir" ]; then
+    # parents made here stay traversable; the directory itself is private
+    (umask 022 && mkdir -p "${secrets_dir%/*}") 2>/dev/null
+    mkdir "$secrets_dir" 2>/dev/null || fail "cannot create $secrets_dir"
+    chmod 0700 "$secrets_dir" || fail "cannot chmod $secrets_dir"
+    if [ -n "$owner" ]; then
+        chown "$owner" "$secrets_dir" 2>/dev/null || fail "cannot chown $secrets_dir to $owner"
+    fi
+fi
+stage=$(mktemp -d "$secrets_dir/.devstack.XXXXXX" 2>/dev/null) || fail "cannot write to $secrets_dir"
+rendered=
+cleanup() {
+    rm -rf "$stage"
+    for leftover in $rendered; do
+        rm -f "$leftover"
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# -- 1. wait for Vault ------------------------------------------------------------------------
+
+started=$(date +%s)
+while :; do
+    http_request GET "$vault_url/sys/health" "$stage/health.json"
+    [ "$http_status" = 200 ] && break
+    if [ $(($(date +%s) - started)) -ge "$wait_seconds" ]; then
+        case $http_status in
+            000) why=$http_error ;;
+            501) why="HTTP 501: not initialised" ;;
+            503) why="HTTP 503: sealed" ;;
+            429) why="HTTP 429: standby" ;;
+            *) why="HTTP $http_status" ;;
+        esac
+        fail "Vault at $VAULT_ADDR is not ready after ${wait_seconds}s ($why)"
+    fi
+    sleep 1
+done
+
+# -- 2. the token -----------------------------------------------------------------------------
+
+# JSON pick: prints "ok <the string at path WANT>" (the first one, for an array's "[]"), or
+# "none"; the document comes on stdin, so a token in it never reaches a command line.
+# shellcheck disable=SC2016 # awk, not sh
+pick_main='
+BEGIN { RS = "\001" }
+{ S = S (NR > 1 ? "\001" : "") $0 }
+END {
+    N = length(S)
+    P = 1
+    value("")
+    ws()
+    if (P <= N) bad()
+    if (PICKED) print "ok " PICKVAL
+    else print "none"
+}
+'
+# json_pick WANT: reads the document on stdin
+json_pick() {
+    LC_ALL=C awk -v want="$1" -v badmsg="not valid JSON" "$json_awk$pick_main"
+}
+
+# redact TEXT NEEDLE: TEXT with every NEEDLE in it replaced, into $redacted
+redact() {
+    redacted=
+    rest=$1
+    while [ -n "$2" ]; do
+        case $rest in
+            *"$2"*)
+                redacted=$redacted${rest%%"$2"*}'[redacted]'
+                rest=${rest#*"$2"}
+                ;;
+            *) break ;;
+        esac
+    done
+    redacted=$redacted$rest
+    rest=
+}
+
+# Vault's first error from $http_body, on one line and without the role ID or secret ID, into
+# $reason (empty when there is none)
+vault_reason() {
+    reason=$(printf '%s' "$http_body" | json_pick '/errors/[]' 2>/dev/null)
+    case $reason in
+        'ok '*) reason=${reason#ok } ;;
+        *) reason= ;;
+    esac
+    redact "$reason" "$secret_id"
+    redact "$redacted" "$role_id"
+    reason=$redacted
+    redacted=
+    # Vault ends some CIDR refusals with Go's marker for a nil error; a multierror of one
+    # ("1 error occurred:\n\t* permission denied\n\n") is just that error
+    reason=${reason%": %!w(<nil>)"}
+    case $reason in
+        '1 error occurred:'*'* '*) reason=${reason#*'* '} ;;
+    esac
+    reason=$(printf '%s' "$reason" | tr -s '\r\n\t' '   ')
+    reason=${reason% }
+}
+
+token=
+if [ "$auth" = approle ]; then
+    http_data="{\"role_id\":\"$role_id\",\"secret_id\":\"$secret_id\"}"
+    http_request POST "$vault_url/auth/approle/login" -
+    http_data=
+    case $http_status in
+        200)
+            token=$(printf '%s' "$http_body" | json_pick /auth/client_token 2>/dev/null)
+            case $token in
+                'ok '*) token=${token#ok } ;;
+                *) token= ;;
+            esac
+            case $token in
+                '' | *[!A-Za-z0-9._~+/=:-]*)
+                    token=
+                    http_body=
+                    fail "AppRole login for secret/$secret_path: Vault's answer has no usable auth.client_token"
+                    ;;
+            esac
+            ;;
+        400)
+            vault_reason
+            if [ -z "$reason" ]; then
+                reason="HTTP 400: an invalid role or secret ID, or an address outside their CIDRs"
+                [ "$client" != wget ] || reason="$reason (wget keeps Vault's own reason to itself)"
+            fi
+            fail "AppRole login refused for secret/$secret_path: $reason"
+            ;;
+        403 | 404 | 405)
+            vault_reason
+            fail "AppRole login for secret/$secret_path failed: HTTP $http_status${reason:+ ($reason)}; is the AppRole auth method enabled at auth/approle?"
+            ;;
+        503) fail "Vault at $VAULT_ADDR is sealed; cannot log in with AppRole for secret/$secret_path" ;;
+        000) fail "AppRole login at $VAULT_ADDR failed: $http_error" ;;
+        *)
+            vault_reason
+            fail "AppRole login for secret/$secret_path failed: HTTP $http_status${reason:+ ($reason)}"
+            ;;
+    esac
+    http_body=
+    role_id=
+    secret_id=
+    denied="the AppRole login's token may not read secret/data/$secret_path (see the role's policies, token_ttl and token_bound_cidrs)"
+else
+    [ -f "$DEVSTACK_TOKEN_FILE" ] || fail "token file $DEVSTACK_TOKEN_FILE is missing"
+    [ -r "$DEVSTACK_TOKEN_FILE" ] || fail "cannot read token file $DEVSTACK_TOKEN_FILE"
+    read -r token <"$DEVSTACK_TOKEN_FILE" || [ -n "$token" ] || fail "token file $DEVSTACK_TOKEN_FILE is empty"
+    token=${token%"$cr"}
+    case $token in
+        '') fail "token file $DEVSTACK_TOKEN_FILE is empty" ;;
+        *[!A-Za-z0-9._~+/=:-]*) fail "token file $DEVSTACK_TOKEN_FILE does not hold a Vault token on its first line" ;;
+    esac
+    denied="the token in $DEVSTACK_TOKEN_FILE may not read secret/data/$secret_path"
+fi
+
+# -- 3. the secret ----------------------------------------------------------------------------
+
+http_request GET "$vault_url/secret/data/$secret_path" "$stage/secret.json" auth
+case $http_status in
+    200) ;;
+    403) fail "permission denied for secret/$secret_path: $denied" ;;
+    404) fail "no secret at secret/$secret_path (write it first, e.g. vault kv put secret/$secret_path key=value)" ;;
+    503) fail "Vault at $VAULT_ADDR is sealed; cannot read secret/$secret_path" ;;
+    000) fail "reading secret/$secret_path from $VAULT_ADDR failed: $http_error" ;;
+    *) fail "reading secret/$secret_path from $VAULT_ADDR failed: HTTP $http_status" ;;
+esac
+
+# -- 4. files and templates -------------------------------------------------------------------
+
+# Parses the answer (JSON; strings decoded, \uXXXX to UTF-8), writes each key of .data.data to
+# stage/<key> and each template to its temporary output; prints "key <name>" per key, or
+# "fail <reason>" (nothing secret) and exits 1.
+# shellcheck disable=SC2016 # awk, not sh
+render_awk=$json_awk'
 function render(name, src, out,   content, rec, r, n, i, j, k, c, text) {
     content = ""
     n = 0
@@ -434,6 +730,8 @@ function render(name, src, out,   content, rec, r, n, i, j, k, c, text) {
 BEGIN {
     RS = "\001"
     NAMECHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+    RENDER = 1
+    badmsg = "the answer for secret/" spath " is not valid JSON"
 }
 { S = S (NR > 1 ? "\001" : "") $0 }
 END {
@@ -514,7 +812,10 @@ cleanup
 rendered=
 trap - EXIT INT TERM HUP
 token=
-unset token
+role_id=
+secret_id=
+http_body=
+unset token role_id secret_id http_body http_data answer
 umask "$saved_umask"
 set +f
 exec "$@"

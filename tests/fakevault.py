@@ -1,33 +1,45 @@
 """An in-process fake of the Vault HTTP API, for testing the scripts that talk to Vault.
 
-Stdlib only; it binds to 127.0.0.1 on an ephemeral port. What it serves, with Vault's status
-codes and JSON shapes:
+Stdlib only (``load_policy_hcl`` also needs python-hcl2); it binds to 127.0.0.1 on an ephemeral
+port. What it serves, with Vault's status codes and JSON shapes:
 
 - ``sys/health``, ``sys/init``, ``sys/seal-status``, ``sys/unseal`` (Shamir: ``secret_shares``
   keys of 33 random bytes, ``secret_threshold`` of them unseal; a share that is not one of the
   keys is only detected when the threshold is reached, as in Vault, and resets the progress);
 - ``auth/token/lookup-self``;
-- a KV version 2 engine mounted at ``secret/`` (``secret/data/<path>``: read, create, update).
+- a KV version 2 engine mounted at ``secret/`` (``secret/data/<path>``: read, create, update);
+- once :meth:`FakeVault.enable_approle` has run, the AppRole auth method at ``auth/approle/``:
+  ``login``, ``role/<name>/role-id`` (read) and ``role/<name>/secret-id`` (generate). Roles and
+  secret IDs are made with :meth:`FakeVault.create_role` and :meth:`FakeVault.create_secret_id`.
 
 Every other path answers as Vault does for a path with no handler. Requests to anything but
 ``sys/`` are refused with 503 while Vault is sealed (or not initialised), then need a token
 (``X-Vault-Token`` or ``Authorization: Bearer``) whose policies grant the capability the request
-needs. Policies are ``{path: capabilities}`` dicts with Vault's matching rules: an exact path
-beats every glob, ``*`` at the end is a prefix glob, ``+`` matches one path segment, the most
+needs. Policies are ``{path: capabilities}`` dicts (:meth:`FakeVault.set_policy`, or Vault's own
+HCL policy documents with :meth:`FakeVault.load_policy_hcl`) with Vault's matching rules: an exact
+path beats every glob, ``*`` at the end is a prefix glob, ``+`` matches one path segment, the most
 specific glob wins (Vault's priority rules), and ``deny`` on the chosen path wins over any grant.
 
-More endpoints (AppRole's ``auth/approle/login``, for one) plug in with :meth:`FakeVault.add_route`.
+Time is :attr:`FakeVault.clock` (``clock.advance(seconds)``): tokens stop working at the end of
+their TTL (403, as for an unknown token) and secret IDs at the end of theirs. The client's
+address is the request's source address (127.0.0.1 in tests): bind a role, a secret ID or a
+token to e.g. ``10.9.9.9/32`` to see what an address outside the binding gets.
+
+More endpoints plug in with :meth:`FakeVault.add_route`; :attr:`FakeVault.after_request` runs
+after each answer (to advance the clock between two requests of a script, say).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 import secrets
 import string
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -54,9 +66,55 @@ DEFAULT_POLICY: dict[str, list[str]] = {
 
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 
+# AppRole's answers (builtin/credential/approle/path_login.go). Vault formats two of its CIDR
+# refusals (the role's, and a secret ID's with a use limit) with a nil error behind "%w", so
+# they end in Go's "%!w(<nil>)" marker.
+INVALID_ROLE_OR_SECRET_ID = "invalid role or secret ID"
+_GO_NIL_ERROR = "%!w(<nil>)"
+# What a token gets without a TTL of its own: the system's default (and max) lease TTL, 32 days.
+SYSTEM_MAX_TTL = 32 * 24 * 3600
+# Capabilities a policy may grant (vault/policy.go), and the old-style "policy = ..." shorthands.
+CAPABILITIES = frozenset({"create", "read", "update", "delete", "list", "sudo", "patch", "deny"})
+_OLD_POLICIES: dict[str, tuple[str, ...]] = {
+    "deny": ("deny",),
+    "read": ("read", "list"),
+    "write": ("create", "read", "update", "delete", "list"),
+    "sudo": ("create", "read", "update", "delete", "list", "sudo"),
+}
+_PATH_KEYS = frozenset(
+    {
+        "comment",
+        "policy",
+        "capabilities",
+        "allowed_parameters",
+        "denied_parameters",
+        "required_parameters",
+        "min_wrapping_ttl",
+        "max_wrapping_ttl",
+        "mfa_methods",
+        "control_group",
+    }
+)
+
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Clock:
+    """The fake's time: the wall clock plus whatever the test has advanced it by."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
 
 
 @dataclass(frozen=True)
@@ -70,6 +128,7 @@ class Request:
     body: dict[str, Any]
     token: str | None
     params: Mapping[str, str] = field(default_factory=dict)  # named groups of the route's pattern
+    remote_addr: str = "127.0.0.1"  # the client's address, as Vault's req.Connection.RemoteAddr
 
 
 @dataclass(frozen=True)
@@ -108,6 +167,39 @@ class TokenEntry:
     policies: tuple[str, ...]
     accessor: str = field(default_factory=lambda: _random_id(24))
     creation_time: int = field(default_factory=lambda: int(datetime.now(UTC).timestamp()))
+    ttl: int = 0  # seconds at creation; 0: never expires (the root token)
+    expires_at: float | None = None  # on FakeVault.clock
+    bound_cidrs: tuple[str, ...] = ()  # usable only from these addresses
+    renewable: bool = False
+    meta: dict[str, str] = field(default_factory=dict)
+    path: str = "auth/token/create"
+
+
+@dataclass
+class AppRole:
+    """A role of the AppRole auth method (what ``auth/approle/role/<name>`` holds)."""
+
+    name: str
+    role_id: str
+    policies: tuple[str, ...]
+    token_ttl: int
+    token_max_ttl: int
+    secret_id_ttl: int  # 0: secret IDs never expire
+    secret_id_num_uses: int  # 0: unlimited
+    secret_id_bound_cidrs: tuple[str, ...]
+    token_bound_cidrs: tuple[str, ...]
+
+
+@dataclass
+class SecretIdEntry:
+    """One secret ID of a role, with its own limits (copied from the role when it was made)."""
+
+    role: str
+    accessor: str
+    num_uses: int  # uses left; 0: unlimited
+    expires_at: float | None
+    cidr_list: tuple[str, ...]
+    token_bound_cidrs: tuple[str, ...]
 
 
 @dataclass
@@ -158,9 +250,18 @@ def _glob_priority(rule: str) -> tuple[int, bool, int, int, str]:
     return (first, not rule.endswith("*"), -plus_segments, len(rule), rule)
 
 
+def _has_segment_wildcard(rule: str) -> bool:
+    return rule == "+" or "/+" in rule or rule.startswith("+/")
+
+
+def _is_exact(rule: str) -> bool:
+    """vault/policy.go: only a trailing ``*`` is a glob, and a ``+`` segment a wildcard."""
+    return not rule.endswith("*") and not _has_segment_wildcard(rule)
+
+
 def allowed(rules: Mapping[str, Iterable[str]], path: str, capability: str) -> bool:
     """Whether merged policy ``rules`` (path -> capabilities) grant ``capability`` on ``path``."""
-    exact = {p: set(c) for p, c in rules.items() if "*" not in p and "+" not in p.split("/")}
+    exact = {p: set(c) for p, c in rules.items() if _is_exact(p)}
     if path in exact:
         chosen = exact[path]
     else:
@@ -171,6 +272,132 @@ def allowed(rules: Mapping[str, Iterable[str]], path: str, capability: str) -> b
     return "deny" not in chosen and capability in chosen
 
 
+def _in_cidrs(address: str, cidrs: Iterable[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def _cidr_list(values: Iterable[str], what: str) -> tuple[str, ...]:
+    checked: list[str] = []
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise VaultError(400, f"failed to parse {what}: invalid CIDR address {value!r}") from None
+        checked.append(value)
+    return tuple(checked)
+
+
+def _go_quoted(values: Iterable[str]) -> str:
+    """A []string as Go's %q prints it: ["a" "b"]."""
+    return "[" + " ".join(json.dumps(v) for v in values) + "]"
+
+
+def _subset(inner: Iterable[str], outer: Iterable[str]) -> bool:
+    """Whether every block of ``inner`` lies within a block of ``outer``."""
+
+    def within(net: ipaddress.IPv4Network | ipaddress.IPv6Network, other: str) -> bool:
+        wider = ipaddress.ip_network(other, strict=False)
+        return (
+            net.version == wider.version
+            and int(net.network_address) >= int(wider.network_address)
+            and int(net.broadcast_address) <= int(wider.broadcast_address)
+        )
+
+    return all(any(within(ipaddress.ip_network(c, strict=False), o) for o in outer) for c in inner)
+
+
+def _hcl_string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise VaultError(400, f"failed to parse policy: {where}: expected a string, got {value!r}")
+    return value
+
+
+def _policy_document(text: str) -> dict[str, Any]:
+    document: Any
+    if text.lstrip().startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            raise VaultError(400, f"failed to parse policy: {error}") from None
+    else:
+        import hcl2  # python-hcl2; only the HCL helpers need it
+
+        options = hcl2.SerializationOptions(
+            with_comments=False, explicit_blocks=False, strip_string_quotes=True, preserve_heredocs=False
+        )
+        try:
+            document = hcl2.loads(text, serialization_options=options)
+        except Exception as error:  # lark's parse errors
+            lines = str(error).strip().splitlines()
+            raise VaultError(400, f"failed to parse policy: {lines[0] if lines else type(error).__name__}") from None
+    if not isinstance(document, dict):
+        raise VaultError(400, "failed to parse policy: does not contain a root object")
+    for key in document:
+        if key not in ("name", "path"):
+            raise VaultError(400, f'failed to parse policy: invalid key "{key}"')
+    return document
+
+
+def _path_capabilities(key: str, body: Any) -> list[str]:
+    """One path block's capabilities, as vault/policy.go reads them."""
+    if not isinstance(body, dict):
+        raise VaultError(400, f'failed to parse policy: path "{key}": the block has no body')
+    for attribute in body:
+        if attribute not in _PATH_KEYS:
+            raise VaultError(400, f'failed to parse policy: path "{key}": invalid key "{attribute}"')
+    raw = body.get("capabilities", [])
+    capabilities = [_hcl_string(c, f'path "{key}": capabilities') for c in (raw if isinstance(raw, list) else [raw])]
+    if "policy" in body:
+        old = _hcl_string(body["policy"], f'path "{key}": policy')
+        if old not in _OLD_POLICIES:
+            raise VaultError(400, f'failed to parse policy: path "{key}": invalid policy "{old}"')
+        capabilities = list(_OLD_POLICIES[old]) if old == "deny" else [*capabilities, *_OLD_POLICIES[old]]
+    for capability in capabilities:
+        if capability == "deny":
+            return ["deny"]
+        if capability not in CAPABILITIES:
+            raise VaultError(400, f'failed to parse policy: path "{key}": invalid capability "{capability}"')
+    return capabilities
+
+
+def parse_policy_hcl(text: str) -> dict[str, list[str]]:
+    """A Vault ACL policy document (HCL, or its JSON form) as ``{path: capabilities}``.
+
+    What vault/policy.go accepts: top-level ``name`` and ``path`` blocks only; in a path block,
+    ``capabilities`` (or an old-style ``policy = "read"``, ``"write"``, ``"sudo"``, ``"deny"``)
+    and the keys the fake does not model (parameters, wrapping TTLs, MFA, control groups), which
+    are checked for but ignored. A leading ``/`` is dropped, ``deny`` drops every other
+    capability, ``+*`` is refused, and blocks for the same path add up, ``deny`` winning.
+    Errors raise :class:`VaultError` (400) with Vault's "failed to parse policy: ..." wording.
+    """
+    document = _policy_document(text)
+    blocks: list[tuple[str, Any]] = []
+    raw_paths = document.get("path", [])
+    for group in raw_paths if isinstance(raw_paths, list) else [raw_paths]:
+        if not isinstance(group, dict):
+            raise VaultError(400, "failed to parse policy: a path block needs a path and a body")
+        blocks.extend(group.items())
+    rules: dict[str, set[str]] = {}
+    for key, body in blocks:
+        path = key[1:] if key.startswith("/") else key
+        if "+*" in path:
+            raise VaultError(
+                400, f"failed to parse policy: path \"{path}\": invalid use of wildcards ('+*' is forbidden)"
+            )
+        capabilities = _path_capabilities(key, body)
+        merged = rules.setdefault(path, set())
+        if "deny" in merged or "deny" in capabilities:
+            merged.clear()
+            merged.add("deny")
+        else:
+            merged.update(capabilities)
+    return {path: sorted(caps) for path, caps in rules.items()}
+
+
 class _HttpHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -178,7 +405,9 @@ class _HttpHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         assert isinstance(self.server, _Server)
-        status, payload = self.server.vault.handle(self.command, self.path, self.headers, raw)
+        status, payload = self.server.vault.handle(
+            self.command, self.path, self.headers, raw, remote_addr=str(self.client_address[0])
+        )
         self.send_response(status)
         if isinstance(payload, bytes):  # a raw answer set with FakeVault.override
             self.send_header("Content-Type", "application/json")
@@ -218,6 +447,7 @@ class RequestRecord:
     path: str
     status: int
     user_agent: str
+    remote_addr: str = "127.0.0.1"
 
 
 class FakeVault:
@@ -239,8 +469,14 @@ class FakeVault:
         self.unseal_keys: list[bytes] = []
         self.root_token: str | None = None
         self.tokens: dict[str, TokenEntry] = {}
+        self.revoked_tokens: dict[str, TokenEntry] = {}  # tokens whose TTL ran out
         self.policies: dict[str, dict[str, list[str]]] = {"default": dict(DEFAULT_POLICY)}
         self.kv: dict[str, list[KvVersion]] = {}
+        self.policy_texts: dict[str, str] = {}  # the documents load_policy_hcl was given
+        self.approle_enabled = False
+        self.approles: dict[str, AppRole] = {}
+        self.secret_ids: dict[tuple[str, str], SecretIdEntry] = {}  # (role name, secret ID) ->
+        self.clock = Clock()
         # volatile state (lost on seal)
         self._unseal_parts: list[bytes] = []
         self._unseal_nonce = ""
@@ -248,6 +484,8 @@ class FakeVault:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.log: list[RequestRecord] = []
         self.overrides: dict[str, tuple[int, bytes]] = {}
+        # called with each request's record once it is answered (under the fake's lock)
+        self.after_request: Callable[[RequestRecord], None] | None = None
         self._install_routes()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -354,13 +592,175 @@ class FakeVault:
         with self._lock:
             self.policies[name] = {path: list(caps) for path, caps in rules.items()}
 
-    def create_token(self, policies: Iterable[str] = (), *, no_default_policy: bool = False) -> str:
+    def load_policy_hcl(self, name: str, text: str) -> dict[str, list[str]]:
+        """Store an ACL policy written as Vault's HCL (see :func:`parse_policy_hcl`); returns its rules."""
+        rules = parse_policy_hcl(text)
+        with self._lock:
+            self.set_policy(name, rules)
+            self.policy_texts[name] = text
+        return rules
+
+    def create_token(
+        self,
+        policies: Iterable[str] = (),
+        *,
+        no_default_policy: bool = False,
+        ttl: int = 0,
+        bound_cidrs: Iterable[str] = (),
+    ) -> str:
+        """A service token; ``ttl`` 0: it never expires."""
         with self._lock:
             wanted: list[str] = [] if no_default_policy else ["default"]
             names = tuple(dict.fromkeys([*wanted, *policies]))
-            token = "hvs." + _random_id(24)
-            self.tokens[token] = TokenEntry(token, names)
-            return token
+            return self._issue_token(names, ttl=ttl, bound_cidrs=_cidr_list(bound_cidrs, "bound_cidrs")).token
+
+    def _issue_token(
+        self,
+        policies: tuple[str, ...],
+        *,
+        ttl: int = 0,
+        bound_cidrs: tuple[str, ...] = (),
+        renewable: bool = False,
+        meta: Mapping[str, str] | None = None,
+        path: str = "auth/token/create",
+    ) -> TokenEntry:
+        # hvs. and 24 characters like the fake's root token; Vault's login tokens are longer (95)
+        token = "hvs." + _random_id(91 if path != "auth/token/create" else 24)
+        now = self.clock.now()
+        entry = TokenEntry(
+            token,
+            policies,
+            creation_time=int(now),
+            ttl=ttl,
+            expires_at=now + ttl if ttl else None,
+            bound_cidrs=bound_cidrs,
+            renewable=renewable,
+            meta=dict(meta or {}),
+            path=path,
+        )
+        self.tokens[token] = entry
+        return entry
+
+    # -- AppRole (test helpers) --------------------------------------------------------------
+
+    def enable_approle(self) -> None:
+        """``vault auth enable approle``: serves ``auth/approle/``."""
+        with self._lock:
+            if self.approle_enabled:
+                return
+            self.approle_enabled = True
+            self.add_route(["PUT", "POST"], r"auth/approle/login", self._approle_login)
+            self.add_route(
+                ["GET"],
+                r"auth/approle/role/(?P<role>[^/]+)/role-id",
+                self._approle_role_id,
+                capability=lambda r: (r.path, "read"),
+            )
+            self.add_route(
+                ["PUT", "POST"],
+                r"auth/approle/role/(?P<role>[^/]+)/secret-id",
+                self._approle_new_secret_id,
+                capability=lambda r: (r.path, "update"),
+            )
+
+    def create_role(
+        self,
+        name: str,
+        policies: Iterable[str] = (),
+        *,
+        token_ttl: int = 3600,
+        token_max_ttl: int = 86400,
+        secret_id_ttl: int = 0,
+        secret_id_num_uses: int = 0,
+        secret_id_bound_cidrs: Iterable[str] = (),
+        token_bound_cidrs: Iterable[str] = (),
+        role_id: str | None = None,
+    ) -> str:
+        """``vault write auth/approle/role/<name> ...``; returns the role's role_id (a UUID)."""
+        with self._lock:
+            if not self.approle_enabled:
+                raise RuntimeError("AppRole is not enabled: call enable_approle() first")
+            if min(token_ttl, token_max_ttl, secret_id_ttl, secret_id_num_uses) < 0:
+                raise VaultError(400, "TTLs and secret_id_num_uses cannot be negative")
+            if token_max_ttl and token_ttl > token_max_ttl:
+                raise VaultError(400, "token_ttl should not be greater than token_max_ttl")
+            previous = self.approles.get(name.lower())
+            role = AppRole(
+                name=name.lower(),
+                role_id=role_id or (previous.role_id if previous else str(uuid.uuid4())),
+                policies=tuple(dict.fromkeys(p.lower() for p in policies)),
+                token_ttl=token_ttl,
+                token_max_ttl=token_max_ttl,
+                secret_id_ttl=secret_id_ttl,
+                secret_id_num_uses=secret_id_num_uses,
+                secret_id_bound_cidrs=_cidr_list(secret_id_bound_cidrs, "secret_id_bound_cidrs"),
+                token_bound_cidrs=_cidr_list(token_bound_cidrs, "token_bound_cidrs"),
+            )
+            if any(r.role_id == role.role_id and r.name != role.name for r in self.approles.values()):
+                raise VaultError(400, "role_id already in use")
+            self.approles[role.name] = role
+            return role.role_id
+
+    def role_id(self, role: str) -> str:
+        with self._lock:
+            return self.approles[role.lower()].role_id
+
+    def create_secret_id(
+        self,
+        role: str,
+        ttl: int | None = None,
+        cidr_list: Iterable[str] | None = None,
+        *,
+        num_uses: int | None = None,
+        token_bound_cidrs: Iterable[str] | None = None,
+    ) -> str:
+        """``vault write -f auth/approle/role/<role>/secret-id``; returns the secret_id (a UUID).
+
+        ``ttl`` and ``num_uses`` default to the role's and are bounded by them (Vault's rule);
+        ``cidr_list`` must lie within the role's ``secret_id_bound_cidrs`` when it has any.
+        """
+        with self._lock:
+            return self._new_secret_id(role.lower(), ttl, cidr_list, num_uses, token_bound_cidrs)[0]
+
+    def _new_secret_id(
+        self,
+        role_name: str,
+        ttl: int | None,
+        cidr_list: Iterable[str] | None,
+        num_uses: int | None,
+        token_bound_cidrs: Iterable[str] | None,
+    ) -> tuple[str, SecretIdEntry]:
+        role = self.approles.get(role_name)
+        if role is None:
+            raise VaultError(400, f'role "{role_name}" does not exist')
+        cidrs = _cidr_list(cidr_list or (), "cidr_list")
+        if cidrs and role.secret_id_bound_cidrs and not _subset(cidrs, role.secret_id_bound_cidrs):
+            raise VaultError(
+                400,
+                "failed to verify subset relationship between CIDR blocks on the role "
+                f"{_go_quoted(role.secret_id_bound_cidrs)} and CIDR blocks on the secret ID {_go_quoted(cidrs)}: "
+                + _GO_NIL_ERROR,
+            )
+        token_cidrs = _cidr_list(token_bound_cidrs or (), "token_bound_cidrs")
+        if token_cidrs and role.token_bound_cidrs and not _subset(token_cidrs, role.token_bound_cidrs):
+            raise VaultError(400, "token_bound_cidrs on the secret ID must be a subset of the role's")
+        wanted_ttl = role.secret_id_ttl if ttl is None else ttl
+        if role.secret_id_ttl and (wanted_ttl <= 0 or wanted_ttl > role.secret_id_ttl):
+            wanted_ttl = role.secret_id_ttl
+        uses = role.secret_id_num_uses if num_uses is None else num_uses
+        if role.secret_id_num_uses and (uses <= 0 or uses > role.secret_id_num_uses):
+            uses = role.secret_id_num_uses
+        secret_id = str(uuid.uuid4())
+        entry = SecretIdEntry(
+            role=role.name,
+            accessor=str(uuid.uuid4()),
+            num_uses=max(uses, 0),
+            expires_at=self.clock.now() + wanted_ttl if wanted_ttl > 0 else None,
+            cidr_list=cidrs,
+            token_bound_cidrs=token_cidrs,
+        )
+        self.secret_ids[(role.name, secret_id)] = entry
+        return secret_id, entry
 
     def override(self, path: str, status: int, body: bytes) -> None:
         """Answer every request for ``path`` (no ``/v1/``) with ``status`` and these raw bytes."""
@@ -393,7 +793,9 @@ class FakeVault:
 
     # -- dispatch ---------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: Message, raw_body: bytes) -> tuple[int, Any]:
+    def handle(
+        self, method: str, raw_path: str, headers: Message, raw_body: bytes, remote_addr: str = "127.0.0.1"
+    ) -> tuple[int, Any]:
         url = urlsplit(raw_path)
         path = url.path[len("/v1/") :] if url.path.startswith("/v1/") else None
         with self._lock:
@@ -404,16 +806,30 @@ class FakeVault:
                 status, payload = self.overrides[path]
             else:
                 try:
-                    response = self._dispatch(method.upper(), path, dict(parse_qsl(url.query)), headers, raw_body)
+                    response = self._dispatch(
+                        method.upper(), path, dict(parse_qsl(url.query)), headers, raw_body, remote_addr=remote_addr
+                    )
                     status, payload = response.status, response.body
                 except VaultError as error:
                     status, payload = error.status, {"errors": error.errors}
             self.counts[(method.upper(), path or url.path)] += 1
             agent = headers.get("User-Agent") or ""
-            self.log.append(RequestRecord(method.upper(), path or url.path, status, agent))
+            record = RequestRecord(method.upper(), path or url.path, status, agent, remote_addr)
+            self.log.append(record)
+            if self.after_request is not None:
+                self.after_request(record)
             return status, payload
 
-    def _dispatch(self, method: str, path: str, query: dict[str, str], headers: Message, raw_body: bytes) -> Response:
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: Message,
+        raw_body: bytes,
+        *,
+        remote_addr: str = "127.0.0.1",
+    ) -> Response:
         if method == "GET" and query.get("list") == "true":
             method = "LIST"
         route, params = self._match(path)
@@ -424,7 +840,7 @@ class FakeVault:
             bearer = headers.get("Authorization") or ""
             token = bearer[len("Bearer ") :].strip() if bearer.startswith("Bearer ") else None
         body = self._parse_body(raw_body)
-        request = Request(method, path, query, headers, body, token or None, params)
+        request = Request(method, path, query, headers, body, token or None, params, remote_addr)
         if route is None:
             if path.startswith("sys/"):
                 raise VaultError(404, f'no handler for route "{path}". route entry not found.')
@@ -448,6 +864,8 @@ class FakeVault:
     def _parse_body(raw: bytes) -> dict[str, Any]:
         if not raw.strip():
             return {}
+        if not raw.lstrip().startswith(b"{"):  # Vault reads a body that is not a JSON object as a form
+            return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
         try:
             body = json.loads(raw)
         except ValueError as error:
@@ -458,7 +876,12 @@ class FakeVault:
 
     def _authorize(self, request: Request, acl_path: str, capability: str) -> TokenEntry:
         entry = self.tokens.get(request.token or "")
+        if entry is not None and entry.expires_at is not None and self.clock.now() >= entry.expires_at:
+            self.revoked_tokens[entry.token] = self.tokens.pop(entry.token)  # Vault revokes a token whose TTL is up
+            entry = None
         if entry is None:
+            raise VaultError(403, PERMISSION_DENIED)
+        if entry.bound_cidrs and not _in_cidrs(request.remote_addr, entry.bound_cidrs):
             raise VaultError(403, PERMISSION_DENIED)
         if "root" in entry.policies:
             return entry
@@ -584,20 +1007,140 @@ class FakeVault:
 
     def _lookup_self(self, request: Request) -> Response:
         entry = self.tokens[request.token or ""]
+        left = 0 if entry.expires_at is None else max(0, int(entry.expires_at - self.clock.now()))
+        expire_time = (
+            None
+            if entry.expires_at is None
+            else datetime.fromtimestamp(entry.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        )
         return Response(
             200,
             self._envelope(
                 {
                     "accessor": entry.accessor,
                     "creation_time": entry.creation_time,
-                    "display_name": "root" if "root" in entry.policies else "token",
+                    "creation_ttl": entry.ttl,
+                    "display_name": "root" if "root" in entry.policies else ("approle" if entry.meta else "token"),
+                    "expire_time": expire_time,
                     "id": entry.token,
+                    "meta": entry.meta or None,
+                    "path": entry.path,
                     "policies": sorted(entry.policies),
+                    "renewable": entry.renewable,
+                    "ttl": left,
                     "type": "service",
+                    **({"bound_cidrs": list(entry.bound_cidrs)} if entry.bound_cidrs else {}),
                 },
                 mount_type="token",
             ),
         )
+
+    # -- AppRole endpoints ------------------------------------------------------------------
+
+    def _approle_login(self, request: Request) -> Response:
+        """builtin/credential/approle/path_login.go, in its order of checks."""
+        role_id = str(request.body.get("role_id") or "").strip()
+        if not role_id:
+            raise VaultError(400, "missing role_id")
+        role = next((r for r in self.approles.values() if r.role_id == role_id), None)
+        if role is None:
+            raise VaultError(400, INVALID_ROLE_OR_SECRET_ID)
+        secret_id = str(request.body.get("secret_id") or "").strip()
+        if not secret_id:
+            raise VaultError(400, "missing secret_id")
+        address = request.remote_addr
+        key = (role.name, secret_id)
+        entry = self.secret_ids.get(key)
+        if entry is not None and entry.expires_at is not None and self.clock.now() >= entry.expires_at:
+            # Vault's tidy deletes an expired secret ID (at most a minute late); here at once
+            del self.secret_ids[key]
+            entry = None
+        if entry is None:
+            raise VaultError(400, INVALID_ROLE_OR_SECRET_ID)
+        if entry.num_uses == 0:
+            if entry.cidr_list and not _in_cidrs(address, entry.cidr_list):
+                raise VaultError(
+                    400, f'source address "{address}" unauthorized through CIDR restrictions on the secret ID'
+                )
+        else:
+            # a use is spent before the address is checked, as in Vault
+            if entry.num_uses == 1:
+                del self.secret_ids[key]
+            else:
+                entry.num_uses -= 1
+            if entry.cidr_list and not _in_cidrs(address, entry.cidr_list):
+                raise VaultError(
+                    400,
+                    f'source address "{address}" unauthorized by CIDR restrictions on the secret ID: {_GO_NIL_ERROR}',
+                )
+        if role.secret_id_bound_cidrs and not _in_cidrs(address, role.secret_id_bound_cidrs):
+            raise VaultError(
+                400, f'source address "{address}" unauthorized by CIDR restrictions on the role: {_GO_NIL_ERROR}'
+            )
+        policies = tuple(sorted({"default", *role.policies}))
+        ttl = role.token_ttl or SYSTEM_MAX_TTL
+        ttl = min(ttl, role.token_max_ttl or SYSTEM_MAX_TTL)
+        token = self._issue_token(
+            policies,
+            ttl=ttl,
+            bound_cidrs=entry.token_bound_cidrs or role.token_bound_cidrs,
+            renewable=True,
+            meta={"role_name": role.name},
+            path="auth/approle/login",
+        )
+        auth = {
+            "client_token": token.token,
+            "accessor": token.accessor,
+            "policies": list(policies),
+            "token_policies": list(policies),
+            "metadata": {"role_name": role.name},
+            "lease_duration": ttl,
+            "renewable": True,
+            "entity_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "approle/" + role.role_id)),
+            "token_type": "service",
+            "orphan": True,
+            "mfa_requirement": None,
+            "num_uses": 0,
+        }
+        return Response(200, self._envelope(None, mount_type="approle", auth=auth))
+
+    def _approle_role(self, request: Request) -> AppRole:
+        role = self.approles.get(request.params["role"].lower())
+        if role is None:
+            raise VaultError(400, f'role "{request.params["role"]}" does not exist')
+        return role
+
+    def _approle_role_id(self, request: Request) -> Response:
+        role = self.approles.get(request.params["role"].lower())
+        if role is None:
+            raise VaultError(404)
+        return Response(200, self._envelope({"role_id": role.role_id}, mount_type="approle"))
+
+    def _approle_new_secret_id(self, request: Request) -> Response:
+        role = self._approle_role(request)
+        cidrs = request.body.get("cidr_list") or []
+        token_cidrs = request.body.get("token_bound_cidrs") or []
+        if isinstance(cidrs, str):
+            cidrs = [c.strip() for c in cidrs.split(",") if c.strip()]
+        if isinstance(token_cidrs, str):
+            token_cidrs = [c.strip() for c in token_cidrs.split(",") if c.strip()]
+        ttl = request.body.get("ttl")
+        num_uses = request.body.get("num_uses")
+        secret_id, entry = self._new_secret_id(
+            role.name,
+            int(ttl) if ttl is not None else None,
+            [str(c) for c in cidrs],
+            int(num_uses) if num_uses is not None else None,
+            [str(c) for c in token_cidrs],
+        )
+        left = 0 if entry.expires_at is None else round(entry.expires_at - self.clock.now())
+        data = {
+            "secret_id": secret_id,
+            "secret_id_accessor": entry.accessor,
+            "secret_id_ttl": left,
+            "secret_id_num_uses": entry.num_uses,
+        }
+        return Response(200, self._envelope(data, mount_type="approle"))
 
     def _kv_data(self, request: Request) -> Response:
         path = request.params["path"].strip("/")
@@ -627,7 +1170,7 @@ class FakeVault:
         }
 
     @staticmethod
-    def _envelope(data: Any, mount_type: str = "kv") -> dict[str, Any]:
+    def _envelope(data: Any, mount_type: str = "kv", auth: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "request_id": str(uuid.uuid4()),
             "lease_id": "",
@@ -636,6 +1179,6 @@ class FakeVault:
             "data": data,
             "wrap_info": None,
             "warnings": None,
-            "auth": None,
+            "auth": auth,
             "mount_type": mount_type,
         }

@@ -1,8 +1,10 @@
 """scripts/entrypoint.sh, run for real against FakeVault, the way each kind of image runs it.
 
-PATHs of symlinks force each HTTP client: busybox applets only (alpine: busybox wget), busybox
+PATHs of symlinks force each HTTP client: busybox applets only (alpine: busybox nc), busybox
 + curl, busybox + perl, the system's tools with mawk and perl but no curl or wget under dash
-(debian/ubuntu: perl), and the system's tools with curl under bash (oracle linux).
+(debian/ubuntu: perl), the system's tools with curl under bash (oracle linux), and busybox
+applets without nc under dash (busybox wget, the last resort). Debian's busybox sh finds its
+own applets whatever PATH says, so the wget-only image runs under dash.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ CURL = "/usr/bin/curl" if Path("/usr/bin/curl").exists() else shutil.which("curl
 PERL = shutil.which("perl")
 DASH = shutil.which("dash")
 
-pytestmark = pytest.mark.skipif(BUSYBOX is None, reason="busybox is not installed (CI installs busybox-static)")
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.skipif(BUSYBOX is None, reason="busybox is not installed (CI installs busybox-static)"),
+]
 
 # what the script and the test commands call, for the toolboxes made of the system's own tools
 SYSTEM_TOOLS = (
@@ -56,15 +61,17 @@ class Variant:
     id: str
     shell: str  # "busybox" (busybox sh), "dash" or "bash"
     tools: tuple[str, ...]  # "busybox" and/or extra programs; "system" for SYSTEM_TOOLS
-    agent: str  # how the fake sees the client's User-Agent start
+    agent: str  # the User-Agent the fake sees: which transport ran
+    without: tuple[str, ...] = ()  # busybox applets left out of PATH
 
 
 VARIANTS = (
-    Variant("alpine-busybox-wget", "busybox", ("busybox",), "Wget"),
-    Variant("busybox-curl", "busybox", ("busybox", "curl"), "curl/"),
+    Variant("alpine-busybox-nc", "busybox", ("busybox",), "devstack-entrypoint-nc", without=("wget",)),
+    Variant("busybox-curl", "busybox", ("busybox", "curl"), "devstack-entrypoint-curl"),
     Variant("busybox-perl", "busybox", ("busybox", "perl"), "devstack-entrypoint-perl"),
     Variant("debian-dash-mawk-perl", "dash", ("system", "mawk", "perl"), "devstack-entrypoint-perl"),
-    Variant("oracle-bash-gawk-curl", "bash", ("system", "gawk", "curl"), "curl/"),
+    Variant("oracle-bash-gawk-curl", "bash", ("system", "gawk", "curl"), "devstack-entrypoint-curl"),
+    Variant("dash-busybox-wget", "dash", ("busybox",), "devstack-entrypoint-wget", without=("nc",)),
 )
 
 
@@ -92,7 +99,8 @@ def make_toolbox(base: Path, variant: Variant) -> Path:
             for applet in subprocess.run(
                 [busybox, "--list"], capture_output=True, text=True, check=True
             ).stdout.split():
-                _link(directory, applet, busybox)
+                if applet not in variant.without:
+                    _link(directory, applet, busybox)
         elif tool == "system":
             for name in SYSTEM_TOOLS:
                 found = shutil.which(name)
@@ -103,6 +111,7 @@ def make_toolbox(base: Path, variant: Variant) -> Path:
         else:
             _link(directory, tool, _program(tool))
     if variant.shell != "busybox":
+        (directory / "sh").unlink(missing_ok=True)
         _link(directory, "sh", _program(variant.shell))  # what the test commands run
     return directory
 
@@ -164,6 +173,10 @@ class Container:
             "DEVSTACK_WAIT_SECONDS": str(wait),
             **extra,
         }
+        return self.execute(env, *command)
+
+    def execute(self, env: dict[str, str], *command: str) -> Run:
+        """The entrypoint with exactly this environment."""
         started = time.monotonic()
         done = subprocess.run(
             [_program(self.variant.shell), *([] if self.variant.shell != "busybox" else ["sh"]), str(SCRIPT), *command],
@@ -440,13 +453,18 @@ def test_a_command_is_required(alpine: Container, vault: FakeVault) -> None:
 # -- nothing secret on a command line --------------------------------------------------------------
 
 
+# busybox applets a spy toolbox leaves out, so that this client is the one chosen
+SPY_WITHOUT = {"nc": ("wget",), "wget": ("nc",)}
+
+
 def make_spy_toolbox(directory: Path, log: Path, client: str) -> Path:
     """Every command is a dash script that logs its argv, then runs the real one."""
     assert BUSYBOX is not None
     directory.mkdir()
     applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    targets = {applet: f"{BUSYBOX} {applet}" for applet in applets}
-    if client != "wget":
+    left_out = SPY_WITHOUT.get(client, ())
+    targets = {applet: f"{BUSYBOX} {applet}" for applet in applets if applet not in left_out}
+    if client in ("curl", "perl"):
         targets[client] = _program(client)
     for name, target in targets.items():
         shim = directory / name
@@ -455,9 +473,13 @@ def make_spy_toolbox(directory: Path, log: Path, client: str) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("client", ["curl", "perl", "wget"])
+@pytest.mark.parametrize("client", ["curl", "perl", "nc", "wget"])
 def test_what_reaches_a_command_line(client: str, tmp_path: Path, vault: FakeVault) -> None:
-    """No secret value ever; the token neither, except for wget (its only way to send a header)."""
+    """No secret value ever; the token neither, except for wget (its only way to send a header).
+
+    With nc (busybox images), the request is written by the shell's builtin printf: the token
+    is on no command line at all, and wget never runs.
+    """
     if DASH is None:
         pytest.skip("dash is not installed")
     log = tmp_path / "argv.log"
@@ -474,6 +496,9 @@ def test_what_reaches_a_command_line(client: str, tmp_path: Path, vault: FakeVau
         if isinstance(value, str) and len(value) > 3:
             assert not any(value in line for line in commands)
     with_token = [line for line in commands if vault.root_token in line]
+    assert all(r.user_agent == f"devstack-entrypoint-{client}" for r in vault.log), vault.log
+    if client == "nc":
+        assert not [line for line in commands if line.startswith("wget ") or " wget " in line]
     if client == "wget":
         assert with_token
         assert all(line.startswith(("wget ", "timeout 30 wget ")) for line in with_token), with_token

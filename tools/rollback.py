@@ -1,0 +1,221 @@
+"""Roll the stack back to an earlier update from `pulumi stack history`.
+
+    python -m tools.rollback [--stack dev]                 # list updates: version, phase, commit
+    python -m tools.rollback --to VERSION [--yes]          # show what changes, then roll back
+
+Rolling back to VERSION means: that update's stack config, applied by the program as it was at
+that update's git commit (checked out in a temporary git worktree, so your checkout is left
+alone), with `pulumi up`. You confirm first unless --yes. Volumes, the KV mount and the
+credentials are never deleted by any phase (see README), so a rollback changes containers,
+networks and Vault identities, not data.
+
+From a segmented phase (1-4) back to the flat network of phase 0 the tier networks must go
+before the flat one (they overlap it): the rollback first removes those networks and the
+containers attached to them (`pulumi destroy --target ... --target-dependents`), then runs
+`pulumi up`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from devstack.errors import ConfigError
+from devstack.settings import load_settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+NETWORK_TYPE = "docker:index/network:Network"
+FLAT_NETWORK = "dev-network"
+
+
+@dataclass(frozen=True)
+class Update:
+    version: int
+    kind: str
+    result: str
+    start_time: str
+    commit: str | None  # git.head recorded by the CLI
+    dirty: bool
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def phase(self) -> str:
+        return self.config.get("devstack:phase", "0")
+
+
+class StackAccess(Protocol):
+    """What the rollback needs from Pulumi; the Automation API in real use, a fake in tests."""
+
+    def history(self) -> list[Update]: ...
+
+    def network_urns(self) -> dict[str, str]: ...  # Docker network name -> URN, from the state
+
+    def destroy(self, targets: Sequence[str]) -> None: ...
+
+    def up(self, work_dir: Path, config: Mapping[str, str]) -> None: ...
+
+
+def _config_values(config: Mapping[str, Any]) -> dict[str, str]:
+    values = {}
+    for key, item in config.items():
+        value = getattr(item, "value", item)
+        values[key] = value if isinstance(value, str) else str(value)
+    return values
+
+
+class AutomationStack:
+    """StackAccess through Pulumi's Automation API (needs the Pulumi CLI)."""
+
+    def __init__(self, stack: str, work_dir: Path = PROJECT_DIR) -> None:
+        from pulumi import automation as auto
+
+        self._auto = auto
+        self.name = stack
+        self.stack = auto.select_stack(stack_name=stack, work_dir=str(work_dir))
+
+    def history(self) -> list[Update]:
+        updates = []
+        for summary in self.stack.history(show_secrets=False):
+            environment = summary.environment or {}
+            updates.append(
+                Update(
+                    version=summary.version or 0,
+                    kind=str(summary.kind),
+                    result=str(summary.result),
+                    start_time=str(summary.start_time),
+                    commit=environment.get("git.head"),
+                    dirty=environment.get("git.dirty") == "true",
+                    config=_config_values(summary.config or {}),
+                )
+            )
+        return updates
+
+    def network_urns(self) -> dict[str, str]:
+        deployment = self.stack.export_stack().deployment or {}
+        return {
+            resource.get("inputs", {}).get("name", ""): resource["urn"]
+            for resource in deployment.get("resources", [])
+            if resource.get("type") == NETWORK_TYPE
+        }
+
+    def destroy(self, targets: Sequence[str]) -> None:
+        self.stack.destroy(target=list(targets), target_dependents=True, on_output=print)
+
+    def up(self, work_dir: Path, config: Mapping[str, str]) -> None:
+        stack = self._auto.select_stack(stack_name=self.name, work_dir=str(work_dir))
+        stack.set_all_config({k: self._auto.ConfigValue(value=v) for k, v in config.items()})
+        stack.up(on_output=print)
+
+
+def render_history(updates: Sequence[Update]) -> str:
+    lines = [f"{'version':>7}  {'kind':<9} {'result':<10} {'phase':<5} {'commit':<12} started"]
+    for u in sorted(updates, key=lambda u: u.version, reverse=True):
+        commit = (u.commit or "-")[:10] + ("+" if u.dirty else "")
+        lines.append(f"{u.version:>7}  {u.kind:<9} {u.result:<10} {u.phase:<5} {commit:<12} {u.start_time}")
+    return "\n".join(lines)
+
+
+def config_changes(current: Mapping[str, str], target: Mapping[str, str]) -> list[str]:
+    changes = []
+    for key in sorted(set(current) | set(target)):
+        if current.get(key) != target.get(key):
+            changes.append(f"  {key}: {current.get(key, '(unset)')} -> {target.get(key, '(unset)')}")
+    return changes
+
+
+def segmented(config: Mapping[str, str], stack: str) -> bool:
+    try:
+        return load_settings(config, stack=stack).features.segmentation
+    except ConfigError:
+        return True  # not readable by today's code: assume the safe (two-step) path
+
+
+@dataclass
+class RollbackPlan:
+    target: Update
+    changes: list[str]
+    networks_first: list[str]  # URNs removed (with dependents) before `pulumi up`
+
+
+def plan_rollback(access: StackAccess, version: int, stack: str) -> RollbackPlan:
+    updates = access.history()
+    target = next((u for u in updates if u.version == version), None)
+    if target is None:
+        raise SystemExit(f"error: no update {version} in the history of {stack}")
+    if target.commit is None:
+        raise SystemExit(f"error: update {version} recorded no git commit; roll back by config instead")
+    current = max(updates, key=lambda u: u.version)
+    changes = config_changes(current.config, target.config)
+    networks_first: list[str] = []
+    if not segmented(target.config, stack):
+        # The flat network's subnet contains the tier networks': those must be gone first.
+        networks_first = [urn for name, urn in sorted(access.network_urns().items()) if name != FLAT_NETWORK]
+    return RollbackPlan(target, changes, networks_first)
+
+
+@contextmanager
+def worktree(commit: str, repo: Path = PROJECT_DIR):
+    with tempfile.TemporaryDirectory(prefix="devstack-rollback-") as parent:
+        path = Path(parent) / "tree"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(path), commit], check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(path)], check=False)
+
+
+def execute(
+    access: StackAccess,
+    plan: RollbackPlan,
+    confirm: Callable[[str], bool],
+    checkout: Callable[[str], Any] = worktree,
+) -> bool:
+    print(f"Rolling back to update {plan.target.version} (phase {plan.target.phase}, commit {plan.target.commit}):")
+    print("\n".join(plan.changes) or "  config unchanged")
+    if plan.networks_first:
+        print("First removed, with the containers attached (volumes and data stay):")
+        print("\n".join(f"  {urn}" for urn in plan.networks_first))
+    if not confirm("Proceed? [y/N] "):
+        print("Nothing changed.")
+        return False
+    if plan.networks_first:
+        access.destroy(plan.networks_first)
+    assert plan.target.commit is not None
+    with checkout(plan.target.commit) as tree:
+        access.up(Path(tree), plan.target.config)
+    return True
+
+
+def _ask(prompt: str) -> bool:
+    try:
+        return input(prompt).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def main(argv: Sequence[str] | None = None, access: StackAccess | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.rollback", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stack", default="dev")
+    parser.add_argument("--to", type=int, metavar="VERSION", help="the update to roll back to")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    args = parser.parse_args(argv)
+    access = access if access is not None else AutomationStack(args.stack)
+    if args.to is None:
+        print(render_history(access.history()))
+        return 0
+    plan = plan_rollback(access, args.to, args.stack)
+    done = execute(access, plan, (lambda _prompt: True) if args.yes else _ask)
+    return 0 if done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
