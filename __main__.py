@@ -3,12 +3,14 @@
 import pulumi
 
 from components.platform import MANAGEMENT, Platform
+from devstack import clock
 from devstack.errors import ConfigError
 from devstack.runtime_config import stack_config
 from devstack.settings import load_settings
 
 try:
     settings = load_settings(stack_config(), stack=pulumi.get_stack(), project=pulumi.get_project())
+    clock.now()  # a bad DEVSTACK_NOW is a one-line error too
 except ConfigError as error:
     # RunError ends the program with this one line, no traceback, before any resource exists.
     raise pulumi.RunError(str(error)) from None
@@ -26,3 +28,6 @@ pulumi.export("vaultRootToken", platform.vault.root_token)
 if MANAGEMENT in platform.identities:
     pulumi.export("managementRoleId", platform.identities[MANAGEMENT].role_id)
     pulumi.export("managementSecretId", platform.identities[MANAGEMENT].secret_id)
+if platform.certificates:
+    # Local clients (psql, redis-cli, a browser) trust the platform with this bundle.
+    pulumi.export("caBundle", platform.authority.chain_pem)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
@@ -12,11 +11,13 @@ import pulumi_vault as vault
 from components.accounts import AccountSetup, AccountSetupArgs, redis_users_file
 from components.identity import ServiceIdentity, ServiceIdentityArgs
 from components.network import NetworkTopology, NetworkTopologyArgs
+from components.pki import CertificateAuthority, CertificateAuthorityArgs, ServiceCertificate, ServiceCertificateArgs
 from components.redis_cluster import RedisCluster, RedisClusterArgs
 from components.secrets import ServiceSecret, ServiceSecretArgs, generate_password
 from components.service import ServiceContainer, ServiceContainerArgs, Upload
 from components.vault_server import VaultServer, VaultServerArgs
 from components.volumes import DataVolumes, DataVolumesArgs
+from devstack import clock
 from devstack.catalog import APP_DIR, SERVICES, SERVICES_BY_NAME, Service
 from devstack.configs import pgbouncer_ini, redis_conf, vault_hcl
 from devstack.credentials import (
@@ -30,7 +31,9 @@ from devstack.credentials import (
     secret_keys,
 )
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
+from devstack.phases import TlsMode
 from devstack.settings import Settings
+from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, RENEWAL_PERIOD_DAYS, TLS_DIR, TLS_OWNERS, leaf_spec, tls_services
 from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
 
 VAULT = SERVICES_BY_NAME["vault"]
@@ -88,7 +91,7 @@ class Platform(pulumi.ComponentResource):
                 ),
                 host_address=settings.vault_host_address,
                 init_file=settings.vault_init_file,
-                run_id=datetime.now(UTC).isoformat(),
+                run_id=clock.now().isoformat(),
             ),
             opts=child,
         )
@@ -99,6 +102,7 @@ class Platform(pulumi.ComponentResource):
         self.identities = self._identities() if settings.features.approle else {}
 
         selected = selected_services(settings)
+        self.certificates = self._certificates(selected) if settings.features.tls is not TlsMode.OFF else {}
         self.services = {}
         self.account_setups: dict[str, AccountSetup] = {}
         for service in _start_order(selected, self.accounts):
@@ -185,6 +189,35 @@ class Platform(pulumi.ComponentResource):
             )
         return secrets
 
+    def _certificates(self, selected: tuple[Service, ...]) -> dict[str, ServiceCertificate]:
+        self.authority = CertificateAuthority(
+            "ca", CertificateAuthorityArgs(self.settings.stack), opts=pulumi.ResourceOptions(parent=self)
+        )
+        renewal = clock.period(RENEWAL_PERIOD_DAYS)
+        return {
+            service.name: ServiceCertificate(
+                service.name,
+                ServiceCertificateArgs(leaf_spec(self.settings, service), self.authority, renewal),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for service in tls_services(selected)
+        }
+
+    def _tls_uploads(self, service: Service) -> list[Upload]:
+        certificate = self.certificates.get(service.name)
+        if certificate is None:
+            return []
+        owner = TLS_OWNERS[service.name]
+        # The server sends its certificate and the intermediate; clients trust the root.
+        return [
+            Upload(
+                f"{TLS_DIR}/{CERT_FILE}",
+                pulumi.Output.concat(certificate.cert_pem, self.authority.intermediate.cert_pem),
+            ),
+            Upload(f"{TLS_DIR}/{KEY_FILE}", certificate.key_pem, permissions="0600", owner=owner),
+            Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem),
+        ]
+
     def _identities(self) -> dict[str, ServiceIdentity]:
         """Phase 1: one AppRole per container identity, bound to its static address, plus
         `management` for host tooling (no container, so no address to bind)."""
@@ -196,8 +229,8 @@ class Platform(pulumi.ComponentResource):
             description="One role per container identity",
             opts=pulumi.ResourceOptions(parent=self, provider=self.vault.provider),
         )
-        days = int(datetime.now(UTC).timestamp() // 86400)
-        rotation = f"{settings.secret_id_rotation_days}d-{days // settings.secret_id_rotation_days}"
+        days = settings.secret_id_rotation_days
+        rotation = f"{days}d-{clock.period(days)}"
         identities = {}
         for name in [*self.secrets, MANAGEMENT]:
             service = SERVICES_BY_NAME.get(name)
@@ -240,6 +273,7 @@ class Platform(pulumi.ComponentResource):
                 uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=owner))
             depends.append(secret.secret)
         uploads += [Upload(path, content) for path, content in self._config_files(service, selected)]
+        uploads += self._tls_uploads(service)
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
         return ServiceContainer(

@@ -41,9 +41,10 @@ for node in "$@"; do
 done
 
 first=$1
-state=$(cli "$first" cluster info | field cluster_state)
-known=$(cli "$first" cluster info | field cluster_known_nodes)
-assigned=$(cli "$first" cluster info | field cluster_slots_assigned)
+info=$(cli "$first" cluster info)
+state=$(printf '%s\n' "$info" | field cluster_state)
+known=$(printf '%s\n' "$info" | field cluster_known_nodes)
+assigned=$(printf '%s\n' "$info" | field cluster_slots_assigned)
 if [ "$state" = ok ] && [ "$known" -ge "$#" ] && [ "$assigned" = 16384 ]; then
     log "already formed: $known nodes, all slots assigned"
     exit 0

@@ -216,3 +216,7 @@ class DevstackMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         return {}, None
+
+
+# The tls provider's mocks make real keys and certificates (kept in their own module).
+import tools.tls_mocks  # noqa: E402, F401

@@ -16,6 +16,7 @@ import pulumi
 
 from devstack.errors import ConfigError
 from tools.access import access_matrix, matrix_json, render_matrix
+from tools.certs import inventory, inventory_json, render_inventory
 from tools.diff import PlanDiff, diff_plans
 from tools.engine import PlanRun, ResourceRecord, masked, run_program
 from tools.stackconfig import OverrideError, apply_overrides, load_stack_config
@@ -202,7 +203,18 @@ def _access(argv: Sequence[str]) -> str:
     return json.dumps(matrix_json(matrix), indent=2) if args.json else render_matrix(matrix)
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {"diff": _diff, "access": _access}
+def _certs(argv: Sequence[str]) -> str:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.plan certs",
+        description="The certificate inventory: subject, SANs, issuer, key type, not-after and renewal date.",
+    )
+    _base_arguments(parser)
+    args = parser.parse_args(argv)
+    entries = inventory(plan_for(args.stack, args.overrides))
+    return json.dumps(inventory_json(entries), indent=2) if args.json else render_inventory(entries)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {"diff": _diff, "access": _access, "certs": _certs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
