@@ -34,6 +34,7 @@ from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
 from devstack.phases import TlsMode
 from devstack.settings import Settings
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, RENEWAL_PERIOD_DAYS, TLS_DIR, TLS_OWNERS, leaf_spec, tls_services
+from devstack.tls_configs import postgres_args, postgres_files, redis_healthcheck
 from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
 
 VAULT = SERVICES_BY_NAME["vault"]
@@ -118,7 +119,8 @@ class Platform(pulumi.ComponentResource):
                 "redis-cluster",
                 RedisClusterArgs(
                     nodes=tuple(s.container_name for s in redis_nodes),
-                    addresses=tuple(f"{settings.static_ip(s)}:{s.port('redis').container}" for s in redis_nodes),
+                    addresses=tuple(f"{settings.static_ip(s)}:{self._redis_client_port(s)}" for s in redis_nodes),
+                    tls_ca=f"{TLS_DIR}/{CA_FILE}" if settings.features.tls is TlsMode.REQUIRED else None,
                     password=self.secrets[redis_nodes[0].name].value("password"),
                     node_resources=tuple(self.services[s.name].container for s in redis_nodes),
                 ),
@@ -136,6 +138,11 @@ class Platform(pulumi.ComponentResource):
         self.register_outputs(
             {"endpoints": self.endpoints, "networks": self.topology.names, "vaultAddress": self.vault.address}
         )
+
+    def _redis_client_port(self, service: Service) -> int:
+        """Where a client reaches the node: the TLS port once plaintext is refused."""
+        required = self.settings.features.tls is TlsMode.REQUIRED
+        return service.port("tls" if required else "redis").container
 
     def _container_args(self, service: Service, **extra: object) -> ServiceContainerArgs:
         settings = self.settings
@@ -260,7 +267,10 @@ class Platform(pulumi.ComponentResource):
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
             plan = delivery(service, approle=identity is not None)
-            extra |= {"entrypoint": plan.entrypoint, "command": plan.command, "tmpfs": plan.tmpfs, "env": plan.env}
+            command = plan.command
+            if service.name == "postgres" and service.name in self.certificates:
+                command += postgres_args(self.settings.features.tls)
+            extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
             owner = plan.file_owner
             if identity is not None:
@@ -276,6 +286,8 @@ class Platform(pulumi.ComponentResource):
         uploads += self._tls_uploads(service)
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
+        if service.name in self.certificates and account_system(service) == "redis":
+            extra["healthcheck"] = redis_healthcheck(service, self.settings.features.tls)
         return ServiceContainer(
             service.name,
             self._container_args(service, uploads=tuple(uploads), depends_on=tuple(depends), **extra),
@@ -288,6 +300,8 @@ class Platform(pulumi.ComponentResource):
             return [("/devstack/redis.conf", redis_conf(self.settings, service, cluster))]
         if service.name == "pgbouncer":
             return [("/etc/pgbouncer/pgbouncer.ini", pgbouncer_ini(service, SERVICES_BY_NAME["postgres"]))]
+        if service.name == "postgres" and service.name in self.certificates:
+            return list(postgres_files(self.settings.features.tls).items())
         return []
 
     def _after_start(self, service: Service, selected: tuple[Service, ...]) -> None:

@@ -18,15 +18,16 @@ class RedisClusterArgs:
     addresses: tuple[str, ...]  # host:port the nodes announce
     password: pulumi.Output[str]
     node_resources: tuple[pulumi.Resource, ...]
+    tls_ca: str | None = None  # set once plaintext is refused: redis-cli speaks TLS
 
 
 class RedisCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: RedisClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devstack:redis:RedisCluster", name, None, opts)
         # The password reaches redis-cli through REDISCLI_AUTH, never an argument.
-        create = f"docker exec -i -e REDISCLI_AUTH {shlex.quote(args.nodes[0])} sh -s -- " + " ".join(
-            shlex.quote(a) for a in args.addresses
-        )
+        tls = f"-e DEVSTACK_REDIS_TLS_CA={shlex.quote(args.tls_ca)} " if args.tls_ca else ""
+        nodes = " ".join(shlex.quote(a) for a in args.addresses)
+        create = f"docker exec -i -e REDISCLI_AUTH {tls}{shlex.quote(args.nodes[0])} sh -s -- {nodes}"
         self.create = command.local.Command(
             f"{name}-create",
             create=create,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from devstack.catalog import Service
+from devstack.catalog import Healthcheck, Service
 from devstack.topology import Attachment, PublishedPort
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
@@ -36,13 +36,13 @@ class ServiceContainerArgs:
     command: tuple[str, ...] = ()  # empty: the catalog's command, else the image's own
     uploads: tuple[Upload, ...] = ()
     tmpfs: Mapping[str, str] = field(default_factory=dict)
+    healthcheck: Healthcheck | None = None  # empty: the catalog's
     # Start only after these (each waited for until healthy, like compose's service_healthy).
     depends_on: tuple[pulumi.Resource, ...] = ()
     wait_healthy: bool = True
 
 
-def _healthcheck(service: Service) -> docker.ContainerHealthcheckArgs:
-    check = service.healthcheck
+def _healthcheck(check: Healthcheck) -> docker.ContainerHealthcheckArgs:
     return docker.ContainerHealthcheckArgs(
         tests=list(check.test),
         interval=check.interval,
@@ -132,7 +132,7 @@ class ServiceContainer(pulumi.ComponentResource):
             uploads=_uploads(args.uploads) or None,
             tmpfs=dict(args.tmpfs) or None,
             capabilities=capabilities,
-            healthcheck=_healthcheck(service),
+            healthcheck=_healthcheck(args.healthcheck or service.healthcheck),
             memory=service.limits.memory_mb,
             memory_reservation=service.limits.reservation_mb,
             cpus=f"{service.limits.cpus:g}",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from devstack.catalog import SECRETS_DIR, Service, account_user
 from devstack.credentials import USERS_ACL_KEY
 from devstack.settings import Settings
+from devstack.tls_configs import redis_lines
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,13 @@ telemetry {{
 
 
 def redis_conf(settings: Settings, service: Service, cluster: bool) -> str:
+    plain, tls_port = service.port("redis").container, service.port("tls").container
+    tls = redis_lines(settings.features.tls, plain, tls_port)
     lines = [
         f"# {service.name}: users (password verifiers only) come from the wrapper's tmpfs file.",
         "bind 0.0.0.0",
         "protected-mode yes",
-        f"port {service.port('redis').container}",
+        *(tls or [f"port {plain}"]),
         "dir /data",
         "appendonly yes",
         "maxmemory 256mb",

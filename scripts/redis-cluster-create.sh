@@ -10,10 +10,19 @@ log() { echo "redis-cluster: $*" >&2; }
 : "${REDISCLI_AUTH:?REDISCLI_AUTH must hold the node password}"
 wait_seconds=${DEVSTACK_WAIT_SECONDS:-120}
 
+# DEVSTACK_REDIS_TLS_CA (a CA file) makes every connection TLS, once plaintext is refused.
+tls() {
+    if [ -n "${DEVSTACK_REDIS_TLS_CA:-}" ]; then
+        redis-cli --tls --cacert "$DEVSTACK_REDIS_TLS_CA" --sni localhost "$@"
+    else
+        redis-cli "$@"
+    fi
+}
+
 cli() {
     address=$1
     shift
-    redis-cli --no-auth-warning -h "${address%:*}" -p "${address##*:}" "$@"
+    tls --no-auth-warning -h "${address%:*}" -p "${address##*:}" "$@"
 }
 
 field() { # field NAME: a value from `cluster info` on stdin
@@ -60,7 +69,7 @@ for node in "$@"; do
 done
 
 log "creating a cluster of $# masters"
-redis-cli --no-auth-warning --cluster create "$@" --cluster-replicas 0 --cluster-yes >&2
+tls --no-auth-warning --cluster create "$@" --cluster-replicas 0 --cluster-yes >&2
 
 waited=0
 until [ "$(cli "$first" cluster info | field cluster_state)" = ok ]; do

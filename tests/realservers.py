@@ -225,7 +225,9 @@ def _check_process(result: subprocess.CompletedProcess[str], what: str) -> None:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[Postgres]:
+def running_postgres(extra_args: Sequence[str] = (), files: Mapping[str, str] | None = None) -> Iterator[Postgres]:
+    """`extra_args` may name files by `{base}/<name>`; `files` are written there first (owned by
+    the server's user, 0600), e.g. TLS certificates and keys."""
     bin_dir = _postgres_bin()
     with _server_dir("devstack-pg-") as base:
         data, log = base / "data", base / "server.log"
@@ -240,6 +242,9 @@ def running_postgres() -> Iterator[Postgres]:
         args = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base)]
         args += ["-c", f"listen_addresses={LOCALHOST}", "-c", "fsync=off", "-c", "synchronous_commit=off"]
         args += ["-c", "full_page_writes=off", "-c", "max_connections=30", "-c", "shared_buffers=16MB"]
+        for name, text in (files or {}).items():
+            _write_owned(base / name, text)
+        args += [arg.replace("{base}", str(base)) for arg in extra_args]
         server = Postgres(bin_dir, base, port)
         with _server_process(args, log, signal.SIGINT) as process:  # SIGINT: fast shutdown
 

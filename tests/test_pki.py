@@ -204,3 +204,38 @@ def test_chain_validates_for_a_leaf_and_refuses_a_ca_below_the_intermediate(plan
     rogue = _issue("postgres", sub_ca, sub_key, ec.generate_private_key(ec.SECP256R1()).public_key(), ca=False)
     with pytest.raises(VerificationError):
         verifier.verify(rogue, [intermediate, sub_ca])
+
+
+@pytest.mark.parametrize(("phase", "hba"), [(1, False), (4, True)])
+def test_postgres_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, hba: bool) -> None:
+    postgres = plan("profiles=minimal", f"phase={phase}").one(CONTAINER, "postgres").inputs
+    command = postgres["command"]
+    assert command[:2] == ["docker-entrypoint.sh", "postgres"]
+    assert "ssl=on" in command
+    assert "ssl_min_protocol_version=TLSv1.2" in command
+    assert ("hba_file=/devstack/tls/pg_hba.conf" in command) is hba
+    uploads = {u["file"]: u for u in postgres["uploads"]}
+    assert (f"{TLS_DIR}/pg_hba.conf" in uploads) is hba
+    if hba:
+        assert "hostnossl all  all  0.0.0.0/0       reject" in uploads[f"{TLS_DIR}/pg_hba.conf"]["content"]
+
+
+def test_phase0_postgres_has_no_tls_setting(plan: PlanFactory) -> None:
+    command = plan("profiles=minimal").one(CONTAINER, "postgres").inputs["command"]
+    assert command == ["docker-entrypoint.sh", "postgres"]
+
+
+@pytest.mark.parametrize(("phase", "plain_open"), [(1, True), (4, False)])
+def test_redis_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, plain_open: bool) -> None:
+    run = plan("profiles=standard", f"phase={phase}")
+    node = run.one(CONTAINER, "redis-1").inputs
+    conf = next(u["content"] for u in node["uploads"] if u["file"] == "/devstack/redis.conf")
+    assert "tls-port 6380" in conf
+    assert 'tls-protocols "TLSv1.2 TLSv1.3"' in conf
+    assert ("port 6379" in conf.splitlines()) is plain_open
+    assert ("port 0" in conf.splitlines()) is not plain_open
+    probe = node["healthcheck"]["tests"][1]
+    assert ("--tls" in probe) is not plain_open
+    create = run.one("command:local:Command", "redis-cluster-create").inputs["create"]
+    assert create.endswith("172.20.2.17:6379" if plain_open else "172.20.2.17:6380")
+    assert ("DEVSTACK_REDIS_TLS_CA" in create) is not plain_open

@@ -146,3 +146,89 @@ def test_a_half_formed_cluster_is_reported_not_reset(nodes: list[int]) -> None:
     assert result.returncode == 3
     assert "already holds slots" in result.stderr
     assert _info(nodes[1])["cluster_slots_assigned"] == "0"
+
+
+@pytest.fixture
+def tls_nodes(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
+    """Three nodes with TLS required (no plaintext port, cluster bus over TLS too), using the
+    plan's own certificate for redis-1 (its SANs include 127.0.0.1)."""
+    from devstack.phases import TlsMode
+    from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
+    from devstack.tls_configs import redis_lines
+    from tools.engine import unwrap
+    from tools.plan import plan_for
+
+    if not (REDIS_SERVER and REDIS_CLI and BUSYBOX):
+        pytest.skip("redis-server, redis-cli and busybox are installed by .ci/run")
+    run = plan_for("dev", ["phase=4", "profiles=standard"])
+    signed = "tls:index/locallySignedCert:LocallySignedCert"
+    (root,) = run.by_type("tls:index/selfSignedCert:SelfSignedCert")
+    files = {
+        CERT_FILE: unwrap(run.one(signed, "redis-1-tls").outputs["certPem"])
+        + unwrap(run.one(signed, "ca-intermediate").outputs["certPem"]),
+        KEY_FILE: unwrap(run.one("tls:index/privateKey:PrivateKey", "redis-1-tls").outputs["privateKeyPem"]),
+        CA_FILE: unwrap(root.outputs["certPem"]),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    verifier = hashlib.sha256(PASSWORD.encode()).hexdigest()
+    ports, processes = [], []
+    try:
+        for index in range(3):
+            port = _free_port()
+            home = tmp_path / f"node{index}"
+            home.mkdir()
+            (home / "users.acl").write_text(f"user default on #{verifier} ~* &* +@all\n")
+            lines = ["bind 127.0.0.1", f"dir {home}", "appendonly no", f"aclfile {home / 'users.acl'}", "save ''"]
+            lines += redis_lines(TlsMode.REQUIRED, 0, port, str(tmp_path))
+            lines += ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-announce-ip 127.0.0.1"]
+            (home / "redis.conf").write_text("\n".join(lines) + "\n")
+            processes.append(subprocess.Popen([REDIS_SERVER, str(home / "redis.conf")], stdout=subprocess.DEVNULL))
+            ports.append(port)
+        yield ports, tmp_path / CA_FILE
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+def test_forms_the_cluster_over_tls_when_plaintext_is_refused(tls_nodes: tuple[list[int], Path]) -> None:
+    ports, ca = tls_nodes
+    env = {
+        "PATH": os.environ["PATH"],
+        "REDISCLI_AUTH": PASSWORD,
+        "DEVSTACK_WAIT_SECONDS": "20",
+        "DEVSTACK_REDIS_TLS_CA": str(ca),
+    }
+    result = subprocess.run(
+        [BUSYBOX or "busybox", "sh", "-s", "--", *(f"127.0.0.1:{p}" for p in ports)],
+        input=SCRIPT.read_text(),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    tls = ["--tls", "--cacert", str(ca), "--sni", "localhost"]
+    info = subprocess.run(
+        [
+            REDIS_CLI or "redis-cli",
+            "--no-auth-warning",
+            *tls,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(ports[0]),
+            "cluster",
+            "info",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REDISCLI_AUTH": PASSWORD},
+        timeout=10,
+        check=True,
+    ).stdout
+    assert "cluster_state:ok" in info
+    assert "cluster_slots_assigned:16384" in info

@@ -1,0 +1,78 @@
+"""Each server's own TLS settings for a TLS mode: off (nothing), dual (TLS offered, plaintext still
+accepted while clients migrate) and required (plaintext refused). TLS 1.2 at least, no weak
+ciphers. Files are the ones devstack.tls puts under /devstack/tls."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from devstack.catalog import Healthcheck, Service
+from devstack.phases import TlsMode
+from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
+
+# TLS 1.2 suites: forward-secret AEAD only (TLS 1.3 suites are strong by construction).
+CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"
+PG_HBA = "pg_hba.conf"
+
+# Required mode: the container's own socket stays trusted (health checks and the account
+# setup use it), and every network connection must be TLS with a password.
+PG_HBA_REQUIRED = """# devstack, TLS required: no plaintext over the network.
+local     all  all                  trust
+hostssl   all  all  0.0.0.0/0       scram-sha-256
+hostssl   all  all  ::/0            scram-sha-256
+hostnossl all  all  0.0.0.0/0       reject
+hostnossl all  all  ::/0            reject
+"""
+
+
+def postgres_args(mode: TlsMode, tls_dir: str = TLS_DIR) -> tuple[str, ...]:
+    """`postgres` server arguments (appended to the image's command)."""
+    if mode is TlsMode.OFF:
+        return ()
+    settings = {
+        "ssl": "on",
+        "ssl_cert_file": f"{tls_dir}/{CERT_FILE}",
+        "ssl_key_file": f"{tls_dir}/{KEY_FILE}",
+        "ssl_ca_file": f"{tls_dir}/{CA_FILE}",
+        "ssl_min_protocol_version": "TLSv1.2",
+        "ssl_ciphers": CIPHERS,
+        "ssl_prefer_server_ciphers": "on",
+    }
+    if mode is TlsMode.REQUIRED:
+        settings["hba_file"] = f"{tls_dir}/{PG_HBA}"
+    return tuple(arg for key, value in settings.items() for arg in ("-c", f"{key}={value}"))
+
+
+def postgres_files(mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
+    return {f"{tls_dir}/{PG_HBA}": PG_HBA_REQUIRED} if mode is TlsMode.REQUIRED else {}
+
+
+def redis_lines(mode: TlsMode, plain_port: int, tls_port: int, tls_dir: str = TLS_DIR) -> list[str]:
+    """redis.conf lines. Required: the plaintext port closes and the cluster bus is TLS too."""
+    if mode is TlsMode.OFF:
+        return []
+    lines = [
+        f"tls-port {tls_port}",
+        f"tls-cert-file {tls_dir}/{CERT_FILE}",
+        f"tls-key-file {tls_dir}/{KEY_FILE}",
+        f"tls-ca-cert-file {tls_dir}/{CA_FILE}",
+        "tls-auth-clients no",  # clients prove themselves with their ACL password
+        'tls-protocols "TLSv1.2 TLSv1.3"',
+        f"tls-ciphers {CIPHERS}",
+        "tls-prefer-server-ciphers yes",
+    ]
+    if mode is TlsMode.REQUIRED:
+        lines += ["port 0", "tls-cluster yes", "tls-replication yes"]
+    else:
+        lines += [f"port {plain_port}"]
+    return lines
+
+
+def redis_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck:
+    """Once plaintext is refused the health probe speaks TLS too (a NOAUTH still proves life)."""
+    base = service.healthcheck
+    if mode is not TlsMode.REQUIRED:
+        return base
+    port = service.port("tls").container
+    probe = f"redis-cli --tls --cacert {tls_dir}/{CA_FILE} --sni localhost -p {port} ping | grep -Eq 'PONG|NOAUTH'"
+    return dataclasses.replace(base, test=("CMD-SHELL", probe))
