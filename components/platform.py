@@ -34,7 +34,7 @@ from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
 from devstack.phases import TlsMode
 from devstack.settings import Settings
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, RENEWAL_PERIOD_DAYS, TLS_DIR, TLS_OWNERS, leaf_spec, tls_services
-from devstack.tls_configs import postgres_args, postgres_files, redis_healthcheck
+from devstack.tls_configs import server_tls
 from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
 
 VAULT = SERVICES_BY_NAME["vault"]
@@ -110,7 +110,7 @@ class Platform(pulumi.ComponentResource):
             if service is VAULT:
                 continue
             self.services[service.name] = self._service(service, selected)
-            self._after_start(service, selected)
+            self._after_start(service)
 
         redis_nodes = [s for s in selected if account_system(s) == "redis"]
         self.redis_cluster = None
@@ -256,6 +256,8 @@ class Platform(pulumi.ComponentResource):
         return identities
 
     def _service(self, service: Service, selected: tuple[Service, ...]) -> ServiceContainer:
+        mode = self.settings.features.tls if service.name in self.certificates else TlsMode.OFF
+        tls = server_tls(service, mode)
         depends: list[pulumi.Resource] = []
         for dependency in start_dependencies(selected, service):
             depends.append(self.vault.unseal if dependency == VAULT.name else self.services[dependency].container)
@@ -267,9 +269,7 @@ class Platform(pulumi.ComponentResource):
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
             plan = delivery(service, approle=identity is not None)
-            command = plan.command
-            if service.name == "postgres" and service.name in self.certificates:
-                command += postgres_args(self.settings.features.tls)
+            command = plan.command + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
             owner = plan.file_owner
@@ -283,11 +283,12 @@ class Platform(pulumi.ComponentResource):
                 uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=owner))
             depends.append(secret.secret)
         uploads += [Upload(path, content) for path, content in self._config_files(service, selected)]
+        uploads += [Upload(path, content) for path, content in tls.files.items()]
         uploads += self._tls_uploads(service)
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
-        if service.name in self.certificates and account_system(service) == "redis":
-            extra["healthcheck"] = redis_healthcheck(service, self.settings.features.tls)
+        if tls.healthcheck is not None:
+            extra["healthcheck"] = tls.healthcheck
         return ServiceContainer(
             service.name,
             self._container_args(service, uploads=tuple(uploads), depends_on=tuple(depends), **extra),
@@ -300,11 +301,9 @@ class Platform(pulumi.ComponentResource):
             return [("/devstack/redis.conf", redis_conf(self.settings, service, cluster))]
         if service.name == "pgbouncer":
             return [("/etc/pgbouncer/pgbouncer.ini", pgbouncer_ini(service, SERVICES_BY_NAME["postgres"]))]
-        if service.name == "postgres" and service.name in self.certificates:
-            return list(postgres_files(self.settings.features.tls).items())
         return []
 
-    def _after_start(self, service: Service, selected: tuple[Service, ...]) -> None:
+    def _after_start(self, service: Service) -> None:
         """Accounts on a data service, created as code once its container is healthy."""
         container = self.services[service.name].container
         if service.name == "forgejo":

@@ -5,6 +5,8 @@ ciphers. Files are the ones devstack.tls puts under /devstack/tls."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from devstack.catalog import Healthcheck, Service
 from devstack.phases import TlsMode
@@ -76,3 +78,61 @@ def redis_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -
     port = service.port("tls").container
     probe = f"redis-cli --tls --cacert {tls_dir}/{CA_FILE} --sni localhost -p {port} ping | grep -Eq 'PONG|NOAUTH'"
     return dataclasses.replace(base, test=("CMD-SHELL", probe))
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """What a server's container needs for a TLS mode beyond the certificate files."""
+
+    args: tuple[str, ...] = ()  # appended to the image's command
+    files: Mapping[str, str] = field(default_factory=dict)  # extra config files to upload
+    healthcheck: Healthcheck | None = None  # a probe that still works in this mode
+
+
+def server_tls(service: Service, mode: TlsMode) -> ServerTls:
+    """One place that knows each server's TLS switches (Redis's are in its config file)."""
+    if mode is TlsMode.OFF:
+        return ServerTls()
+    if service.name == "postgres":
+        return ServerTls(args=postgres_args(mode), files=postgres_files(mode))
+    if service.name.startswith("redis-") and "tls" in {p.name for p in service.ports}:
+        return ServerTls(healthcheck=redis_healthcheck(service, mode))
+    return ServerTls()
+
+
+def mysql_args(mode: TlsMode, tls_dir: str = TLS_DIR) -> tuple[str, ...]:
+    """`mysqld` options (appended to the image's command) for MySQL 8.0 that MariaDB 10.11 takes
+    too. The TLS 1.3 suites stay the library's (all AEAD); `--ssl-cipher` limits TLS 1.2."""
+    if mode is TlsMode.OFF:
+        return ()
+    args = (
+        f"--ssl-cert={tls_dir}/{CERT_FILE}",
+        f"--ssl-key={tls_dir}/{KEY_FILE}",
+        f"--ssl-ca={tls_dir}/{CA_FILE}",
+        "--tls-version=TLSv1.2,TLSv1.3",
+        f"--ssl-cipher={CIPHERS}",
+    )
+    if mode is TlsMode.REQUIRED:
+        args += ("--require-secure-transport=ON",)  # TCP without TLS refused; the socket stays open
+    return args
+
+
+def pgbouncer_ini_lines(mode: TlsMode, tls_dir: str = TLS_DIR) -> list[str]:
+    """pgbouncer.ini lines for the `[pgbouncer]` section: TLS towards its clients and towards
+    PostgreSQL. Required: clients must use TLS, and PostgreSQL's certificate is verified against
+    the CA and the host name of the `[databases]` entries."""
+    if mode is TlsMode.OFF:
+        return []
+    required = mode is TlsMode.REQUIRED
+    return [
+        f"client_tls_sslmode = {'require' if required else 'allow'}",
+        f"client_tls_cert_file = {tls_dir}/{CERT_FILE}",
+        f"client_tls_key_file = {tls_dir}/{KEY_FILE}",
+        f"client_tls_ca_file = {tls_dir}/{CA_FILE}",
+        "client_tls_protocols = tlsv1.2,tlsv1.3",
+        f"client_tls_ciphers = {CIPHERS}",
+        f"server_tls_sslmode = {'verify-full' if required else 'prefer'}",
+        f"server_tls_ca_file = {tls_dir}/{CA_FILE}",
+        "server_tls_protocols = tlsv1.2,tlsv1.3",
+        f"server_tls_ciphers = {CIPHERS}",
+    ]
