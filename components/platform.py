@@ -34,7 +34,7 @@ from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
 from devstack.phases import TlsMode
 from devstack.settings import Settings
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, RENEWAL_PERIOD_DAYS, TLS_DIR, TLS_OWNERS, leaf_spec, tls_services
-from devstack.tls_configs import server_tls
+from devstack.tls_configs import pgbouncer_ini_lines, server_tls
 from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
 
 VAULT = SERVICES_BY_NAME["vault"]
@@ -300,7 +300,9 @@ class Platform(pulumi.ComponentResource):
             cluster = sum(1 for s in selected if account_system(s) == "redis") > 1
             return [("/devstack/redis.conf", redis_conf(self.settings, service, cluster))]
         if service.name == "pgbouncer":
-            return [("/etc/pgbouncer/pgbouncer.ini", pgbouncer_ini(service, SERVICES_BY_NAME["postgres"]))]
+            mode = self.settings.features.tls if service.name in self.certificates else TlsMode.OFF
+            ini = pgbouncer_ini(service, SERVICES_BY_NAME["postgres"], pgbouncer_ini_lines(mode))
+            return [("/etc/pgbouncer/pgbouncer.ini", ini)]
         return []
 
     def _after_start(self, service: Service) -> None:

@@ -71,7 +71,8 @@ def redis_conf(settings: Settings, service: Service, cluster: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pgbouncer_ini(service: Service, postgres: Service) -> str:
+def pgbouncer_ini(service: Service, postgres: Service, tls_lines: list[str] | None = None) -> str:
+    tls = "".join(f"{line}\n" for line in tls_lines or [])
     return f"""; PgBouncer looks clients' SCRAM verifiers up in Postgres through its own auth_user.
 [databases]
 * = host={postgres.name} port={postgres.port("postgres").container}
@@ -88,4 +89,4 @@ pool_mode = transaction
 max_client_conn = 100
 default_pool_size = 10
 ignore_startup_parameters = extra_float_digits
-"""
+{tls}"""

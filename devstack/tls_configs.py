@@ -90,11 +90,14 @@ class ServerTls:
 
 
 def server_tls(service: Service, mode: TlsMode) -> ServerTls:
-    """One place that knows each server's TLS switches (Redis's are in its config file)."""
+    """One place that knows each server's TLS switches (Redis's and PgBouncer's are in their
+    config files: devstack.configs)."""
     if mode is TlsMode.OFF:
         return ServerTls()
     if service.name == "postgres":
         return ServerTls(args=postgres_args(mode), files=postgres_files(mode))
+    if service.name == "mysql":
+        return ServerTls(args=mysql_args(mode))
     if service.name.startswith("redis-") and "tls" in {p.name for p in service.ports}:
         return ServerTls(healthcheck=redis_healthcheck(service, mode))
     return ServerTls()

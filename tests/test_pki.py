@@ -239,3 +239,26 @@ def test_redis_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, plain
     create = run.one("command:local:Command", "redis-cluster-create").inputs["create"]
     assert create.endswith("172.20.2.17:6379" if plain_open else "172.20.2.17:6380")
     assert ("DEVSTACK_REDIS_TLS_CA" in create) is not plain_open
+
+
+@pytest.mark.parametrize(("phase", "required"), [(1, False), (4, True)])
+def test_mysql_and_pgbouncer_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, required: bool) -> None:
+    run = plan("profiles=standard", f"phase={phase}")
+    mysql = run.one(CONTAINER, "mysql").inputs["command"]
+    assert mysql[:2] == ["docker-entrypoint.sh", "mysqld"]
+    assert "--tls-version=TLSv1.2,TLSv1.3" in mysql
+    assert ("--require-secure-transport=ON" in mysql) is required
+    ini = next(
+        u["content"] for u in run.one(CONTAINER, "pgbouncer").inputs["uploads"] if u["file"].endswith("pgbouncer.ini")
+    )
+    assert f"client_tls_sslmode = {'require' if required else 'allow'}" in ini
+    assert f"server_tls_sslmode = {'verify-full' if required else 'prefer'}" in ini
+
+
+def test_phase0_mysql_and_pgbouncer_have_no_tls(plan: PlanFactory) -> None:
+    run = plan("profiles=standard")
+    assert run.one(CONTAINER, "mysql").inputs["command"] == ["docker-entrypoint.sh", "mysqld"]
+    ini = next(
+        u["content"] for u in run.one(CONTAINER, "pgbouncer").inputs["uploads"] if u["file"].endswith("pgbouncer.ini")
+    )
+    assert "tls" not in ini
