@@ -33,7 +33,17 @@ from devstack.credentials import (
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
 from devstack.phases import TlsMode
 from devstack.settings import Settings
-from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, RENEWAL_PERIOD_DAYS, TLS_DIR, TLS_OWNERS, leaf_spec, tls_services
+from devstack.tls import (
+    CA_FILE,
+    CERT_FILE,
+    COMBINED_PEM,
+    KEY_FILE,
+    RENEWAL_PERIOD_DAYS,
+    TLS_DIR,
+    TLS_OWNERS,
+    leaf_spec,
+    tls_services,
+)
 from devstack.tls_configs import pgbouncer_ini_lines, server_tls
 from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
 
@@ -216,14 +226,17 @@ class Platform(pulumi.ComponentResource):
             return []
         owner = TLS_OWNERS[service.name]
         # The server sends its certificate and the intermediate; clients trust the root.
-        return [
-            Upload(
-                f"{TLS_DIR}/{CERT_FILE}",
-                pulumi.Output.concat(certificate.cert_pem, self.authority.intermediate.cert_pem),
-            ),
+        chain = pulumi.Output.concat(certificate.cert_pem, self.authority.intermediate.cert_pem)
+        uploads = [
+            Upload(f"{TLS_DIR}/{CERT_FILE}", chain),
             Upload(f"{TLS_DIR}/{KEY_FILE}", certificate.key_pem, permissions="0600", owner=owner),
             Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem),
         ]
+        if service.name in COMBINED_PEM:
+            combined = pulumi.Output.secret(pulumi.Output.concat(chain, certificate.key_pem))
+            path = f"{TLS_DIR}/{COMBINED_PEM[service.name]}"
+            uploads.append(Upload(path, combined, permissions="0600", owner=owner))
+        return uploads
 
     def _identities(self) -> dict[str, ServiceIdentity]:
         """Phase 1: one AppRole per container identity, bound to its static address, plus

@@ -417,7 +417,8 @@ SERVICES: tuple[Service, ...] = (
         ports=(
             Port("amqp", 5672, 5672),
             Port("amqps", 5671, 5671, tls_only=True),
-            Port("management", 15672, 15672),
+            Port("management", 15672, 15672),  # HTTPS itself once TLS is required
+            Port("management-tls", 15671, 15671, tls_only=True),
             Port("metrics", 15692),
         ),
         volumes=(VolumeMount("rabbitmq-data", "/var/lib/rabbitmq"),),

@@ -40,6 +40,10 @@ TLS_OWNERS: dict[str, int] = {
 }
 
 
+# Servers that want the certificate, its chain and the key in one file.
+COMBINED_PEM: dict[str, str] = {"mongodb": "mongodb.pem"}
+
+
 @dataclass(frozen=True)
 class LeafSpec:
     service: str

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from devstack.catalog import Healthcheck, Service
 from devstack.phases import TlsMode
-from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
+from devstack.tls import CA_FILE, CERT_FILE, COMBINED_PEM, KEY_FILE, TLS_DIR
 
 # TLS 1.2 suites: forward-secret AEAD only (TLS 1.3 suites are strong by construction).
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"
@@ -80,6 +80,53 @@ def redis_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -
     return dataclasses.replace(base, test=("CMD-SHELL", probe))
 
 
+RABBITMQ_TLS_CONF = "/etc/rabbitmq/conf.d/30-devstack-tls.conf"
+
+
+def rabbitmq_conf(mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
+    """AMQPS on 5671 and the management UI over HTTPS (15671 beside HTTP, or on 15672 itself
+    once TLS is required); required mode closes plaintext AMQP."""
+    files = {
+        "cacertfile": f"{tls_dir}/{CA_FILE}",
+        "certfile": f"{tls_dir}/{CERT_FILE}",
+        "keyfile": f"{tls_dir}/{KEY_FILE}",
+    }
+    lines = ["# devstack: TLS " + mode.value, "listeners.ssl.default = 5671"]
+    for prefix in ("ssl_options", "management.ssl"):
+        lines += [f"{prefix}.{key} = {path}" for key, path in files.items()]
+        lines += [f"{prefix}.versions.1 = tlsv1.3", f"{prefix}.versions.2 = tlsv1.2"]
+    lines += ["ssl_options.verify = verify_peer", "ssl_options.fail_if_no_peer_cert = false"]
+    lines += ["ssl_options.honor_cipher_order = true"]
+    if mode is TlsMode.REQUIRED:
+        lines += ["listeners.tcp = none", "management.ssl.port = 15672"]
+    else:
+        lines += ["management.ssl.port = 15671"]
+    return "\n".join(lines) + "\n"
+
+
+def mongodb_args(mode: TlsMode, tls_dir: str = TLS_DIR) -> tuple[str, ...]:
+    if mode is TlsMode.OFF:
+        return ()
+    return (
+        "--tlsMode",
+        "requireTLS" if mode is TlsMode.REQUIRED else "preferTLS",
+        "--tlsCertificateKeyFile",
+        f"{tls_dir}/{COMBINED_PEM['mongodb']}",
+        "--tlsCAFile",
+        f"{tls_dir}/{CA_FILE}",
+        "--tlsAllowConnectionsWithoutCertificates",  # clients prove themselves with SCRAM
+        "--tlsDisabledProtocols",
+        "TLS1_0,TLS1_1",
+    )
+
+
+def mongodb_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck | None:
+    if mode is not TlsMode.REQUIRED:
+        return None
+    probe = ("CMD", "mongosh", "--quiet", "--tls", "--tlsCAFile", f"{tls_dir}/{CA_FILE}", "--host", "localhost")
+    return dataclasses.replace(service.healthcheck, test=(*probe, "--eval", "db.adminCommand('ping').ok"))
+
+
 @dataclass(frozen=True)
 class ServerTls:
     """What a server's container needs for a TLS mode beyond the certificate files."""
@@ -98,6 +145,10 @@ def server_tls(service: Service, mode: TlsMode) -> ServerTls:
         return ServerTls(args=postgres_args(mode), files=postgres_files(mode))
     if service.name == "mysql":
         return ServerTls(args=mysql_args(mode))
+    if service.name == "rabbitmq":
+        return ServerTls(files={RABBITMQ_TLS_CONF: rabbitmq_conf(mode)})
+    if service.name == "mongodb":
+        return ServerTls(args=mongodb_args(mode), healthcheck=mongodb_healthcheck(service, mode))
     if service.name.startswith("redis-") and "tls" in {p.name for p in service.ports}:
         return ServerTls(healthcheck=redis_healthcheck(service, mode))
     return ServerTls()

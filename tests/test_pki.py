@@ -262,3 +262,27 @@ def test_phase0_mysql_and_pgbouncer_have_no_tls(plan: PlanFactory) -> None:
         u["content"] for u in run.one(CONTAINER, "pgbouncer").inputs["uploads"] if u["file"].endswith("pgbouncer.ini")
     )
     assert "tls" not in ini
+
+
+@pytest.mark.parametrize(("phase", "required"), [(1, False), (4, True)])
+def test_rabbitmq_and_mongodb_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, required: bool) -> None:
+    run = plan("profiles=standard", f"phase={phase}")
+    rabbit = {u["file"]: u for u in run.one(CONTAINER, "rabbitmq").inputs["uploads"]}
+    conf = rabbit["/etc/rabbitmq/conf.d/30-devstack-tls.conf"]["content"].splitlines()
+    assert "listeners.ssl.default = 5671" in conf
+    assert "ssl_options.versions.2 = tlsv1.2" in conf
+    assert ("listeners.tcp = none" in conf) is required
+    assert ("management.ssl.port = 15672" in conf) is required
+    ports = {p["internal"] for p in run.one(CONTAINER, "rabbitmq").inputs["ports"]}
+    assert {5671, 15671} <= ports
+    mongo = run.one(CONTAINER, "mongodb").inputs
+    command = mongo["command"]
+    assert command[command.index("--tlsMode") + 1] == ("requireTLS" if required else "preferTLS")
+    assert "TLS1_0,TLS1_1" in command
+    uploads = {u["file"]: u for u in mongo["uploads"]}
+    combined = uploads[f"{TLS_DIR}/mongodb.pem"]
+    assert isinstance(combined["content"], Secret)
+    assert "BEGIN CERTIFICATE" in combined["content"].value
+    assert "PRIVATE KEY" in combined["content"].value
+    assert combined["permissions"] == "0600"
+    assert ("--tls" in mongo["healthcheck"]["tests"]) is required
