@@ -49,6 +49,28 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def https_server(host: str) -> ThreadingHTTPServer:
+    """HTTPS on HTTPS_PORT with the container's certificate (TLS 1.2 at least)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(os.environ["TLS_CERT_FILE"], os.environ["TLS_KEY_FILE"])
+    server = ThreadingHTTPServer((host, int(os.environ.get("HTTPS_PORT", "8443"))), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server
+
+
 if __name__ == "__main__":
-    address = (os.environ.get("HTTP_HOST", "0.0.0.0"), int(os.environ.get("HTTP_PORT", "8000")))
-    ThreadingHTTPServer(address, Handler).serve_forever()
+    import threading
+
+    host = os.environ.get("HTTP_HOST", "0.0.0.0")
+    mode = os.environ.get("TLS_MODE", "off")  # off | dual | required (plaintext refused)
+    servers = []
+    if mode in ("dual", "required"):
+        servers.append(https_server(host))
+    if mode != "required":
+        servers.append(ThreadingHTTPServer((host, int(os.environ.get("HTTP_PORT", "8000"))), Handler))
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers[0].serve_forever()

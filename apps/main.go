@@ -3,6 +3,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -54,7 +55,20 @@ func main() {
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	if err := http.ListenAndServe(host+":"+port, nil); err != nil {
-		os.Exit(1)
+	// TLS_MODE: off | dual (HTTPS beside HTTP) | required (HTTPS only, plaintext refused)
+	mode := os.Getenv("TLS_MODE")
+	httpsPort := os.Getenv("HTTPS_PORT")
+	if httpsPort == "" {
+		httpsPort = "8443"
 	}
+	failed := make(chan error, 2)
+	if mode == "dual" || mode == "required" {
+		server := &http.Server{Addr: host + ":" + httpsPort, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
+		go func() { failed <- server.ListenAndServeTLS(os.Getenv("TLS_CERT_FILE"), os.Getenv("TLS_KEY_FILE")) }()
+	}
+	if mode != "required" {
+		go func() { failed <- http.ListenAndServe(host+":"+port, nil) }()
+	}
+	<-failed
+	os.Exit(1)
 }

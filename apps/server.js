@@ -37,14 +37,28 @@ function reply(res, status, type, body) {
   res.end(body);
 }
 
-http
-  .createServer((req, res) => {
-    if (req.url === "/health" || req.url === "/health/") return reply(res, 200, "application/json", '{"status":"ok"}');
-    if (req.url === "/metrics") return reply(res, 200, "text/plain; version=0.0.4", "devstack_api_up 1\n");
-    if (req.url === "/") {
-      const service = process.env.SERVICE_NAME || "api";
-      return reply(res, 200, "application/json", JSON.stringify({ service, backends: backends() }));
-    }
-    return reply(res, 404, "application/json", '{"error":"not found"}');
-  })
-  .listen(Number(process.env.HTTP_PORT || 8000), process.env.HTTP_HOST || "0.0.0.0");
+function handle(req, res) {
+  if (req.url === "/health" || req.url === "/health/") return reply(res, 200, "application/json", '{"status":"ok"}');
+  if (req.url === "/metrics") return reply(res, 200, "text/plain; version=0.0.4", "devstack_api_up 1\n");
+  if (req.url === "/") {
+    const service = process.env.SERVICE_NAME || "api";
+    return reply(res, 200, "application/json", JSON.stringify({ service, backends: backends() }));
+  }
+  return reply(res, 404, "application/json", '{"error":"not found"}');
+}
+
+// TLS_MODE: off | dual (HTTPS beside HTTP) | required (HTTPS only, plaintext refused)
+const host = process.env.HTTP_HOST || "0.0.0.0";
+const mode = process.env.TLS_MODE || "off";
+if (mode === "dual" || mode === "required") {
+  const https = require("https");
+  const options = {
+    cert: fs.readFileSync(process.env.TLS_CERT_FILE),
+    key: fs.readFileSync(process.env.TLS_KEY_FILE),
+    minVersion: "TLSv1.2",
+  };
+  https.createServer(options, handle).listen(Number(process.env.HTTPS_PORT || 8443), host);
+}
+if (mode !== "required") {
+  http.createServer(handle).listen(Number(process.env.HTTP_PORT || 8000), host);
+}

@@ -302,6 +302,8 @@ class Platform(pulumi.ComponentResource):
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
         if tls.healthcheck is not None:
             extra["healthcheck"] = tls.healthcheck
+        if tls.env:
+            extra["env"] = {**extra.get("env", {}), **tls.env}  # type: ignore[dict-item]
         return ServiceContainer(
             service.name,
             self._container_args(service, uploads=tuple(uploads), depends_on=tuple(depends), **extra),

@@ -292,6 +292,22 @@ def _api_env(name: str, data: bool) -> Mapping[str, str]:
     return MappingProxyType(env)
 
 
+def api_probe(runtime: str, url: str, ca_file: str | None = None) -> tuple[str, ...]:
+    """A health probe with what the runtime image ships: python and node have no wget."""
+    if runtime == "python":
+        context = f"ssl.create_default_context(cafile='{ca_file}')" if ca_file else "None"
+        code = f"import ssl, urllib.request; urllib.request.urlopen('{url}', timeout=5, context={context})"
+        return ("CMD", "python", "-c", code)
+    if runtime == "node":
+        env = f"NODE_EXTRA_CA_CERTS={ca_file} " if ca_file else ""
+        script = f"fetch('{url}').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
+        return ("CMD-SHELL", f'{env}node -e "{script}"')
+    if ca_file:
+        # busybox wget cannot check a certificate: the TLS probe only proves the handshake.
+        return _shell(f"wget -q --no-check-certificate -O /dev/null {url} || exit 1")
+    return _http_probe(url)
+
+
 def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb: int, data: bool = True) -> Service:
     http, https = 8000 + index, 8443 + index
     return Service(
@@ -301,7 +317,7 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
         tier=Tier.APP,
         host_id=host_id,
         ports=(Port("http", 8000, http), Port("https", 8443, https, tls_only=True)),
-        healthcheck=Healthcheck(_http_probe("http://127.0.0.1:8000/health")),
+        healthcheck=Healthcheck(api_probe(image, "http://127.0.0.1:8000/health")),
         limits=Limits(1, memory_mb),
         profiles=_REF,
         depends_on=("vault", "postgres", "mysql") if data else ("vault",),

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from devstack.catalog import Healthcheck, Service
+from devstack.catalog import Healthcheck, Service, api_probe
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, COMBINED_PEM, KEY_FILE, TLS_DIR
 
@@ -80,6 +80,18 @@ def redis_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -
     return dataclasses.replace(base, test=("CMD-SHELL", probe))
 
 
+def api_env(mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
+    """The reference APIs serve HTTPS on 8443 beside HTTP (dual), or alone (required)."""
+    return {"TLS_MODE": mode.value, "TLS_CERT_FILE": f"{tls_dir}/{CERT_FILE}", "TLS_KEY_FILE": f"{tls_dir}/{KEY_FILE}"}
+
+
+def api_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck | None:
+    if mode is not TlsMode.REQUIRED:
+        return None
+    url = f"https://localhost:{service.port('https').container}/health"
+    return dataclasses.replace(service.healthcheck, test=api_probe(service.image, url, f"{tls_dir}/{CA_FILE}"))
+
+
 RABBITMQ_TLS_CONF = "/etc/rabbitmq/conf.d/30-devstack-tls.conf"
 
 
@@ -132,6 +144,7 @@ class ServerTls:
     """What a server's container needs for a TLS mode beyond the certificate files."""
 
     args: tuple[str, ...] = ()  # appended to the image's command
+    env: Mapping[str, str] = field(default_factory=dict)
     files: Mapping[str, str] = field(default_factory=dict)  # extra config files to upload
     healthcheck: Healthcheck | None = None  # a probe that still works in this mode
 
@@ -147,6 +160,8 @@ def server_tls(service: Service, mode: TlsMode) -> ServerTls:
         return ServerTls(args=mysql_args(mode))
     if service.name == "rabbitmq":
         return ServerTls(files={RABBITMQ_TLS_CONF: rabbitmq_conf(mode)})
+    if service.app is not None:
+        return ServerTls(env=api_env(mode), healthcheck=api_healthcheck(service, mode))
     if service.name == "mongodb":
         return ServerTls(args=mongodb_args(mode), healthcheck=mongodb_healthcheck(service, mode))
     if service.name.startswith("redis-") and "tls" in {p.name for p in service.ports}:

@@ -121,3 +121,97 @@ def test_rust_api(serve, tmp_path: Path) -> None:
     subprocess.run([rustc, "-O", "-o", str(binary), str(APPS / "main.rs")], check=True, timeout=300)
     port = serve("rust-api", [str(binary)])
     _check(port, "rust-api", with_backends=False)
+
+
+# --- HTTPS, with the plan's own certificates ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Per API: a directory with server.crt (leaf + intermediate), server.key and ca.crt."""
+    from tools.engine import unwrap
+    from tools.plan import plan_for
+
+    run = plan_for("dev", ["phase=4", "profiles=reference"])
+    signed = "tls:index/locallySignedCert:LocallySignedCert"
+    intermediate = unwrap(run.one(signed, "ca-intermediate").outputs["certPem"])
+    (root,) = run.by_type("tls:index/selfSignedCert:SelfSignedCert")
+    dirs = {}
+    for service in ("reference-api", "nodejs-api"):
+        directory = tmp_path_factory.mktemp(service)
+        (directory / "server.crt").write_text(
+            unwrap(run.one(signed, f"{service}-tls").outputs["certPem"]) + intermediate
+        )
+        (directory / "server.key").write_text(
+            unwrap(run.one("tls:index/privateKey:PrivateKey", f"{service}-tls").outputs["privateKeyPem"])
+        )
+        (directory / "ca.crt").write_text(unwrap(root.outputs["certPem"]))
+        dirs[service] = directory
+    return dirs
+
+
+def _https(port: int, ca: Path) -> int:
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(f"https://localhost:{port}/health", timeout=3, context=context) as response:
+        return response.status
+
+
+def _start_tls(
+    service: str, argv: list[str], mode: str, certs: Path, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    http_port, https_port = _free_port(), _free_port()
+    env = _environment(service, http_port, tmp_path)
+    env |= {"HTTPS_PORT": str(https_port), "TLS_MODE": mode}
+    env |= {"TLS_CERT_FILE": str(certs / "server.crt"), "TLS_KEY_FILE": str(certs / "server.key")}
+    process = subprocess.Popen(argv, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if _https(https_port, certs / "ca.crt") == 200:
+                return process, http_port, https_port
+        except OSError:
+            pass
+        assert process.poll() is None, f"{service} exited with {process.returncode}"
+        time.sleep(0.1)
+    process.terminate()
+    raise AssertionError(f"{service} did not answer over HTTPS")
+
+
+def _probe(service: str, port: int, https: bool, ca: Path) -> int:
+    """The catalog's own health probe for this mode, run here (ports and CA path adjusted)."""
+    from devstack.phases import TlsMode
+    from devstack.tls_configs import api_healthcheck
+
+    entry = SERVICES_BY_NAME[service]
+    check = api_healthcheck(entry, TlsMode.REQUIRED, str(ca.parent)) if https else entry.healthcheck
+    assert check is not None
+    test = [part.replace(":8443/", f":{port}/").replace(":8000/", f":{port}/") for part in check.test]
+    argv = test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
+    if argv[0] == "python":
+        argv[0] = sys.executable
+    return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode
+
+
+@pytest.mark.parametrize("mode", ["dual", "required"])
+@pytest.mark.parametrize(("service", "runtime"), [("reference-api", "python"), ("nodejs-api", "node")])
+def test_api_https(api_certs: dict[str, Path], tmp_path: Path, mode: str, service: str, runtime: str) -> None:
+    program = sys.executable if runtime == "python" else shutil.which("node")
+    if program is None:
+        pytest.skip("node is not installed")
+    source = APPS / ("api.py" if runtime == "python" else "server.js")
+    certs = api_certs[service]
+    process, http_port, https_port = _start_tls(service, [program, str(source)], mode, certs, tmp_path)
+    try:
+        assert _https(https_port, certs / "ca.crt") == 200
+        assert _probe(service, https_port, True, certs / "ca.crt") == 0
+        if mode == "dual":
+            assert _get(http_port, "/health")[0] == 200
+            assert _probe(service, http_port, False, certs / "ca.crt") == 0
+        else:
+            with pytest.raises(urllib.error.URLError, match="refused"):
+                _get(http_port, "/health")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
