@@ -96,9 +96,9 @@ def nodes(tmp_path: Path) -> Iterator[list[int]]:
             process.wait(timeout=10)
 
 
-def _run_script(ports: list[int], password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+def _run_script(ports: list[int], password: str = PASSWORD, **extra: str) -> subprocess.CompletedProcess[str]:
     # The program pipes the script into `sh -s` inside dev-redis-1; here busybox sh plays that shell.
-    env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": password, "DEVSTACK_WAIT_SECONDS": "20"}
+    env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": password, "DEVSTACK_WAIT_SECONDS": "20", **extra}
     return subprocess.run(
         [BUSYBOX or "busybox", "sh", "-s", "--", *(f"127.0.0.1:{p}" for p in ports)],
         input=SCRIPT.read_text(),
@@ -153,22 +153,13 @@ def tls_nodes(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
     """Three nodes with TLS required (no plaintext port, cluster bus over TLS too), using the
     plan's own certificate for redis-1 (its SANs include 127.0.0.1)."""
     from devstack.phases import TlsMode
-    from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
+    from devstack.tls import CA_FILE
     from devstack.tls_configs import redis_lines
-    from tools.engine import unwrap
-    from tools.plan import plan_for
+    from tests.planpki import server_files
 
     if not (REDIS_SERVER and REDIS_CLI and BUSYBOX):
         pytest.skip("redis-server, redis-cli and busybox are installed by .ci/run")
-    run = plan_for("dev", ["phase=4", "profiles=standard"])
-    signed = "tls:index/locallySignedCert:LocallySignedCert"
-    (root,) = run.by_type("tls:index/selfSignedCert:SelfSignedCert")
-    files = {
-        CERT_FILE: unwrap(run.one(signed, "redis-1-tls").outputs["certPem"])
-        + unwrap(run.one(signed, "ca-intermediate").outputs["certPem"]),
-        KEY_FILE: unwrap(run.one("tls:index/privateKey:PrivateKey", "redis-1-tls").outputs["privateKeyPem"]),
-        CA_FILE: unwrap(root.outputs["certPem"]),
-    }
+    files = server_files(["phase=4", "profiles=standard"], ("redis-1",))["redis-1"]
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     verifier = hashlib.sha256(PASSWORD.encode()).hexdigest()
@@ -195,21 +186,7 @@ def tls_nodes(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
 
 def test_forms_the_cluster_over_tls_when_plaintext_is_refused(tls_nodes: tuple[list[int], Path]) -> None:
     ports, ca = tls_nodes
-    env = {
-        "PATH": os.environ["PATH"],
-        "REDISCLI_AUTH": PASSWORD,
-        "DEVSTACK_WAIT_SECONDS": "20",
-        "DEVSTACK_REDIS_TLS_CA": str(ca),
-    }
-    result = subprocess.run(
-        [BUSYBOX or "busybox", "sh", "-s", "--", *(f"127.0.0.1:{p}" for p in ports)],
-        input=SCRIPT.read_text(),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    result = _run_script(ports, DEVSTACK_REDIS_TLS_CA=str(ca))
     assert result.returncode == 0, result.stderr
     tls = ["--tls", "--cacert", str(ca), "--sni", "localhost"]
     info = subprocess.run(

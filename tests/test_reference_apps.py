@@ -129,23 +129,13 @@ def test_rust_api(serve, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def api_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Per API: a directory with server.crt (leaf + intermediate), server.key and ca.crt."""
-    from tools.engine import unwrap
-    from tools.plan import plan_for
+    from tests.planpki import server_files
 
-    run = plan_for("dev", ["phase=4", "profiles=reference"])
-    signed = "tls:index/locallySignedCert:LocallySignedCert"
-    intermediate = unwrap(run.one(signed, "ca-intermediate").outputs["certPem"])
-    (root,) = run.by_type("tls:index/selfSignedCert:SelfSignedCert")
     dirs = {}
-    for service in ("reference-api", "nodejs-api"):
+    for service, files in server_files(["phase=4", "profiles=reference"], ("reference-api", "nodejs-api")).items():
         directory = tmp_path_factory.mktemp(service)
-        (directory / "server.crt").write_text(
-            unwrap(run.one(signed, f"{service}-tls").outputs["certPem"]) + intermediate
-        )
-        (directory / "server.key").write_text(
-            unwrap(run.one("tls:index/privateKey:PrivateKey", f"{service}-tls").outputs["privateKeyPem"])
-        )
-        (directory / "ca.crt").write_text(unwrap(root.outputs["certPem"]))
+        for name, text in files.items():
+            (directory / name).write_text(text)
         dirs[service] = directory
     return dirs
 

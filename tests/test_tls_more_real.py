@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from devstack.phases import TlsMode
-from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
+from devstack.tls import CA_FILE
 from devstack.tls_configs import CIPHERS, mysql_args, pgbouncer_ini_lines, postgres_args
+from tests.planpki import server_files
 from tests.realservers import (
     LOCALHOST,
     MariaDb,
@@ -34,12 +35,8 @@ from tests.realservers import (
     free_port,
     running_postgres,
 )
-from tools.engine import unwrap
-from tools.plan import plan_for
 
 pytestmark = pytest.mark.real
-SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
-KEY = "tls:index/privateKey:PrivateKey"
 PASSWORD = "tls-test-password"
 ROOT_PASSWORD = "tls-test-root"
 
@@ -48,19 +45,7 @@ Pki = dict[str, dict[str, str]]
 
 @pytest.fixture(scope="module")
 def pki() -> Pki:
-    """server.crt (leaf + intermediate), server.key and ca.crt per service, from the plan."""
-    run = plan_for("dev", ["phase=1", "profiles=standard"])
-    intermediate = unwrap(run.one(SIGNED, "ca-intermediate").outputs["certPem"])
-    (root_record,) = run.by_type("tls:index/selfSignedCert:SelfSignedCert")
-    root = unwrap(root_record.outputs["certPem"])
-    return {
-        service: {
-            CERT_FILE: unwrap(run.one(SIGNED, f"{service}-tls").outputs["certPem"]) + intermediate,
-            KEY_FILE: unwrap(run.one(KEY, f"{service}-tls").outputs["privateKeyPem"]),
-            CA_FILE: root,
-        }
-        for service in ("mysql", "pgbouncer", "postgres")
-    }
+    return server_files(["phase=1", "profiles=standard"], ("mysql", "pgbouncer", "postgres"))
 
 
 def _binary(name: str) -> str:

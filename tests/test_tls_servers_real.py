@@ -15,33 +15,18 @@ from pathlib import Path
 import pytest
 
 from devstack.phases import TlsMode
-from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
+from devstack.tls import CA_FILE, KEY_FILE
 from devstack.tls_configs import PG_HBA, postgres_args, postgres_files, redis_lines
+from tests.planpki import server_files
 from tests.realservers import free_port, running_postgres
-from tools.engine import unwrap
-from tools.plan import plan_for
 
 pytestmark = pytest.mark.real
-SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
-KEY = "tls:index/privateKey:PrivateKey"
 PASSWORD = "tls-test-password"
 
 
 @pytest.fixture(scope="module")
 def pki() -> dict[str, dict[str, str]]:
-    """server.crt (leaf + intermediate), server.key and ca.crt per service, from the plan."""
-    run = plan_for("dev", ["phase=1", "profiles=minimal"])
-    intermediate = unwrap(run.one(SIGNED, "ca-intermediate").outputs["certPem"])
-    (root_record,) = run.by_type("tls:index/selfSignedCert:SelfSignedCert")
-    root = unwrap(root_record.outputs["certPem"])
-    return {
-        service: {
-            CERT_FILE: unwrap(run.one(SIGNED, f"{service}-tls").outputs["certPem"]) + intermediate,
-            KEY_FILE: unwrap(run.one(KEY, f"{service}-tls").outputs["privateKeyPem"]),
-            CA_FILE: root,
-        }
-        for service in ("postgres", "redis-1")
-    }
+    return server_files(["phase=1", "profiles=minimal"], ("postgres", "redis-1"))
 
 
 def _psql(port: int, sslmode: str, root: Path) -> subprocess.CompletedProcess[str]:
