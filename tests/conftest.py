@@ -1,7 +1,10 @@
-"""A fresh program per test: each `plan(...)` call runs __main__.py anew under the mocks."""
+"""Plans under the mocks. `plan(...)` runs __main__.py afresh for the test (use it when the test
+changes the result or compares runs); `shared_plan(...)` returns one run per distinct config for
+the whole session, for read-only checks, so the suite stays well under a minute."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +26,21 @@ def make_plan(*overrides: str, stack: str = "dev") -> PlanRun:
 @pytest.fixture
 def plan() -> PlanFactory:
     return make_plan
+
+
+_SHARED: dict[tuple[str, ...], PlanRun] = {}
+
+
+def _shared(*overrides: str, stack: str = "dev") -> PlanRun:
+    key = (stack, os.environ.get("DEVSTACK_NOW", ""), *sorted(overrides))  # the clock is an input too
+    if key not in _SHARED:
+        _SHARED[key] = make_plan(*overrides, stack=stack)
+    return _SHARED[key]
+
+
+@pytest.fixture
+def shared_plan() -> PlanFactory:
+    return _shared
 
 
 def containers(run: PlanRun) -> dict[str, dict]:

@@ -90,8 +90,8 @@ def test_policy_grants_nothing_under_sys_auth_or_write(identity: str) -> None:
 # --- the plan at phase 1 ----------------------------------------------------------------------
 
 
-def test_access_matrix_is_exactly_the_intended_one(plan: PlanFactory) -> None:
-    matrix = access_matrix(plan("phase=1", "profiles=full,reference"))
+def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> None:
+    matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference"))
     assert set(matrix) == IDENTITIES
     for identity, access in matrix.items():
         expected = [] if identity == "management" else [f"secret/data/{identity}"]
@@ -116,8 +116,8 @@ def test_access_matrix_flags_a_broad_policy(plan: PlanFactory) -> None:
     assert matrix["postgres"].flags == []
 
 
-def test_every_credentialed_container_has_its_own_role(plan: PlanFactory) -> None:
-    run = plan("phase=1", "profiles=full,reference")
+def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory) -> None:
+    run = shared_plan("phase=1", "profiles=full,reference")
     roles = {r.inputs["roleName"]: r.inputs for r in run.by_type(ROLE)}
     assert set(roles) == IDENTITIES
     for name, role in roles.items():
@@ -140,8 +140,8 @@ def plan_address(run, name: str) -> str:
     return load_settings(run.config, stack=run.stack).static_ip(SERVICES_BY_NAME[name])
 
 
-def test_no_root_token_in_any_container_at_phase1(plan: PlanFactory) -> None:
-    run = plan("phase=1", "profiles=full,reference")
+def test_no_root_token_in_any_container_at_phase1(shared_plan: PlanFactory) -> None:
+    run = shared_plan("phase=1", "profiles=full,reference")
     token = json.loads(run.one("command:local:Command", "vault-init").outputs["stdout"].value)["root_token"]
     for record in run.by_type(CONTAINER):
         inputs = record.inputs
@@ -158,8 +158,8 @@ def test_no_root_token_in_any_container_at_phase1(plan: PlanFactory) -> None:
             assert "DEVSTACK_AUTH=approle" in inputs["envs"]
 
 
-def test_phase0_keeps_root_token_mode(plan: PlanFactory) -> None:
-    run = plan("phase=0", "profiles=full,reference")
+def test_phase0_keeps_root_token_mode(shared_plan: PlanFactory) -> None:
+    run = shared_plan("phase=0", "profiles=full,reference")
     assert run.by_type(ROLE) == []
     assert run.by_type(POLICY) == []
     postgres = containers(run)["dev-postgres"]
@@ -167,12 +167,12 @@ def test_phase0_keeps_root_token_mode(plan: PlanFactory) -> None:
     assert TOKEN_PATH in {u["file"] for u in postgres["uploads"]}
 
 
-def test_sub_step_1a_is_a_feature_override(plan: PlanFactory) -> None:
-    run = plan("phase=0", "features=approle=true")
+def test_sub_step_1a_is_a_feature_override(shared_plan: PlanFactory) -> None:
+    run = shared_plan("phase=0", "features=approle=true")
     assert {r.inputs["roleName"] for r in run.by_type(ROLE)} == IDENTITIES
 
 
-def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(plan: PlanFactory) -> None:
+def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(shared_plan: PlanFactory) -> None:
     from tools.plan import plan_for
 
     before = plan_for("dev", ["profiles=full,reference", "phase=0"])
@@ -188,7 +188,7 @@ def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(plan: PlanF
     assert {ROLE, SECRET_ID, POLICY, "vault:index/authBackend:AuthBackend"} <= created
 
 
-def test_a_new_rotation_period_mints_new_secret_ids(plan: PlanFactory) -> None:
+def test_a_new_rotation_period_mints_new_secret_ids(shared_plan: PlanFactory) -> None:
     from tools.plan import plan_for
 
     before = plan_for("dev", ["phase=1", "secretIdRotationDays=7"])

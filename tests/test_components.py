@@ -14,8 +14,8 @@ ALL = "profiles=full,reference"
 TOKEN = re.compile(r"^devstack:[a-z]+:[A-Z][A-Za-z]+$")
 
 
-def test_full_plan_has_the_23_containers_with_their_networks_and_volumes(plan: PlanFactory) -> None:
-    run = plan(f"--set={ALL}".removeprefix("--set="))
+def test_full_plan_has_the_23_containers_with_their_networks_and_volumes(shared_plan: PlanFactory) -> None:
+    run = shared_plan(f"--set={ALL}".removeprefix("--set="))
     by_name = containers(run)
     assert set(by_name) == {f"dev-{name}" for name in SERVICES_BY_NAME}
     for name, inputs in by_name.items():
@@ -28,20 +28,20 @@ def test_full_plan_has_the_23_containers_with_their_networks_and_volumes(plan: P
         assert mounted == {f"dev-{m.volume}": m.path for m in service.volumes}
 
 
-def test_minimal_profile_runs_exactly_five_containers(plan: PlanFactory) -> None:
-    run = plan("profiles=minimal")
+def test_minimal_profile_runs_exactly_five_containers(shared_plan: PlanFactory) -> None:
+    run = shared_plan("profiles=minimal")
     assert set(containers(run)) == {"dev-vault", "dev-postgres", "dev-pgbouncer", "dev-forgejo", "dev-redis-1"}
 
 
-def test_one_flat_network_at_phase0(plan: PlanFactory) -> None:
-    (network,) = plan(ALL).by_type(NETWORK)
+def test_one_flat_network_at_phase0(shared_plan: PlanFactory) -> None:
+    (network,) = shared_plan(ALL).by_type(NETWORK)
     assert network.inputs["name"] == "dev-network"
     assert network.inputs["ipamConfigs"] == [{"subnet": "172.20.0.0/16", "gateway": "172.20.0.1"}]
     assert network.options["delete_before_replace"] is True
 
 
-def test_every_volume_is_protected_and_retained_in_every_profile(plan: PlanFactory) -> None:
-    minimal, full = plan("profiles=minimal"), plan(ALL)
+def test_every_volume_is_protected_and_retained_in_every_profile(shared_plan: PlanFactory) -> None:
+    minimal, full = shared_plan("profiles=minimal"), shared_plan(ALL)
     assert {v.urn for v in minimal.by_type(VOLUME)} == {v.urn for v in full.by_type(VOLUME)}
     for volume in full.by_type(VOLUME):
         assert volume.options["protect"] is True
@@ -49,26 +49,26 @@ def test_every_volume_is_protected_and_retained_in_every_profile(plan: PlanFacto
         assert volume.inputs["name"] == f"dev-{volume.name}"
 
 
-def test_no_port_binds_all_interfaces_by_default(plan: PlanFactory) -> None:
-    published = [p for inputs in containers(plan(ALL)).values() for p in inputs.get("ports", [])]
+def test_no_port_binds_all_interfaces_by_default(shared_plan: PlanFactory) -> None:
+    published = [p for inputs in containers(shared_plan(ALL)).values() for p in inputs.get("ports", [])]
     assert published, "the full plan publishes ports"
     assert {p["ip"] for p in published} == {"127.0.0.1"}
 
 
-def test_bind_address_and_host_port_overrides_reach_the_container(plan: PlanFactory) -> None:
-    ports = containers(plan("bindAddress=10.0.5.5", "hostPorts=postgres=15432"))["dev-postgres"]["ports"]
+def test_bind_address_and_host_port_overrides_reach_the_container(shared_plan: PlanFactory) -> None:
+    ports = containers(shared_plan("bindAddress=10.0.5.5", "hostPorts=postgres=15432"))["dev-postgres"]["ports"]
     assert ports == [{"internal": 5432, "external": 15432, "ip": "10.0.5.5", "protocol": "tcp"}]
 
 
-def test_tls_ports_only_exist_when_tls_is_on(plan: PlanFactory) -> None:
-    off = containers(plan("profiles=standard"))["dev-redis-1"]["ports"]
-    dual = containers(plan("profiles=standard", "features=tls=dual"))["dev-redis-1"]["ports"]
+def test_tls_ports_only_exist_when_tls_is_on(shared_plan: PlanFactory) -> None:
+    off = containers(shared_plan("profiles=standard"))["dev-redis-1"]["ports"]
+    dual = containers(shared_plan("profiles=standard", "features=tls=dual"))["dev-redis-1"]["ports"]
     assert [p["internal"] for p in off] == [6379]
     assert [p["internal"] for p in dual] == [6379, 6380]
 
 
-def test_images_are_pinned_exact_tags(plan: PlanFactory) -> None:
-    images = plan(ALL).by_type("docker:index/remoteImage:RemoteImage")
+def test_images_are_pinned_exact_tags(shared_plan: PlanFactory) -> None:
+    images = shared_plan(ALL).by_type("docker:index/remoteImage:RemoteImage")
     assert len(images) == 23
     for image in images:
         reference = image.inputs["name"]
@@ -80,13 +80,13 @@ def test_images_are_pinned_exact_tags(plan: PlanFactory) -> None:
         assert image.inputs["keepLocally"] is True
 
 
-def test_image_tag_override_changes_the_image(plan: PlanFactory) -> None:
-    run = plan("imageTags=postgres=18.2-bookworm")
+def test_image_tag_override_changes_the_image(shared_plan: PlanFactory) -> None:
+    run = shared_plan("imageTags=postgres=18.2-bookworm")
     assert run.one("docker:index/remoteImage:RemoteImage", "postgres-image").inputs["name"] == "postgres:18.2-bookworm"
 
 
-def test_container_runtime_settings(plan: PlanFactory) -> None:
-    run = plan(ALL)
+def test_container_runtime_settings(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL)
     for record in run.by_type(CONTAINER):
         service = SERVICES_BY_NAME[record.name]
         inputs = record.inputs
@@ -104,8 +104,8 @@ def test_container_runtime_settings(plan: PlanFactory) -> None:
         assert image.urn in record.dependencies
 
 
-def test_start_order_follows_depends_on(plan: PlanFactory) -> None:
-    run = plan(ALL)
+def test_start_order_follows_depends_on(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL)
     urn = {r.name: r.urn for r in run.by_type(CONTAINER)}
     # "Vault healthy" means unsealed: dependants wait for the unseal step, not the container.
     urn["vault"] = run.one("command:local:Command", "vault-unseal").urn
@@ -114,16 +114,16 @@ def test_start_order_follows_depends_on(plan: PlanFactory) -> None:
             assert urn[dependency] in record.dependencies, (record.name, dependency)
 
 
-def test_host_binds_are_read_only_and_never_the_docker_socket(plan: PlanFactory) -> None:
-    for inputs in containers(plan(ALL)).values():
+def test_host_binds_are_read_only_and_never_the_docker_socket(shared_plan: PlanFactory) -> None:
+    for inputs in containers(shared_plan(ALL)).values():
         for mount in inputs.get("volumes", []):
             if "hostPath" in mount:
                 assert mount["readOnly"] is True
                 assert "docker.sock" not in mount["hostPath"]
 
 
-def test_components_are_typed_parented_and_register_outputs(plan: PlanFactory) -> None:
-    run = plan(ALL)
+def test_components_are_typed_parented_and_register_outputs(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL)
     components = [r for r in run.resources if not r.custom and r.type != "pulumi:pulumi:Stack"]
     assert {r.type for r in components} == {
         "devstack:platform:Platform",
@@ -145,8 +145,8 @@ def test_components_are_typed_parented_and_register_outputs(plan: PlanFactory) -
 
 
 @pytest.mark.parametrize("profiles", ["minimal", "standard", "full", "reference", "full,reference"])
-def test_stack_outputs_describe_the_endpoints(plan: PlanFactory, profiles: str) -> None:
-    run = plan(f"profiles={profiles}")
+def test_stack_outputs_describe_the_endpoints(shared_plan: PlanFactory, profiles: str) -> None:
+    run = shared_plan(f"profiles={profiles}")
     endpoints = run.outputs["endpoints"]
     assert set(endpoints) == {name.removeprefix("dev-") for name in containers(run)}
     assert endpoints["vault"] == {

@@ -45,16 +45,16 @@ def _chain(run: PlanRun) -> tuple[x509.Certificate, x509.Certificate]:
     return _pem(root), _pem(run.one(SIGNED, "ca-intermediate"))
 
 
-def test_phase0_has_no_certificate_and_no_tls_file(plan: PlanFactory) -> None:
-    run = plan(ALL, "phase=0")
+def test_phase0_has_no_certificate_and_no_tls_file(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL, "phase=0")
     assert not [r for r in run.resources if r.type.startswith("tls:")]
     for record in run.by_type(CONTAINER):
         assert not [u for u in record.inputs.get("uploads", []) if u["file"].startswith(TLS_DIR)]
     assert "caBundle" not in run.outputs
 
 
-def test_root_and_intermediate(plan: PlanFactory, clock: None) -> None:
-    run = plan(ALL, "phase=1")
+def test_root_and_intermediate(shared_plan: PlanFactory, clock: None) -> None:
+    run = shared_plan(ALL, "phase=1")
     root, intermediate = _chain(run)
     assert root.issuer == root.subject
     assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -70,15 +70,15 @@ def test_root_and_intermediate(plan: PlanFactory, clock: None) -> None:
         assert key.curve.name == "secp384r1"
 
 
-def test_root_key_signs_only_the_intermediate(plan: PlanFactory, clock: None) -> None:
-    run = plan(ALL, "phase=1")
+def test_root_key_signs_only_the_intermediate(shared_plan: PlanFactory, clock: None) -> None:
+    run = shared_plan(ALL, "phase=1")
     root_key = run.one(KEY, "ca-root").urn
     signed_by_root = [r.name for r in run.by_type(SIGNED) if root_key in r.dependencies]
     assert signed_by_root == ["ca-intermediate"]
 
 
-def test_every_leaf_chains_to_the_root_with_the_right_names(plan: PlanFactory, clock: None) -> None:
-    run = plan(ALL, "phase=1")
+def test_every_leaf_chains_to_the_root_with_the_right_names(shared_plan: PlanFactory, clock: None) -> None:
+    run = shared_plan(ALL, "phase=1")
     root, intermediate = _chain(run)
     leaves = {r.name.removesuffix("-tls"): _pem(r) for r in run.by_type(SIGNED) if r.name.endswith("-tls")}
     assert set(leaves) == set(TLS_OWNERS)
@@ -106,16 +106,16 @@ def test_every_leaf_chains_to_the_root_with_the_right_names(plan: PlanFactory, c
     assert SERVICES_BY_NAME["vault"].name in leaves
 
 
-def test_no_weak_keys(plan: PlanFactory, clock: None) -> None:
-    run = plan(ALL, "phase=1")
+def test_no_weak_keys(shared_plan: PlanFactory, clock: None) -> None:
+    run = shared_plan(ALL, "phase=1")
     for key in run.by_type(KEY):
         assert key.inputs["algorithm"] == "ECDSA"
         assert key.inputs["ecdsaCurve"] in ("P256", "P384"), key.name
         assert isinstance(key.outputs["privateKeyPem"], Secret)
 
 
-def test_files_reach_the_containers_with_owner_and_mode(plan: PlanFactory, clock: None) -> None:
-    run = plan(ALL, "phase=1")
+def test_files_reach_the_containers_with_owner_and_mode(shared_plan: PlanFactory, clock: None) -> None:
+    run = shared_plan(ALL, "phase=1")
     postgres = {u["file"]: u for u in run.one(CONTAINER, "postgres").inputs["uploads"]}
     key = postgres[f"{TLS_DIR}/server.key"]
     assert isinstance(key["content"], Secret)
@@ -181,11 +181,13 @@ def _issue(subject: str, issuer: x509.Certificate, issuer_key, public_key, *, ca
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def test_chain_validates_for_a_leaf_and_refuses_a_ca_below_the_intermediate(plan: PlanFactory, clock: None) -> None:
+def test_chain_validates_for_a_leaf_and_refuses_a_ca_below_the_intermediate(
+    shared_plan: PlanFactory, clock: None
+) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-    run = plan("profiles=minimal", "phase=1")
+    run = shared_plan("profiles=minimal", "phase=1")
     root, intermediate = _chain(run)
     intermediate_key = load_pem_private_key(
         unwrap(run.one(KEY, "ca-intermediate").outputs["privateKeyPem"]).encode(), None
@@ -207,8 +209,8 @@ def test_chain_validates_for_a_leaf_and_refuses_a_ca_below_the_intermediate(plan
 
 
 @pytest.mark.parametrize(("phase", "hba"), [(1, False), (4, True)])
-def test_postgres_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, hba: bool) -> None:
-    postgres = plan("profiles=minimal", f"phase={phase}").one(CONTAINER, "postgres").inputs
+def test_postgres_tls_settings_follow_the_mode(shared_plan: PlanFactory, phase: int, hba: bool) -> None:
+    postgres = shared_plan("profiles=minimal", f"phase={phase}").one(CONTAINER, "postgres").inputs
     command = postgres["command"]
     assert command[:2] == ["docker-entrypoint.sh", "postgres"]
     assert "ssl=on" in command
@@ -220,14 +222,14 @@ def test_postgres_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, hb
         assert "hostnossl all  all  0.0.0.0/0       reject" in uploads[f"{TLS_DIR}/pg_hba.conf"]["content"]
 
 
-def test_phase0_postgres_has_no_tls_setting(plan: PlanFactory) -> None:
-    command = plan("profiles=minimal").one(CONTAINER, "postgres").inputs["command"]
+def test_phase0_postgres_has_no_tls_setting(shared_plan: PlanFactory) -> None:
+    command = shared_plan("profiles=minimal").one(CONTAINER, "postgres").inputs["command"]
     assert command == ["docker-entrypoint.sh", "postgres"]
 
 
 @pytest.mark.parametrize(("phase", "plain_open"), [(1, True), (4, False)])
-def test_redis_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, plain_open: bool) -> None:
-    run = plan("profiles=standard", f"phase={phase}")
+def test_redis_tls_settings_follow_the_mode(shared_plan: PlanFactory, phase: int, plain_open: bool) -> None:
+    run = shared_plan("profiles=standard", f"phase={phase}")
     node = run.one(CONTAINER, "redis-1").inputs
     conf = next(u["content"] for u in node["uploads"] if u["file"] == "/devstack/redis.conf")
     assert "tls-port 6380" in conf
@@ -242,8 +244,8 @@ def test_redis_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, plain
 
 
 @pytest.mark.parametrize(("phase", "required"), [(1, False), (4, True)])
-def test_mysql_and_pgbouncer_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, required: bool) -> None:
-    run = plan("profiles=standard", f"phase={phase}")
+def test_mysql_and_pgbouncer_tls_settings_follow_the_mode(shared_plan: PlanFactory, phase: int, required: bool) -> None:
+    run = shared_plan("profiles=standard", f"phase={phase}")
     mysql = run.one(CONTAINER, "mysql").inputs["command"]
     assert mysql[:2] == ["docker-entrypoint.sh", "mysqld"]
     assert "--tls-version=TLSv1.2,TLSv1.3" in mysql
@@ -255,8 +257,8 @@ def test_mysql_and_pgbouncer_tls_settings_follow_the_mode(plan: PlanFactory, pha
     assert f"server_tls_sslmode = {'verify-full' if required else 'prefer'}" in ini
 
 
-def test_phase0_mysql_and_pgbouncer_have_no_tls(plan: PlanFactory) -> None:
-    run = plan("profiles=standard")
+def test_phase0_mysql_and_pgbouncer_have_no_tls(shared_plan: PlanFactory) -> None:
+    run = shared_plan("profiles=standard")
     assert run.one(CONTAINER, "mysql").inputs["command"] == ["docker-entrypoint.sh", "mysqld"]
     ini = next(
         u["content"] for u in run.one(CONTAINER, "pgbouncer").inputs["uploads"] if u["file"].endswith("pgbouncer.ini")
@@ -265,8 +267,10 @@ def test_phase0_mysql_and_pgbouncer_have_no_tls(plan: PlanFactory) -> None:
 
 
 @pytest.mark.parametrize(("phase", "required"), [(1, False), (4, True)])
-def test_rabbitmq_and_mongodb_tls_settings_follow_the_mode(plan: PlanFactory, phase: int, required: bool) -> None:
-    run = plan("profiles=standard", f"phase={phase}")
+def test_rabbitmq_and_mongodb_tls_settings_follow_the_mode(
+    shared_plan: PlanFactory, phase: int, required: bool
+) -> None:
+    run = shared_plan("profiles=standard", f"phase={phase}")
     rabbit = {u["file"]: u for u in run.one(CONTAINER, "rabbitmq").inputs["uploads"]}
     conf = rabbit["/etc/rabbitmq/conf.d/30-devstack-tls.conf"]["content"].splitlines()
     assert "listeners.ssl.default = 5671" in conf

@@ -1,7 +1,7 @@
 """Phase 1c: tier networks derived from the flows, and safe moves between every pair of phases.
 
-Read-only checks share one plan per phase (module fixture); the program is still run afresh
-for this module, and tests that change a plan make their own."""
+Read-only checks share one plan per phase (tests.conftest.shared_plan); tests that change a
+plan make their own."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from devstack.topology import cross_tier_links, networks
 from tests.conftest import CONTAINER, NETWORK, PlanFactory
 from tools.diff import diff_plans
 from tools.engine import PlanRun
-from tools.plan import plan_for
 
 ALL = "profiles=full,reference"
 DATA_TYPES = (
@@ -43,9 +42,9 @@ def flows_between(a: str, b: str) -> bool:
 PHASES = range(5)
 
 
-@pytest.fixture(scope="module")
-def phase_runs() -> dict[int, PlanRun]:
-    return {phase: plan_for("dev", [ALL, f"phase={phase}"]) for phase in PHASES}
+@pytest.fixture
+def phase_runs(shared_plan: PlanFactory) -> dict[int, PlanRun]:
+    return {phase: shared_plan(ALL, f"phase={phase}") for phase in PHASES}
 
 
 def test_phase0_has_one_network(phase_runs: dict[int, PlanRun]) -> None:

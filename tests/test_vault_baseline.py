@@ -64,8 +64,8 @@ def all_secret_values(run: PlanRun) -> set[str]:
 
 
 @pytest.mark.parametrize("profiles", PROFILES)
-def test_phase0_plan_has_the_vault_baseline(plan: PlanFactory, profiles: str) -> None:
-    run = plan(f"profiles={profiles}")
+def test_phase0_plan_has_the_vault_baseline(shared_plan: PlanFactory, profiles: str) -> None:
+    run = shared_plan(f"profiles={profiles}")
     types = {r.type for r in run.resources}
     assert "devstack:vault:VaultServer" in types
     assert {r.name for r in run.by_type(COMMAND)} >= {"vault-init", "vault-unseal"}
@@ -86,8 +86,8 @@ def test_phase0_plan_has_the_vault_baseline(plan: PlanFactory, profiles: str) ->
         assert password.inputs["length"] >= 32
 
 
-def test_provider_waits_for_the_bootstrap_and_holds_the_token_as_a_secret(plan: PlanFactory) -> None:
-    run = plan("profiles=minimal")
+def test_provider_waits_for_the_bootstrap_and_holds_the_token_as_a_secret(shared_plan: PlanFactory) -> None:
+    run = shared_plan("profiles=minimal")
     (provider,) = run.by_type("pulumi:providers:vault")
     init = run.one(COMMAND, "vault-init")
     unseal = run.one(COMMAND, "vault-unseal")
@@ -104,8 +104,8 @@ def test_provider_waits_for_the_bootstrap_and_holds_the_token_as_a_secret(plan: 
     assert unseal.inputs["environment"]["DEVSTACK_NO_INIT"] == "1"
 
 
-def test_vault_container_config_as_code(plan: PlanFactory) -> None:
-    vault = containers(plan("profiles=minimal"))["dev-vault"]
+def test_vault_container_config_as_code(shared_plan: PlanFactory) -> None:
+    vault = containers(shared_plan("profiles=minimal"))["dev-vault"]
     assert vault["command"] == ["server"]
     (config,) = vault["uploads"]
     assert config["file"] == "/vault/config/vault.hcl"
@@ -115,8 +115,8 @@ def test_vault_container_config_as_code(plan: PlanFactory) -> None:
 
 
 @pytest.mark.parametrize("profiles", ["minimal", "full,reference"])
-def test_no_secret_in_clear_anywhere_in_the_plan(plan: PlanFactory, profiles: str) -> None:
-    run = plan(f"profiles={profiles}")
+def test_no_secret_in_clear_anywhere_in_the_plan(shared_plan: PlanFactory, profiles: str) -> None:
+    run = shared_plan(f"profiles={profiles}")
     secrets = all_secret_values(run)
     assert len(secrets) > 20
     text = json.dumps(plan_json(run))
@@ -124,8 +124,8 @@ def test_no_secret_in_clear_anywhere_in_the_plan(plan: PlanFactory, profiles: st
     assert not leaked, leaked[:3]
 
 
-def test_containers_get_credentials_as_files_only(plan: PlanFactory) -> None:
-    run = plan("profiles=full,reference")
+def test_containers_get_credentials_as_files_only(shared_plan: PlanFactory) -> None:
+    run = shared_plan("profiles=full,reference")
     secrets = all_secret_values(run)
     for record in run.by_type(CONTAINER):
         inputs = record.inputs
@@ -148,8 +148,8 @@ def test_containers_get_credentials_as_files_only(plan: PlanFactory) -> None:
             assert "/run/devstack" in inputs["tmpfs"]
 
 
-def test_each_client_has_its_own_account_not_the_admin_password(plan: PlanFactory) -> None:
-    run = plan("profiles=full,reference")
+def test_each_client_has_its_own_account_not_the_admin_password(shared_plan: PlanFactory) -> None:
+    run = shared_plan("profiles=full,reference")
     setups = {r.name: r for r in run.by_type(COMMAND) if r.name.endswith("-accounts")}
     assert set(setups) == {"postgres-accounts", "mysql-accounts", "mongodb-accounts", "rabbitmq-accounts"}
     for setup in setups.values():
@@ -171,8 +171,8 @@ def test_each_client_has_its_own_account_not_the_admin_password(plan: PlanFactor
     assert setups["postgres-accounts"].urn in forgejo.dependencies
 
 
-def test_redis_nodes_hold_only_verifiers_of_client_passwords(plan: PlanFactory) -> None:
-    run = plan("profiles=full,reference")
+def test_redis_nodes_hold_only_verifiers_of_client_passwords(shared_plan: PlanFactory) -> None:
+    run = shared_plan("profiles=full,reference")
     secrets = {r.inputs["name"]: json.loads(r.inputs["dataJson"].value) for r in run.by_type(SECRET_V2)}
     node = secrets["redis-1"]
     assert node["password"] == secrets["redis-2"]["password"] == secrets["redis-3"]["password"]
@@ -188,8 +188,8 @@ def test_redis_nodes_hold_only_verifiers_of_client_passwords(plan: PlanFactory) 
 
 
 @pytest.mark.parametrize(("profiles", "cluster"), [("minimal", False), ("standard", True), ("full", True)])
-def test_redis_cluster_step_only_with_three_nodes(plan: PlanFactory, profiles: str, cluster: bool) -> None:
-    run = plan(f"profiles={profiles}")
+def test_redis_cluster_step_only_with_three_nodes(shared_plan: PlanFactory, profiles: str, cluster: bool) -> None:
+    run = shared_plan(f"profiles={profiles}")
     steps = [r for r in run.by_type(COMMAND) if r.name == "redis-cluster-create"]
     conf = next(u for u in containers(run)["dev-redis-1"]["uploads"] if u["file"] == "/devstack/redis.conf")
     assert ("cluster-enabled yes" in conf["content"]) is cluster
@@ -204,7 +204,7 @@ def test_redis_cluster_step_only_with_three_nodes(plan: PlanFactory, profiles: s
     assert isinstance(step.inputs["environment"]["REDISCLI_AUTH"], Secret)
 
 
-def test_root_token_is_exported_only_as_a_secret(plan: PlanFactory) -> None:
-    run = plan("profiles=minimal")
+def test_root_token_is_exported_only_as_a_secret(shared_plan: PlanFactory) -> None:
+    run = shared_plan("profiles=minimal")
     assert isinstance(run.outputs["vaultRootToken"], Secret)
     assert masked(run.outputs)["vaultRootToken"] == "[secret]"
