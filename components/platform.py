@@ -221,9 +221,12 @@ class Platform(pulumi.ComponentResource):
         }
 
     def _tls_uploads(self, service: Service) -> list[Upload]:
+        if not self.certificates:
+            return []
         certificate = self.certificates.get(service.name)
         if certificate is None:
-            return []
+            # A client only: it gets the CA to verify the servers it talks to.
+            return [Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem)]
         owner = TLS_OWNERS[service.name]
         # The server sends its certificate and the intermediate; clients trust the root.
         chain = pulumi.Output.concat(certificate.cert_pem, self.authority.intermediate.cert_pem)

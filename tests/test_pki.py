@@ -290,3 +290,13 @@ def test_rabbitmq_and_mongodb_tls_settings_follow_the_mode(
     assert "PRIVATE KEY" in combined["content"].value
     assert combined["permissions"] == "0600"
     assert ("--tls" in mongo["healthcheck"]["tests"]) is required
+
+
+def test_every_container_trusts_the_ca_once_tls_is_on(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL, "phase=1")
+    root = unwrap(run.by_type(ROOT)[0].outputs["certPem"])
+    for record in run.by_type(CONTAINER):
+        if record.name == "vault":
+            continue  # Vault's own TLS listener is still to come
+        uploads = {u["file"]: u for u in record.inputs.get("uploads", [])}
+        assert uploads[f"{TLS_DIR}/ca.crt"]["content"] == root, record.name
