@@ -2,6 +2,8 @@
 
 python -m tools.plan [--stack dev] [--set key=value ...] [--json]
 python -m tools.plan diff --from phase=0 --to phase=1 [--set key=value ...] [--json]
+python -m tools.plan access [--set key=value ...] [--json]    # Vault identities and what they read
+python -m tools.plan certs [--set key=value ...] [--json]     # the certificate inventory
 """
 
 from __future__ import annotations
