@@ -25,6 +25,17 @@ cli() {
     tls --no-auth-warning -h "${address%:*}" -p "${address##*:}" "$@"
 }
 
+# tick MESSAGE: one more second of waiting, or give up with MESSAGE once the wait is over.
+waited=0
+tick() {
+    waited=$((waited + 1))
+    if [ "$waited" -ge "$wait_seconds" ]; then
+        log "$1 within ${wait_seconds}s"
+        exit 1
+    fi
+    sleep 1
+}
+
 field() { # field NAME: a value from `cluster info` on stdin
     sed -n "s/^$1:\([^[:space:]]*\).*/\1/p"
 }
@@ -40,12 +51,7 @@ for node in "$@"; do
                 exit 4
                 ;;
         esac
-        waited=$((waited + 1))
-        if [ "$waited" -ge "$wait_seconds" ]; then
-            log "$node did not answer PING within ${wait_seconds}s"
-            exit 1
-        fi
-        sleep 1
+        tick "$node did not answer PING"
     done
 done
 
@@ -73,11 +79,6 @@ tls --no-auth-warning --cluster create "$@" --cluster-replicas 0 --cluster-yes >
 
 waited=0
 until [ "$(cli "$first" cluster info | field cluster_state)" = ok ]; do
-    waited=$((waited + 1))
-    if [ "$waited" -ge "$wait_seconds" ]; then
-        log "the cluster did not reach state ok within ${wait_seconds}s"
-        exit 1
-    fi
-    sleep 1
+    tick "the cluster did not reach state ok"
 done
 log "formed: $# masters, 16384 slots"
