@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,9 @@ def shared_plan() -> PlanFactory:
 def containers(run: PlanRun) -> dict[str, dict]:
     """Docker container name -> the inputs the provider would receive."""
     return {r.inputs["name"]: r.inputs for r in run.by_type(CONTAINER)}
+
+
+@pytest.fixture(scope="module")
+def toolboxes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder per module for the shell tests' PATH directories of chosen tools."""
+    return tmp_path_factory.mktemp("toolboxes")

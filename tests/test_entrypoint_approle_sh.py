@@ -54,11 +54,6 @@ DASH_WGET = _BY_ID["dash-busybox-wget"]
 IMAGES = (NC, _BY_ID["debian-dash-mawk-perl"], _BY_ID["oracle-bash-gawk-curl"], _BY_ID["busybox-curl"], DASH_WGET)
 
 
-@pytest.fixture(scope="module")
-def toolboxes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("toolboxes")
-
-
 @pytest.fixture
 def vault() -> Iterator[FakeVault]:
     with FakeVault() as server:

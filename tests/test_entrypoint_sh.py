@@ -116,11 +116,6 @@ def make_toolbox(base: Path, variant: Variant) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def toolboxes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("toolboxes")
-
-
 @pytest.fixture
 def vault() -> Iterator[FakeVault]:
     with FakeVault() as server:

@@ -92,11 +92,6 @@ def make_toolbox(base: Path, kind: str) -> str:
     return str(directory)
 
 
-@pytest.fixture(scope="module")
-def toolboxes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("toolboxes")
-
-
 @pytest.fixture
 def vault() -> Iterator[FakeVault]:
     with FakeVault() as server:
