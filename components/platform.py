@@ -220,6 +220,10 @@ class Platform(pulumi.ComponentResource):
             for service in tls_services(selected)
         }
 
+    def _tls_mode(self, service: Service) -> TlsMode:
+        """The TLS mode a server runs in: the feature's, once it has a certificate."""
+        return self.settings.features.tls if service.name in self.certificates else TlsMode.OFF
+
     def _tls_uploads(self, service: Service) -> list[Upload]:
         if not self.certificates:
             return []
@@ -272,8 +276,7 @@ class Platform(pulumi.ComponentResource):
         return identities
 
     def _service(self, service: Service, selected: tuple[Service, ...]) -> ServiceContainer:
-        mode = self.settings.features.tls if service.name in self.certificates else TlsMode.OFF
-        tls = server_tls(service, mode)
+        tls = server_tls(service, self._tls_mode(service))
         depends: list[pulumi.Resource] = []
         for dependency in start_dependencies(selected, service):
             depends.append(self.vault.unseal if dependency == VAULT.name else self.services[dependency].container)
@@ -318,8 +321,7 @@ class Platform(pulumi.ComponentResource):
             cluster = sum(1 for s in selected if account_system(s) == "redis") > 1
             return [("/devstack/redis.conf", redis_conf(self.settings, service, cluster))]
         if service.name == "pgbouncer":
-            mode = self.settings.features.tls if service.name in self.certificates else TlsMode.OFF
-            ini = pgbouncer_ini(service, SERVICES_BY_NAME["postgres"], pgbouncer_ini_lines(mode))
+            ini = pgbouncer_ini(service, SERVICES_BY_NAME["postgres"], pgbouncer_ini_lines(self._tls_mode(service)))
             return [("/etc/pgbouncer/pgbouncer.ini", ini)]
         return []
 
