@@ -5,12 +5,11 @@ ciphers. Files are the ones devstack.tls puts under /devstack/tls."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from devstack.catalog import Healthcheck, Service, api_probe
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, COMBINED_PEM, KEY_FILE, TLS_DIR
+from devstack.tls_server import ServerTls
 
 # TLS 1.2 suites: forward-secret AEAD only (TLS 1.3 suites are strong by construction).
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"
@@ -137,16 +136,6 @@ def mongodb_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR)
         return None
     probe = ("CMD", "mongosh", "--quiet", "--tls", "--tlsCAFile", f"{tls_dir}/{CA_FILE}", "--host", "localhost")
     return dataclasses.replace(service.healthcheck, test=(*probe, "--eval", "db.adminCommand('ping').ok"))
-
-
-@dataclass(frozen=True)
-class ServerTls:
-    """What a server's container needs for a TLS mode beyond the certificate files."""
-
-    args: tuple[str, ...] = ()  # appended to the image's command
-    env: Mapping[str, str] = field(default_factory=dict)
-    files: Mapping[str, str] = field(default_factory=dict)  # extra config files to upload
-    healthcheck: Healthcheck | None = None  # a probe that still works in this mode
 
 
 def server_tls(service: Service, mode: TlsMode) -> ServerTls:
