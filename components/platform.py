@@ -51,7 +51,8 @@ VAULT = SERVICES_BY_NAME["vault"]
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
 FORGEJO_ADMIN = ROOT / "scripts" / "forgejo-admin.sh"
-MANAGEMENT = "management"  # the read-only identity for backup tooling on this machine
+MANAGEMENT = "management"
+SYSTEM_CA_BUNDLE = "/etc/ssl/cert.pem"  # the read-only identity for backup tooling on this machine
 
 
 def _start_order(selected: tuple[Service, ...], accounts: tuple[ClientAccount, ...]) -> list[Service]:
@@ -90,30 +91,16 @@ class Platform(pulumi.ComponentResource):
         volume_names = tuple(dict.fromkeys(m.volume for s in SERVICES for m in s.volumes))
         self.data = DataVolumes("volumes", DataVolumesArgs(volume_names, self.labels), opts=child)
 
-        self.vault = VaultServer(
-            "vault",
-            VaultServerArgs(
-                container=self._container_args(
-                    VAULT,
-                    command=("server",),
-                    uploads=(Upload("/vault/config/vault.hcl", vault_hcl(VAULT)),),
-                    # Vault is healthy only once unsealed: the bootstrap, not the engine, waits.
-                    wait_healthy=False,
-                ),
-                host_address=settings.vault_host_address,
-                init_file=settings.vault_init_file,
-                run_id=clock.now().isoformat(),
-            ),
-            opts=child,
-        )
+        selected = selected_services(settings)
+        # Vault's own listener needs its certificate, so the chain comes first.
+        self.certificates = self._certificates(selected) if settings.features.tls is not TlsMode.OFF else {}
+        self.vault = self._vault_server()
         # Credentials are data: every catalog service has its secret whatever the profile, so a
         # service that leaves a profile and comes back finds the passwords its volume holds.
         self.accounts = client_accounts(SERVICES)
         self.secrets = self._service_secrets()
         self.identities = self._identities() if settings.features.approle else {}
 
-        selected = selected_services(settings)
-        self.certificates = self._certificates(selected) if settings.features.tls is not TlsMode.OFF else {}
         self.services = {}
         self.account_setups: dict[str, AccountSetup] = {}
         for service in _start_order(selected, self.accounts):
@@ -147,6 +134,29 @@ class Platform(pulumi.ComponentResource):
         }
         self.register_outputs(
             {"endpoints": self.endpoints, "networks": self.topology.names, "vaultAddress": self.vault.address}
+        )
+
+    def _vault_server(self) -> VaultServer:
+        settings = self.settings
+        mode = self._tls_mode(VAULT)
+        tls = server_tls(VAULT, mode)
+        uploads = (Upload("/vault/config/vault.hcl", vault_hcl(VAULT, mode)), *self._tls_uploads(VAULT))
+        extra: dict[str, object] = {"healthcheck": tls.healthcheck} if tls.healthcheck else {}
+        ca_pem = self.authority.root_pem if self.certificates else None
+        return VaultServer(
+            "vault",
+            VaultServerArgs(
+                # Vault is healthy only once unsealed: the bootstrap, not the engine, waits.
+                container=self._container_args(
+                    VAULT, command=("server",), uploads=uploads, wait_healthy=False, **extra
+                ),
+                host_address=settings.vault_host_address,
+                init_file=settings.vault_init_file,
+                run_id=clock.now().isoformat(),
+                ca_file=settings.vault_ca_file if ca_pem is not None else None,
+                ca_pem=ca_pem,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _redis_client_port(self, service: Service) -> int:
@@ -287,7 +297,7 @@ class Platform(pulumi.ComponentResource):
         if service.name in self.secrets:
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
-            plan = delivery(service, approle=identity is not None)
+            plan = delivery(service, approle=identity is not None, tls=self._tls_mode(VAULT))
             command = plan.command + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
@@ -306,13 +316,21 @@ class Platform(pulumi.ComponentResource):
         uploads += self._tls_uploads(service)
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
+        if service.system_ca_bundle and self._tls_mode(VAULT) is TlsMode.REQUIRED:
+            # Alpine's busybox wget verifies only against this bundle (see the catalog).
+            uploads.append(Upload(SYSTEM_CA_BUNDLE, self.authority.root_pem))
+        if tls.command is not None:
+            extra["command"] = tls.command
         if tls.healthcheck is not None:
             extra["healthcheck"] = tls.healthcheck
         if tls.env:
             extra["env"] = {**extra.get("env", {}), **tls.env}  # type: ignore[dict-item]
         return ServiceContainer(
             service.name,
-            self._container_args(service, uploads=tuple(uploads), depends_on=tuple(depends), **extra),
+            # One file per path: a mode's own version of a file (TLS) replaces the default one.
+            self._container_args(
+                service, uploads=tuple({u.path: u for u in uploads}.values()), depends_on=tuple(depends), **extra
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -13,6 +13,11 @@ from components.service import ServiceContainer, ServiceContainerArgs
 
 BOOTSTRAP = "sh ./scripts/vault-bootstrap.sh"
 KV_PATH = "secret"
+# Public data, but written whole or not at all: a half-written CA would fail every TLS check.
+WRITE_CA = (
+    'mkdir -p "$(dirname "$DEVSTACK_CA_FILE")" && umask 022 && cat >"$DEVSTACK_CA_FILE.tmp" '
+    '&& mv -f "$DEVSTACK_CA_FILE.tmp" "$DEVSTACK_CA_FILE"'
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,9 @@ class VaultServerArgs:
     host_address: str  # how this machine reaches Vault, e.g. http://127.0.0.1:8200
     init_file: str  # the 0600 recovery file (unseal keys, root token) on this machine
     run_id: str  # differs on every `pulumi up`, so the unseal step runs each time
+    # TLS on: where this machine keeps the CA that Vault's certificate chains to, and its PEM.
+    ca_file: str | None = None
+    ca_pem: pulumi.Input[str] | None = None
 
 
 def _root_token(stdout: str) -> str:
@@ -34,6 +42,22 @@ class VaultServer(pulumi.ComponentResource):
         super().__init__("devstack:vault:VaultServer", name, None, opts)
         self.server = ServiceContainer(name, args.container, opts=pulumi.ResourceOptions(parent=self))
         environment = {"VAULT_ADDR": args.host_address, "DEVSTACK_VAULT_INIT_FILE": args.init_file}
+        init_depends: list[pulumi.Resource] = [self.server.container]
+        self.ca_file = None
+        if args.ca_file is not None and args.ca_pem is not None:
+            # The bootstrap and the provider on this machine verify Vault against this file. A new
+            # CA is an update, which writes the file again (no trigger: a replacement would run
+            # the old delete after the new create, removing the file).
+            self.ca_file = command.local.Command(
+                f"{name}-ca-file",
+                create=WRITE_CA,
+                delete='rm -f "$DEVSTACK_CA_FILE"',
+                stdin=args.ca_pem,
+                environment={"DEVSTACK_CA_FILE": args.ca_file},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            environment["DEVSTACK_VAULT_CA"] = args.ca_file
+            init_depends.append(self.ca_file)
         # Initialise (first run only) and unseal; stdout carries the root token, so it is a
         # secret, and only stderr (progress, never a key or token) reaches the console.
         self.init = command.local.Command(
@@ -41,9 +65,7 @@ class VaultServer(pulumi.ComponentResource):
             create=BOOTSTRAP,
             environment=environment,
             logging=command.local.Logging.STDERR,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.server.container], additional_secret_outputs=["stdout"]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=init_depends, additional_secret_outputs=["stdout"]),
         )
         # A restarted Vault comes back sealed: this step unseals it on every `pulumi up`.
         self.unseal = command.local.Command(
@@ -61,6 +83,7 @@ class VaultServer(pulumi.ComponentResource):
             token=self.root_token,
             # The root token is used as is: no child token is minted on every run.
             skip_child_token=True,
+            ca_cert_file=args.ca_file,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.unseal]),
         )
         self.kv = vault.Mount(
@@ -72,4 +95,4 @@ class VaultServer(pulumi.ComponentResource):
             # Deleting the mount would delete every credential with it.
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, protect=True, retain_on_delete=True),
         )
-        self.register_outputs({"address": self.address, "kvPath": self.kv.path})
+        self.register_outputs({"address": self.address, "kvPath": self.kv.path, "caFile": args.ca_file})

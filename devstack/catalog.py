@@ -101,6 +101,7 @@ class Template:
 
 
 SECRETS_DIR = "/run/devstack"  # a tmpfs: secret files never touch a disk
+TEMPLATE_DIR = "/devstack/templates"  # the wrapper's templates, rendered into SECRETS_DIR
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,10 @@ class Service:
     command: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()
     credentials: Credentials | None = None
+    # The image's only HTTPS client that verifies certificates is Alpine's busybox wget (through
+    # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: once
+    # TLS is required the stack's CA is put there.
+    system_ca_bundle: bool = False
     client_role: ClientRole = ClientRole.APP
     app: str | None = None  # a source file from apps/, uploaded to /devstack/app/
 
@@ -210,6 +215,7 @@ def _redis_node(index: int, host_id: int, host_port: int, tls_host_port: int) ->
             owner="redis:redis",
             shared_with="redis-cluster",
         ),
+        system_ca_bundle=True,
     )
 
 
@@ -242,6 +248,7 @@ def _exporter(index: int) -> Service:
             ),
             run_as_uid=59000,
         ),
+        system_ca_bundle=True,
     )
 
 
@@ -272,7 +279,7 @@ _API_APPS = {
 
 def _api_env(name: str, data: bool) -> Mapping[str, str]:
     """Where each data service is, which user the API is there, and the file with its password."""
-    env = {"SERVICE_NAME": name, "HTTP_PORT": "8000", "HTTPS_PORT": "8443", "VAULT_ADDR": "http://vault:8200"}
+    env = {"SERVICE_NAME": name, "HTTP_PORT": "8000", "HTTPS_PORT": "8443"}
     if data:
         for system, host, port in (
             ("postgres", "postgres", 5432),
@@ -302,9 +309,8 @@ def api_probe(runtime: str, url: str, ca_file: str | None = None) -> tuple[str, 
         env = f"NODE_EXTRA_CA_CERTS={ca_file} " if ca_file else ""
         script = f"fetch('{url}').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
         return ("CMD-SHELL", f'{env}node -e "{script}"')
-    if ca_file:
-        # busybox wget cannot check a certificate: the TLS probe only proves the handshake.
-        return _shell(f"wget -q --no-check-certificate -O /dev/null {url} || exit 1")
+    # Alpine's busybox wget verifies an https:// URL against /etc/ssl/cert.pem, where the stack's
+    # CA is put for these images once TLS is required (Service.system_ca_bundle).
     return _http_probe(url)
 
 
@@ -326,6 +332,7 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
         app=_API_APPS[image][0],
         command=_API_APPS[image][1],
         credentials=Credentials(entrypoint=_API_APPS[image][1]) if data else None,
+        system_ca_bundle=image in ("golang", "node"),
     )
 
 
@@ -336,7 +343,9 @@ SERVICES: tuple[Service, ...] = (
         tag="1.18.5",
         tier=Tier.VAULT,
         host_id=5,
-        ports=(Port("api", 8200, 8200),),
+        # HTTPS beside plain HTTP on its own port while clients migrate (dual TLS mode); once TLS
+        # is required the API port itself speaks HTTPS and "https" is closed.
+        ports=(Port("api", 8200, 8200), Port("https", 8300, 8300, tls_only=True)),
         volumes=(VolumeMount("vault-data", "/vault/data"),),
         # sys/health answers 501 (uninitialised) and 503 (sealed): only an unsealed Vault is healthy
         healthcheck=Healthcheck(
@@ -396,6 +405,7 @@ SERVICES: tuple[Service, ...] = (
             ),
             run_as_uid=70,
         ),
+        system_ca_bundle=True,
     ),
     Service(
         name="mysql",
@@ -630,6 +640,7 @@ SERVICES: tuple[Service, ...] = (
         client_role=ClientRole.MONITOR,
         # Vector's `directory` secret backend reads the wrapper's files.
         credentials=Credentials(entrypoint=("/usr/local/bin/vector",)),
+        system_ca_bundle=True,
     ),
 )
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from devstack.catalog import SECRETS_DIR, Service, account_user
 from devstack.credentials import USERS_ACL_KEY
+from devstack.phases import TlsMode
 from devstack.settings import Settings
-from devstack.tls_configs import redis_lines
+from devstack.tls_configs import redis_lines, vault_listeners
 
 
 @dataclass(frozen=True)
@@ -17,27 +18,22 @@ class ConfigFile:
     content: str
 
 
-def vault_hcl(service: Service) -> str:
+def vault_hcl(service: Service, mode: TlsMode = TlsMode.OFF) -> str:
+    """Off: plain HTTP on the API port. Dual: HTTPS on its own port beside it, so clients move
+    over one by one. Required: HTTPS on the API port and no plaintext listener at all."""
     port = service.port("api").container
+    listeners = vault_listeners(mode, port, service.port("https").container)
+    scheme = "https" if mode is TlsMode.REQUIRED else "http"
     return f"""# Vault server, single node with file storage on the protected dev-vault-data volume.
 ui = true
-api_addr = "http://vault:{port}"
+api_addr = "{scheme}://vault:{port}"
 default_lease_ttl = "168h"
 max_lease_ttl = "720h"
 
 storage "file" {{
   path = "/vault/data"
 }}
-
-listener "tcp" {{
-  address = "0.0.0.0:{port}"
-  tls_disable = true
-  telemetry {{
-    # Prometheus scrapes /v1/sys/metrics without holding a Vault token.
-    unauthenticated_metrics_access = true
-  }}
-}}
-
+{listeners}
 telemetry {{
   prometheus_retention_time = "24h"
   disable_hostname = true

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from devstack.catalog import SECRETS_DIR, Service
+from devstack.catalog import SECRETS_DIR, TEMPLATE_DIR, Service
 from devstack.configs import ConfigFile
+from devstack.phases import TlsMode
+from devstack.tls import CA_FILE, TLS_DIR
 
 WRAPPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "entrypoint.sh"
 WRAPPER_PATH = "/devstack/entrypoint.sh"
 TOKEN_PATH = "/devstack/vault-token"  # phase 0 only: the root token
 ROLE_ID_PATH = "/devstack/approle/role-id"
 SECRET_ID_PATH = "/devstack/approle/secret-id"
-TEMPLATE_DIR = "/devstack/templates"
 VAULT_ADDR = "http://vault:8200"
+VAULT_TLS_ADDR = "https://vault:8200"  # once TLS is required; the name is in Vault's certificate
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,11 @@ class Delivery:
     file_owner: int  # uid that must read the uploaded token file
 
 
-def delivery(service: Service, approle: bool) -> Delivery:
+def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Delivery:
     """approle: log in with the container's own AppRole (files role-id and secret-id);
-    otherwise read with the root token from a file (phase 0, the rollback target)."""
+    otherwise read with the root token from a file (phase 0, the rollback target). Once TLS is
+    required the wrapper reaches Vault over HTTPS and verifies it against the stack's CA (in
+    dual mode the plain listener still serves it while HTTPS is offered beside)."""
     credentials = service.credentials
     if credentials is None:
         raise ValueError(f"{service.name} has no credentials to deliver")
@@ -46,8 +50,13 @@ def delivery(service: Service, approle: bool) -> Delivery:
         if approle
         else {"DEVSTACK_TOKEN_FILE": TOKEN_PATH}
     )
+    vault = (
+        {"VAULT_ADDR": VAULT_TLS_ADDR, "DEVSTACK_VAULT_CA": f"{TLS_DIR}/{CA_FILE}"}
+        if tls is TlsMode.REQUIRED
+        else {"VAULT_ADDR": VAULT_ADDR}
+    )
     env = {
-        "VAULT_ADDR": VAULT_ADDR,
+        **vault,
         "DEVSTACK_SECRET_PATH": service.name,
         **login,
         "DEVSTACK_SECRETS_DIR": SECRETS_DIR,

@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from devstack.catalog import SERVICES, SERVICES_BY_NAME, Profile, Service, Tier
 from devstack.errors import PROJECT, ConfigError
-from devstack.phases import MAX_PHASE, Features, resolve_features
+from devstack.phases import MAX_PHASE, Features, TlsMode, resolve_features
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,19 @@ class Settings:
             host = "127.0.0.1"
         elif ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.host_ports[('vault', 'api')]}"
+        tls = self.features.tls
+        if tls is TlsMode.OFF:
+            return f"http://{host}:{self.host_ports[('vault', 'api')]}"
+        # Dual mode offers HTTPS on its own port; this machine moves to it at once.
+        port = self.host_ports[("vault", "https" if tls is TlsMode.DUAL else "api")]
+        return f"https://{host}:{port}"
+
+    @property
+    def vault_ca_file(self) -> str | None:
+        """Where the CA that Vault's certificate chains to is written on this machine (TLS on)."""
+        if self.features.tls is TlsMode.OFF:
+            return None
+        return str(Path(self.state_dir) / self.stack / "ca.pem")
 
     def image(self, service: Service) -> str:
         return f"{service.image}:{self.image_tags[service.name]}"
@@ -318,11 +330,21 @@ def _features(phase: int, text: str) -> Features:
     return resolve_features(phase, dict(_pairs("features", text)))
 
 
+def _check_vault_published(host_ports: Mapping[tuple[str, str], int | None], tls: TlsMode) -> None:
+    """`pulumi up` reaches Vault through its published port: the one this TLS mode uses."""
+    port = "https" if tls is TlsMode.DUAL else "api"
+    if host_ports[("vault", port)] is None:
+        raise ConfigError("hostPorts", f"vault.{port} must stay published: `pulumi up` reaches Vault through it")
+
+
 def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT) -> Settings:
     """Build and validate Settings from a stack's config map (keys like 'devstack:phase')."""
     values = _values(raw)
     phase = _phase(values["phase"])
     subnets = _subnets(values)
+    features = _features(phase, values["features"])
+    host_ports = _host_ports(values)
+    _check_vault_published(host_ports, features.tls)
     return Settings(
         project=project,
         stack=stack,
@@ -330,9 +352,9 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
         profiles=_profiles(values["profiles"]),
         bind_address=_bind_address(values["bindAddress"]),
         subnets=subnets,
-        features=_features(phase, values["features"]),
+        features=features,
         static_ips=MappingProxyType(_static_ips(values, subnets)),
-        host_ports=MappingProxyType(_host_ports(values)),
+        host_ports=MappingProxyType(host_ports),
         image_tags=MappingProxyType(_image_tags(values)),
         state_dir=_state_dir(values["stateDir"]),
         secret_id_rotation_days=_rotation_days(values["secretIdRotationDays"]),

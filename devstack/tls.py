@@ -37,6 +37,9 @@ TLS_OWNERS: dict[str, int] = {
     "prometheus": 65534,
     "grafana": 472,
     "loki": 10001,
+    "redis-exporter-1": 59000,
+    "redis-exporter-2": 59000,
+    "redis-exporter-3": 59000,
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from devstack.catalog import Healthcheck, Service, api_probe
+from devstack.catalog import TEMPLATE_DIR, Healthcheck, Service, api_probe
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, COMBINED_PEM, KEY_FILE, TLS_DIR
 from devstack.tls_server import ServerTls
@@ -24,6 +24,59 @@ hostssl   all  all  ::/0            scram-sha-256
 hostnossl all  all  0.0.0.0/0       reject
 hostnossl all  all  ::/0            reject
 """
+
+
+# Go's names for the TLS 1.2 suites Vault may use: ECDHE with AES-GCM only (TLS 1.3 suites are
+# not configurable in Go and all strong).
+VAULT_CIPHER_SUITES = ",".join(
+    f"TLS_ECDHE_{key}_WITH_AES_{bits}_GCM_SHA{sha}"
+    for key in ("ECDSA", "RSA")
+    for bits, sha in ((128, 256), (256, 384))
+)
+
+
+def _vault_listener(address: str, tls_dir: str | None) -> str:
+    if tls_dir is None:
+        tls = "  tls_disable = true"
+    else:
+        tls = "\n".join(
+            [
+                f'  tls_cert_file = "{tls_dir}/{CERT_FILE}"',
+                f'  tls_key_file = "{tls_dir}/{KEY_FILE}"',
+                '  tls_min_version = "tls12"',
+                f'  tls_cipher_suites = "{VAULT_CIPHER_SUITES}"',
+            ]
+        )
+    return f"""
+listener "tcp" {{
+  address = "{address}"
+{tls}
+  telemetry {{
+    # Prometheus scrapes /v1/sys/metrics without holding a Vault token.
+    unauthenticated_metrics_access = true
+  }}
+}}
+"""
+
+
+def vault_listeners(mode: TlsMode, api_port: int, https_port: int, tls_dir: str = TLS_DIR) -> str:
+    """vault.hcl listener blocks: HTTP (off), HTTP plus HTTPS on its own port (dual), HTTPS
+    alone on the API port (required)."""
+    if mode is TlsMode.OFF:
+        return _vault_listener(f"0.0.0.0:{api_port}", None)
+    if mode is TlsMode.DUAL:
+        return _vault_listener(f"0.0.0.0:{api_port}", None) + _vault_listener(f"0.0.0.0:{https_port}", tls_dir)
+    return _vault_listener(f"0.0.0.0:{api_port}", tls_dir)
+
+
+def vault_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck | None:
+    """Once plaintext is gone, `vault status` checks the certificate against the CA (exit 0 only
+    when unsealed, as the HTTP probe before it)."""
+    if mode is not TlsMode.REQUIRED:
+        return None
+    port = service.port("api").container
+    probe = f"VAULT_ADDR=https://localhost:{port} VAULT_CACERT={tls_dir}/{CA_FILE} vault status >/dev/null"
+    return dataclasses.replace(service.healthcheck, test=("CMD-SHELL", probe))
 
 
 def postgres_args(mode: TlsMode, tls_dir: str = TLS_DIR) -> tuple[str, ...]:
@@ -79,9 +132,33 @@ def redis_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -
     return dataclasses.replace(base, test=("CMD-SHELL", probe))
 
 
-def api_env(mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
-    """The reference APIs serve HTTPS on 8443 beside HTTP (dual), or alone (required)."""
-    return {"TLS_MODE": mode.value, "TLS_CERT_FILE": f"{tls_dir}/{CERT_FILE}", "TLS_KEY_FILE": f"{tls_dir}/{KEY_FILE}"}
+# Once TLS is required these backends' plaintext ports are closed: clients use the TLS ones.
+TLS_CLIENT_PORTS = {"REDIS_PORT": "6380", "RABBITMQ_PORT": "5671"}
+
+
+def api_env(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
+    """The reference APIs serve HTTPS on 8443 beside HTTP (dual), or alone (required); as clients
+    they are told the CA to verify their backends with, and the TLS ports once required."""
+    env = {"TLS_MODE": mode.value, "TLS_CERT_FILE": f"{tls_dir}/{CERT_FILE}", "TLS_KEY_FILE": f"{tls_dir}/{KEY_FILE}"}
+    if "REDIS_PORT" in service.env:
+        env["TLS_CA_FILE"] = f"{tls_dir}/{CA_FILE}"
+        if mode is TlsMode.REQUIRED:
+            env |= TLS_CLIENT_PORTS
+    return env
+
+
+def redis_exporter_client(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> ServerTls:
+    """The exporter's own Redis node: over TLS, verified against the CA, once plaintext is gone.
+    Its password file is keyed by that address, so it changes with it."""
+    if mode is not TlsMode.REQUIRED or service.credentials is None:
+        return ServerTls()
+    (template,) = service.credentials.templates
+    plain = service.env["REDIS_ADDR"]
+    node = plain.removeprefix("redis://").rsplit(":", 1)[0]
+    address = f"rediss://{node}:6380"
+    env = {"REDIS_ADDR": address, "REDIS_EXPORTER_TLS_CA_CERT_FILE": f"{tls_dir}/{CA_FILE}"}
+    files = {f"{TEMPLATE_DIR}/{template.name}": template.content.replace(plain, address)}
+    return ServerTls(env=env, files=files)
 
 
 def api_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck | None:
@@ -143,6 +220,8 @@ def server_tls(service: Service, mode: TlsMode) -> ServerTls:
     config files: devstack.configs)."""
     if mode is TlsMode.OFF:
         return ServerTls()
+    if service.name == "vault":
+        return ServerTls(healthcheck=vault_healthcheck(service, mode))
     if service.name == "postgres":
         return ServerTls(args=postgres_args(mode), files=postgres_files(mode))
     if service.name == "mysql":
@@ -150,9 +229,11 @@ def server_tls(service: Service, mode: TlsMode) -> ServerTls:
     if service.name == "rabbitmq":
         return ServerTls(files={RABBITMQ_TLS_CONF: rabbitmq_conf(mode)})
     if service.app is not None:
-        return ServerTls(env=api_env(mode), healthcheck=api_healthcheck(service, mode))
+        return ServerTls(env=api_env(service, mode), healthcheck=api_healthcheck(service, mode))
     if service.name == "mongodb":
         return ServerTls(args=mongodb_args(mode), healthcheck=mongodb_healthcheck(service, mode))
+    if service.name.startswith("redis-exporter-"):
+        return redis_exporter_client(service, mode)
     if service.name.startswith("redis-") and "tls" in {p.name for p in service.ports}:
         return ServerTls(healthcheck=redis_healthcheck(service, mode))
     return ServerTls()
