@@ -83,9 +83,10 @@ def test_required_serves_only_https_on_the_api_port() -> None:
 def test_this_machine_reaches_vault_over_https_once_offered(overrides: dict, address: str, ca: bool) -> None:
     settings = load_settings(overrides, "dev")
     assert settings.vault_host_address == address
-    assert (settings.vault_ca_file is not None) is ca
-    if ca:
-        assert settings.vault_ca_file.endswith("/dev/ca.pem")
+    ca_file = settings.vault_ca_file
+    assert (ca_file is not None) is ca
+    if ca_file is not None:
+        assert ca_file.endswith("/dev/ca.pem")
 
 
 def test_dual_mode_needs_the_https_port_published() -> None:
