@@ -7,12 +7,25 @@
 # The token to read with comes from a file (root-token mode: phase 0, the rollback target) or
 # from an AppRole login with the container's own role ID and secret ID (DEVSTACK_AUTH=approle).
 #
-# HTTP, the first one the image has: curl (its config on stdin), perl (IO::Socket::INET, the
+# http://, the first one the image has: curl (its config on stdin), perl (IO::Socket::INET, the
 # token on stdin), nc (the request written by the shell's builtin printf into nc's stdin), wget.
-# perl and nc reach plain http:// addresses only (nc is skipped for https://, perl refuses it).
+# https://, only with the certificate verified (the chain to DEVSTACK_VAULT_CA and the host name
+# or address; never an insecure option, never plain HTTP instead), the first the image has:
+# curl (cacert, and an empty capath instead of its built-in CA directory, in its config);
+# openssl s_client (`command -v openssl`, else /opt/openssl/bin/openssl; -CAfile,
+# -verify_hostname or -verify_ip, -verify_return_error; the request written into its stdin by
+# builtins, as for nc); busybox wget, only with Alpine's ssl_client on PATH (not busybox's own
+# applet, which checks nothing) and only when the system bundle ssl_client trusts is the CA
+# file itself (cmp; the platform uploads the CA over it in such images). perl and nc reach
+# http:// only. With none of these the wrapper fails at once; a certificate that does not verify
+# counts as no answer (the reason is kept) until DEVSTACK_WAIT_SECONDS have passed.
 #
 # Environment (nothing secret):
-#   VAULT_ADDR               e.g. http://vault:8200 (required)
+#   VAULT_ADDR               e.g. http://vault:8200 or https://vault:8200 (required)
+#   DEVSTACK_VAULT_CA        https:// only (required then): the PEM CA certificate(s) to verify
+#                            Vault with, e.g. /devstack/tls/ca.crt; ignored for http://
+#   DEVSTACK_SYSTEM_CA       the system bundle busybox wget's ssl_client trusts (default
+#                            /etc/ssl/cert.pem; set only by tests)
 #   DEVSTACK_SECRET_PATH     the secret to read, e.g. postgres for secret/postgres (required)
 #   DEVSTACK_AUTH            token (the default) or approle
 #   DEVSTACK_TOKEN_FILE      token mode: file holding the Vault token (required; the token is
@@ -30,10 +43,10 @@
 #   DEVSTACK_EXPORT_FILES    reserved, ignored for now
 #
 # Secrets never go into the environment or a command line: values are written by awk straight
-# to files; the token, role ID and secret ID reach curl through its config on stdin, perl and
-# nc through stdin (written by builtins, which have no argv of their own). Only wget, the last
-# resort, gets the token as an argument (it has no other way to send a header); the login's
-# body reaches it as a 0600 file in the private staging directory, removed at once.
+# to files; the token, role ID and secret ID reach curl through its config on stdin, perl, nc
+# and openssl through stdin (written by builtins, which have no argv of their own). Only wget,
+# the last resort, gets the token as an argument (it has no other way to send a header); the
+# login's body reaches it as a 0600 file in the private staging directory, removed at once.
 # The login's answer (it holds the token) is kept in a shell variable, never in a file; the
 # token is never exported, logged or written down, and is unset before the exec.
 # A failure prints one line on stderr, prefixed "devstack-entrypoint:", and exits 1.
@@ -136,55 +149,125 @@ done
 
 # -- HTTP -----------------------------------------------------------------------------------
 
-if command -v curl >/dev/null 2>&1; then
-    client=curl
-elif command -v perl >/dev/null 2>&1; then
-    client=perl
-elif [ "${VAULT_ADDR#http://}" != "$VAULT_ADDR" ] && command -v nc >/dev/null 2>&1; then
-    client=nc
-elif command -v wget >/dev/null 2>&1; then
-    client=wget
+case $VAULT_ADDR in
+    [Hh][Tt][Tt][Pp][Ss]://*) tls=1 ;;
+    *) tls= ;;
+esac
+ca_file=
+openssl_bin=
+if [ -z "$tls" ]; then
+    if command -v curl >/dev/null 2>&1; then
+        client=curl
+    elif command -v perl >/dev/null 2>&1; then
+        client=perl
+    elif [ "${VAULT_ADDR#http://}" != "$VAULT_ADDR" ] && command -v nc >/dev/null 2>&1; then
+        client=nc
+    elif command -v wget >/dev/null 2>&1; then
+        client=wget
+    else
+        fail "this image has none of curl, perl, nc or wget to reach Vault with"
+    fi
+    if [ "$client" = perl ]; then
+        case $VAULT_ADDR in
+            http://*) ;;
+            *) fail "VAULT_ADDR $VAULT_ADDR: without curl or wget this image can only reach http:// addresses" ;;
+        esac
+    fi
 else
-    fail "this image has none of curl, perl, nc or wget to reach Vault with"
-fi
-if [ "$client" = perl ]; then
-    case $VAULT_ADDR in
-        http://*) ;;
-        *) fail "VAULT_ADDR $VAULT_ADDR: without curl or wget this image can only reach http:// addresses" ;;
+    # https://: only a client that verifies Vault's certificate against DEVSTACK_VAULT_CA
+    no_verifier="VAULT_ADDR $VAULT_ADDR: this image has no client that can verify Vault's certificate (curl, openssl, or busybox wget with Alpine's ssl_client; perl and nc can only reach http:// addresses)"
+    if command -v curl >/dev/null 2>&1; then
+        client=curl
+    else
+        openssl_bin=$(command -v openssl 2>/dev/null) || openssl_bin=
+        if [ -z "$openssl_bin" ] && [ -x /opt/openssl/bin/openssl ]; then
+            openssl_bin=/opt/openssl/bin/openssl # where the RabbitMQ image keeps it
+        fi
+        if [ -n "$openssl_bin" ]; then
+            client=openssl
+        elif command -v wget >/dev/null 2>&1; then
+            # busybox wget hands TLS to Alpine's ssl_client, which checks the chain and the host
+            # name against the system bundle only; busybox's own ssl_client applet checks nothing
+            command -v ssl_client >/dev/null 2>&1 || fail "$no_verifier: wget here has no ssl_client"
+            case $(wget --help 2>&1 </dev/null) in
+                *BusyBox*) ;;
+                *) fail "$no_verifier: this wget is not busybox's, which is the only one handing TLS to ssl_client" ;;
+            esac
+            case $(ssl_client -h 2>&1 </dev/null) in
+                *BusyBox*) fail "$no_verifier: ssl_client here is busybox's own, which does not check certificates" ;;
+            esac
+            client=wget
+        else
+            fail "$no_verifier"
+        fi
+    fi
+    ca_file=${DEVSTACK_VAULT_CA:-}
+    [ -n "$ca_file" ] || fail "VAULT_ADDR $VAULT_ADDR is https:// but DEVSTACK_VAULT_CA (the CA certificate to verify Vault with) is not set"
+    case $ca_file in
+        *'"'* | *\\* | *"$nl"*) fail "DEVSTACK_VAULT_CA '$ca_file' must be a path without quotes, backslashes or newlines" ;;
     esac
+    [ -f "$ca_file" ] || fail "DEVSTACK_VAULT_CA file $ca_file is missing"
+    [ -r "$ca_file" ] || fail "cannot read DEVSTACK_VAULT_CA file $ca_file"
+    awk '/^-----BEGIN CERTIFICATE-----/ { found = 1; exit } END { exit !found }' "$ca_file" 2>/dev/null ||
+        fail "DEVSTACK_VAULT_CA file $ca_file holds no PEM certificate"
+    if [ "$client" = wget ]; then
+        # the platform uploads the CA itself over the system bundle in such images: the same
+        # file, byte for byte, or ssl_client would trust whatever else the bundle holds
+        system_ca=${DEVSTACK_SYSTEM_CA:-/etc/ssl/cert.pem}
+        cmp -s "$ca_file" "$system_ca" ||
+            fail "$no_verifier: busybox wget's ssl_client trusts only $system_ca, which is not DEVSTACK_VAULT_CA ($ca_file)"
+    fi
 fi
-if [ "$client" = nc ]; then
-    nc_hostport=${VAULT_ADDR#http://}
-    nc_hostport=${nc_hostport%%/*}
-    case $nc_hostport in
+# nc and openssl speak HTTP/1.0 themselves: the host and port from VAULT_ADDR
+if [ "$client" = nc ] || [ "$client" = openssl ]; then
+    raw_hostport=${VAULT_ADDR#*://}
+    raw_hostport=${raw_hostport%%/*}
+    default_port=80
+    [ -z "$tls" ] || default_port=443
+    case $raw_hostport in
         \[*\]:*)
-            nc_host=${nc_hostport%%\]:*}
-            nc_host=${nc_host#\[}
-            nc_port=${nc_hostport##*\]:}
+            raw_host=${raw_hostport%%\]:*}
+            raw_host=${raw_host#\[}
+            raw_port=${raw_hostport##*\]:}
             ;;
         \[*\])
-            nc_host=${nc_hostport#\[}
-            nc_host=${nc_host%\]}
-            nc_port=80
+            raw_host=${raw_hostport#\[}
+            raw_host=${raw_host%\]}
+            raw_port=$default_port
             ;;
         *:*)
-            nc_host=${nc_hostport%:*}
-            nc_port=${nc_hostport##*:}
+            raw_host=${raw_hostport%:*}
+            raw_port=${raw_hostport##*:}
             ;;
         *)
-            nc_host=$nc_hostport
-            nc_port=80
+            raw_host=$raw_hostport
+            raw_port=$default_port
             ;;
     esac
-    case $nc_host in
+    case $raw_host in
         '' | *[!A-Za-z0-9.:_-]*) fail "VAULT_ADDR $VAULT_ADDR: no host name or address in it" ;;
     esac
-    case $nc_port in
+    case $raw_port in
         '' | *[!0-9]*) fail "VAULT_ADDR $VAULT_ADDR: the port must be a number" ;;
+    esac
+    # an address is checked against the certificate's IP names (and is never sent as SNI)
+    case $raw_host in
+        *:*)
+            raw_ip=1
+            raw_connect="[$raw_host]:$raw_port"
+            ;;
+        *[!0-9.]*)
+            raw_ip=
+            raw_connect="$raw_host:$raw_port"
+            ;;
+        *)
+            raw_ip=1
+            raw_connect="$raw_host:$raw_port"
+            ;;
     esac
 fi
 with_timeout=
-if [ "$client" = wget ] || [ "$client" = nc ]; then
+if [ "$client" = wget ] || [ "$client" = nc ] || [ "$client" = openssl ]; then
     if command -v timeout >/dev/null 2>&1; then
         with_timeout="timeout 30" # busybox wget -T crashes in some builds; nc -w only covers the connect
     fi
@@ -262,17 +345,20 @@ print "$code\n";
 '
 
 # curl's config, on its stdin: the token and the body never reach its command line. The body
-# (compact JSON, no blanks) is an unquoted value, which curl takes as it is.
+# (compact JSON, no blanks) is an unquoted value, which curl takes as it is. For https:// the
+# only trust anchor is DEVSTACK_VAULT_CA: curl's built-in CA directory is replaced by an empty
+# one, and nothing but https is spoken.
 curl_config() {
     printf 'user-agent = "devstack-entrypoint-curl"\n'
+    [ -z "$tls" ] || printf 'cacert = "%s"\ncapath = "%s"\nproto = "=https"\n' "$ca_file" "$stage/capath"
     [ -z "$1" ] || printf 'header = "X-Vault-Token: %s"\n' "$token"
     [ -z "$http_data" ] || printf 'header = "Content-Type: application/json"\ndata-binary = %s\n' "$http_data"
 }
 
-# METHOD URL [auth]: the HTTP/1.0 request for nc, written by builtins only
-nc_request() {
-    printf '%s /%s HTTP/1.0\r\nHost: %s\r\nUser-Agent: devstack-entrypoint-nc\r\nAccept: application/json\r\nConnection: close\r\n' \
-        "$1" "${2#http://*/}" "$nc_hostport"
+# METHOD URL [auth]: the HTTP/1.0 request for nc and openssl, written by builtins only
+raw_request() {
+    printf '%s /%s HTTP/1.0\r\nHost: %s\r\nUser-Agent: devstack-entrypoint-%s\r\nAccept: application/json\r\nConnection: close\r\n' \
+        "$1" "${2#*://*/}" "$raw_hostport" "$client"
     [ -z "$3" ] || printf 'X-Vault-Token: %s\r\n' "$token"
     if [ -n "$http_data" ]; then
         printf 'Content-Type: application/json\r\nContent-Length: %s\r\n\r\n%s' "${#http_data}" "$http_data"
@@ -281,24 +367,25 @@ nc_request() {
     fi
 }
 
-# OUT: splits nc's $answer into the status and the body (to the file OUT, or $http_body for "-")
-nc_answer() {
+# OUT: splits the $answer of nc or openssl into the status and the body (to the file OUT, or
+# $http_body for "-")
+raw_answer() {
     case $answer in
-        '') return ;; # no connection: nc said why on stderr
+        '') return ;; # no connection (or no verified one): the client said why on stderr
         HTTP/[0-9]*' '[0-9][0-9][0-9]*) ;;
         *)
-            http_error="no HTTP answer from $nc_host:$nc_port"
+            http_error="no HTTP answer from $raw_host:$raw_port"
             return
             ;;
     esac
     head=${answer%%"$cr$nl$cr$nl"*}
     if [ "$head" = "$answer" ]; then
-        http_error="an incomplete HTTP answer from $nc_host:$nc_port"
+        http_error="an incomplete HTTP answer from $raw_host:$raw_port"
         return
     fi
     case $head in
         *"$nl"[Tt][Rr][Aa][Nn][Ss][Ff][Ee][Rr]-[Ee][Nn][Cc][Oo][Dd][Ii][Nn][Gg]:*[Cc][Hh][Uu][Nn][Kk][Ee][Dd]*)
-            http_error="a chunked answer from $nc_host:$nc_port, which nc cannot take apart"
+            http_error="a chunked answer from $raw_host:$raw_port, which $client cannot take apart"
             return
             ;;
     esac
@@ -310,6 +397,30 @@ nc_answer() {
     else
         printf '%s' "${answer#*"$cr$nl$cr$nl"}" >"$1" || http_error="cannot write $1"
     fi
+}
+
+# openssl s_client, verifying the chain to DEVSTACK_VAULT_CA and the host name (or address);
+# -quiet leaves only the server's bytes on stdout (the verify lines go to stderr)
+openssl_connect() {
+    if [ -n "$raw_ip" ]; then
+        set -- -verify_ip "$raw_host"
+    else
+        set -- -servername "$raw_host" -verify_hostname "$raw_host"
+    fi
+    $with_timeout "$openssl_bin" s_client -quiet -connect "$raw_connect" "$@" -verify_return_error -CAfile "$ca_file"
+}
+
+# why openssl gave no answer, from its stderr: the verify error, else the first error's reason
+openssl_reason() {
+    why=$(awk -F: '
+        /^verify error:/ { sub(/^verify error:(num=[0-9]+:)?/, ""); print "verify " $0; done = 1; exit }
+        $2 == "error" && NF >= 6 && first == "" { first = ($6 == "system lib" ? $NF : $6) }
+        END { if (!done && first != "") print "error " first }' "$stage/errors" 2>/dev/null)
+    case $why in
+        'verify '*) http_error="Vault's certificate does not verify against $ca_file: ${why#verify }" ;;
+        'error '*) http_error="openssl s_client: ${why#error }" ;;
+    esac
+    why=
 }
 
 # OUT URL [auth] [POSTFILE]
@@ -357,10 +468,17 @@ http_request() {
             http_status=${http_status%% *}
             ;;
         nc)
-            answer=$(nc_request "$1" "$2" "${4:-}" | $with_timeout nc -w 5 "$nc_host" "$nc_port" 2>"$stage/errors"
+            answer=$(raw_request "$1" "$2" "${4:-}" | $with_timeout nc -w 5 "$raw_host" "$raw_port" 2>"$stage/errors"
                 printf .)
             answer=${answer%.}
-            nc_answer "$3"
+            raw_answer "$3"
+            ;;
+        openssl)
+            answer=$(raw_request "$1" "$2" "${4:-}" | openssl_connect 2>"$stage/errors"
+                printf .)
+            answer=${answer%.}
+            raw_answer "$3"
+            [ -n "$http_status" ] || [ -n "$http_error" ] || openssl_reason
             ;;
         wget)
             if [ -n "$http_data" ]; then
@@ -533,6 +651,9 @@ if [ ! -d "$secrets_dir" ]; then
     fi
 fi
 stage=$(mktemp -d "$secrets_dir/.devstack.XXXXXX" 2>/dev/null) || fail "cannot write to $secrets_dir"
+if [ "$client" = curl ] && [ -n "$tls" ]; then
+    mkdir "$stage/capath" 2>/dev/null || fail "cannot write to $stage" # stays empty: curl's capath
+fi
 rendered=
 cleanup() {
     rm -rf "$stage"

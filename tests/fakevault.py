@@ -27,16 +27,29 @@ token to e.g. ``10.9.9.9/32`` to see what an address outside the binding gets.
 
 More endpoints plug in with :meth:`FakeVault.add_route`; :attr:`FakeVault.after_request` runs
 after each answer (to advance the clock between two requests of a script, say).
+
+Plain HTTP by default. ``FakeVault(tls=(cert_chain_path, key_path))`` (or ``tls=`` an
+``ssl.SSLContext`` made for the server side) serves HTTPS instead, TLS 1.2 or newer: each
+connection's handshake runs in its own thread, :attr:`FakeVault.address` is then
+``https://127.0.0.1:<port>`` (:meth:`FakeVault.url_for` gives it with another host name, e.g.
+``localhost``), :attr:`FakeVault.tls_connections` counts the connections whose handshake began
+(the client has seen the certificate once the count is up), and :attr:`FakeVault.tls_failures`
+the handshakes that failed (a client that refused the certificate during the handshake, say),
+with the reasons in :attr:`FakeVault.tls_errors`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ipaddress
 import json
+import os
 import re
 import secrets
+import socket
+import ssl
 import string
 import threading
 import time
@@ -436,9 +449,39 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, vault: FakeVault, port: int) -> None:
+    def __init__(self, vault: FakeVault, port: int, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", port), _HttpHandler)
         self.vault = vault
+        self.tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        # the handshake runs here, in the connection's own thread: a client that stalls or
+        # refuses the certificate holds up no one else
+        assert isinstance(request, socket.socket)
+        request.settimeout(10)  # for the handshake, the requests and the close alike
+        self.vault.tls_connection()
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as error:
+            self.vault.tls_handshake_failed(error)
+            return
+        try:
+            super().finish_request(conn, client_address)
+            with contextlib.suppress(ssl.SSLError, OSError):
+                conn.unwrap()  # close_notify, so the client sees a clean end of the answer
+        finally:
+            conn.close()
+
+
+def server_tls_context(cert_chain: str | os.PathLike[str], key: str | os.PathLike[str]) -> ssl.SSLContext:
+    """A server-side context for FakeVault(tls=...): TLS 1.2 or newer, no client certificates."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_chain, key)
+    return context
 
 
 @dataclass
@@ -455,8 +498,19 @@ class FakeVault:
 
     version: ClassVar[str] = VERSION
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        tls: ssl.SSLContext | tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
+    ) -> None:
         self._requested_port = port  # 0: an ephemeral port
+        # HTTPS with this server context (or (certificate chain, key) files); None: plain HTTP
+        self.tls: ssl.SSLContext | None = server_tls_context(*tls) if isinstance(tls, tuple) else tls
+        if self.tls is not None and self.tls.minimum_version < ssl.TLSVersion.TLSv1_2:
+            self.tls.minimum_version = ssl.TLSVersion.TLSv1_2  # never anything older
+        self.tls_connections = 0  # TLS handshakes begun
+        self.tls_failures = 0  # TLS handshakes that failed
+        self.tls_errors: list[str] = []  # and why, as the server saw it
         self._lock = threading.RLock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -492,7 +546,7 @@ class FakeVault:
 
     def start(self) -> FakeVault:
         if self._server is None:
-            self._server = _Server(self, self._requested_port)
+            self._server = _Server(self, self._requested_port, self.tls)
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fakevault", daemon=True
             )
@@ -523,8 +577,25 @@ class FakeVault:
         return self._server.server_address[1]
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url_for("127.0.0.1")
+
+    def url_for(self, host: str) -> str:
+        """The address with another name for 127.0.0.1 (one the certificate names, for HTTPS)."""
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def tls_connection(self) -> None:
+        with self._lock:
+            self.tls_connections += 1
+
+    def tls_handshake_failed(self, error: BaseException) -> None:
+        with self._lock:
+            self.tls_failures += 1
+            self.tls_errors.append(str(error))
 
     # -- test helpers (no request is counted) -----------------------------------------------
 
