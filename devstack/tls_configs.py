@@ -10,6 +10,7 @@ from devstack.catalog import TEMPLATE_DIR, Healthcheck, Service, api_probe
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, COMBINED_PEM, KEY_FILE, TLS_DIR
 from devstack.tls_server import ServerTls
+from devstack.tls_web import forgejo_tls, redis_exporter_tls, web_tls
 
 # TLS 1.2 suites: forward-secret AEAD only (TLS 1.3 suites are strong by construction).
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"
@@ -215,9 +216,21 @@ def mongodb_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR)
     return dataclasses.replace(service.healthcheck, test=(*probe, "--eval", "db.adminCommand('ping').ok"))
 
 
+def _merged(server: ServerTls, client: ServerTls) -> ServerTls:
+    """A server's own TLS settings with its settings as a client of another server."""
+    return dataclasses.replace(
+        server,
+        env={**server.env, **client.env},
+        files={**server.files, **client.files},
+        args=server.args + client.args,
+    )
+
+
 def server_tls(service: Service, mode: TlsMode) -> ServerTls:
     """One place that knows each server's TLS switches (Redis's and PgBouncer's are in their
-    config files: devstack.configs)."""
+    config files: devstack.configs; the single-listener web servers' in devstack.tls_web)."""
+    if service.name == "forgejo":
+        return forgejo_tls(service, mode)  # states its keys in every mode, off included
     if mode is TlsMode.OFF:
         return ServerTls()
     if service.name == "vault":
@@ -233,7 +246,10 @@ def server_tls(service: Service, mode: TlsMode) -> ServerTls:
     if service.name == "mongodb":
         return ServerTls(args=mongodb_args(mode), healthcheck=mongodb_healthcheck(service, mode))
     if service.name.startswith("redis-exporter-"):
-        return redis_exporter_client(service, mode)
+        return _merged(redis_exporter_tls(service, mode), redis_exporter_client(service, mode))
+    web = web_tls(service, mode)
+    if web is not None:
+        return web
     if service.name.startswith("redis-") and "tls" in {p.name for p in service.ports}:
         return ServerTls(healthcheck=redis_healthcheck(service, mode))
     return ServerTls()

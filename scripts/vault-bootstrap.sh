@@ -3,12 +3,16 @@
 #
 # Run by pulumi-command on the user's machine (macOS or Linux); POSIX sh (busybox sh, dash, bash).
 # HTTP with curl, else wget (GNU or busybox), never through a proxy; JSON read with sed only.
+# HTTPS only with the certificate verified against DEVSTACK_VAULT_CA: curl, or GNU wget (busybox
+# wget takes no CA file, so it is refused for https://).
 #
 # Environment:
 #   VAULT_ADDR                 Vault's address from the host, e.g. http://127.0.0.1:8200 (required)
 #   DEVSTACK_VAULT_INIT_FILE   the recovery file: Vault's whole init answer, unseal keys and root
 #                              token (required), e.g. ~/.config/devstack/dev/vault-init.json
 #                              (a leading ~/ is read as $HOME/)
+#   DEVSTACK_VAULT_CA          the CA bundle (PEM) Vault's certificate must chain to; required
+#                              when VAULT_ADDR is https://
 #   DEVSTACK_WAIT_SECONDS      how long to wait for Vault to answer (default 120)
 #   DEVSTACK_KEY_SHARES        key shares at init (default 5)
 #   DEVSTACK_KEY_THRESHOLD     shares needed to unseal (default 3)
@@ -27,6 +31,7 @@
 # initialised and DEVSTACK_NO_INIT=1.
 
 umask 077
+set -f # $with_timeout is split on purpose, never globbed
 prog=vault-bootstrap
 
 log() {
@@ -61,6 +66,14 @@ is_count "$wait_seconds" || die 1 "DEVSTACK_WAIT_SECONDS must be a whole number 
 is_count "$key_shares" || die 1 "DEVSTACK_KEY_SHARES must be a whole number, got '$key_shares'"
 is_count "$key_threshold" || die 1 "DEVSTACK_KEY_THRESHOLD must be a whole number, got '$key_threshold'"
 base_url=${VAULT_ADDR%/}/v1
+ca_file=
+case $VAULT_ADDR in
+    https://*)
+        ca_file=${DEVSTACK_VAULT_CA:-}
+        [ -n "$ca_file" ] || die 1 "VAULT_ADDR is https:// but DEVSTACK_VAULT_CA (the CA to verify Vault with) is not set"
+        [ -r "$ca_file" ] || die 1 "DEVSTACK_VAULT_CA $ca_file is missing or unreadable"
+        ;;
+esac
 
 if command -v curl >/dev/null 2>&1; then
     client=curl
@@ -68,6 +81,19 @@ elif command -v wget >/dev/null 2>&1; then
     client=wget
 else
     die 1 "neither curl nor wget is installed"
+fi
+# The CA option, given with the CA file. curl and GNU wget keep trusting the
+# system's roots beside it, which adds nothing here: no public CA certifies 127.0.0.1 or localhost.
+tls_flag=
+if [ -n "$ca_file" ]; then
+    if [ "$client" = curl ]; then
+        tls_flag=--cacert
+    else
+        case $(wget --version 2>/dev/null) in
+            *'GNU Wget'*) tls_flag=--ca-certificate ;;
+            *) die 1 "VAULT_ADDR is https://: install curl or GNU wget (busybox wget cannot verify a certificate against a given CA)" ;;
+        esac
+    fi
 fi
 # busybox wget -T crashes in some builds: bound wget with timeout(1) where there is one
 with_timeout=
@@ -100,19 +126,19 @@ request() {
     http_status=000
     if [ "$client" = curl ]; then
         if [ -n "$3" ]; then
-            http_status=$(curl -q -sS --noproxy "*" --connect-timeout 5 --max-time 30 -o "$4" -w '%{http_code}' \
+            http_status=$(curl -q -sS --noproxy "*" ${tls_flag:+"$tls_flag" "$ca_file"} --connect-timeout 5 --max-time 30 -o "$4" -w '%{http_code}' \
                 -X "$1" -H 'Content-Type: application/json' --data-binary "@$3" "$base_url/$2" 2>"$errors")
         else
-            http_status=$(curl -q -sS --noproxy "*" --connect-timeout 5 --max-time 30 -o "$4" -w '%{http_code}' \
+            http_status=$(curl -q -sS --noproxy "*" ${tls_flag:+"$tls_flag" "$ca_file"} --connect-timeout 5 --max-time 30 -o "$4" -w '%{http_code}' \
                 "$base_url/$2" 2>"$errors")
         fi
     else
         # wget sends a body with POST, which Vault treats as PUT
         if [ -n "$3" ]; then
-            wget_quietly -O "$4" --header 'Content-Type: application/json' --post-file "$3" \
+            wget_quietly ${tls_flag:+"$tls_flag" "$ca_file"} -O "$4" --header 'Content-Type: application/json' --post-file "$3" \
                 "$base_url/$2" 2>"$errors"
         else
-            wget_quietly -O "$4" "$base_url/$2" 2>"$errors"
+            wget_quietly ${tls_flag:+"$tls_flag" "$ca_file"} -O "$4" "$base_url/$2" 2>"$errors"
         fi
         http_status=$(sed -n 's/.*HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$errors" | tail -n 1)
     fi

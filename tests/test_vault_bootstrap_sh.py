@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakevault import FakeVault
+from tests.testpki import Pki, make_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "vault-bootstrap.sh"
@@ -404,3 +405,67 @@ def test_no_key_or_token_on_any_command_line(client: str, tmp_path: Path, vault:
     for secret in secrets_of(vault):
         assert secret not in commands
         assert base64.b64encode(secret.encode()).decode() not in commands
+
+
+# -- Vault on HTTPS (TLS dual or required): the CA is the only trust -------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def https_vault(pki: Pki) -> Iterator[FakeVault]:
+    with FakeVault(tls=(pki.chain, pki.key)) as server:
+        yield server
+
+
+VERIFYING = [v for v in VARIANTS if v.toolbox != "busybox"]  # curl and GNU wget take a CA file
+
+
+@pytest.mark.parametrize("variant", VERIFYING, ids=[v.id for v in VERIFYING])
+def test_https_with_the_ca_initialises_and_unseals(
+    variant: Variant, toolboxes: Path, tmp_path: Path, https_vault: FakeVault, pki: Pki
+) -> None:
+    _shell_available(variant)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "tmp").mkdir()
+    bootstrap = Bootstrap(variant, make_toolbox(toolboxes, variant.toolbox), tmp_path / "home", tmp_path / "tmp")
+    address = https_vault.address
+    assert address.startswith("https://")
+    run = bootstrap.run(address, DEVSTACK_VAULT_CA=str(pki.ca))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["root_token"] == https_vault.init_result().root_token
+    assert not https_vault.sealed
+    # Another CA: the certificate does not verify, so nothing is sent and the wait runs out.
+    https_vault.seal()
+    refused = bootstrap.run(address, wait=2, DEVSTACK_VAULT_CA=str(pki.other_ca), DEVSTACK_NO_INIT="1")
+    assert refused.returncode == 2, refused.stderr
+    assert https_vault.sealed
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_https_refuses_a_certificate_without_the_name(
+    host: str, bootstrap: Bootstrap, pki: Pki, tmp_path: Path
+) -> None:
+    if bootstrap.variant.toolbox == "busybox":
+        pytest.skip("busybox wget is refused before any request (next test)")
+    with FakeVault(tls=(pki.vault_only_chain, pki.vault_only_key)) as server:
+        run = bootstrap.run(server.url_for(host), wait=2, DEVSTACK_VAULT_CA=str(pki.ca))
+        assert run.returncode == 2, run.stderr
+        assert server.count("sys/seal-status", "GET") == 0
+
+
+def test_https_needs_a_ca_and_a_client_that_takes_one(bootstrap: Bootstrap, https_vault: FakeVault, pki: Pki) -> None:
+    missing = bootstrap.run(https_vault.address)
+    assert missing.returncode == 1
+    assert "DEVSTACK_VAULT_CA" in missing.stderr
+    absent = bootstrap.run(https_vault.address, DEVSTACK_VAULT_CA=str(pki.ca) + ".absent")
+    assert absent.returncode == 1
+    assert "missing or unreadable" in absent.stderr
+    if bootstrap.variant.toolbox == "busybox":
+        refused = bootstrap.run(https_vault.address, DEVSTACK_VAULT_CA=str(pki.ca))
+        assert refused.returncode == 1
+        assert "busybox wget cannot verify" in refused.stderr
+    assert https_vault.count("sys/seal-status", "GET") == 0
