@@ -31,3 +31,4 @@ if MANAGEMENT in platform.identities:
 if platform.certificates:
     # Local clients (psql, redis-cli, a browser) trust the platform with this bundle.
     pulumi.export("caBundle", platform.authority.chain_pem)
+    pulumi.export("vaultCaFile", settings.vault_ca_file)  # the same CA, as the file Vault's clients here use

@@ -102,6 +102,7 @@ def test_phase0_has_no_ca_file_and_a_plain_provider(shared_plan: PlanFactory) ->
     (provider,) = run.by_type("pulumi:providers:vault")
     assert provider.inputs["address"].startswith("http://")
     assert "caCertFile" not in provider.inputs
+    assert "vaultCaFile" not in run.outputs
     assert "DEVSTACK_VAULT_CA" not in run.one(COMMAND, "vault-init").inputs["environment"]
 
 
@@ -120,6 +121,7 @@ def test_the_host_verifies_vault_with_the_ca_written_before_the_bootstrap(shared
     assert ca_file.urn in run.one(COMMAND, "vault-init").dependencies
     (provider,) = run.by_type("pulumi:providers:vault")
     assert provider.inputs["caCertFile"] == path
+    assert run.outputs["vaultCaFile"] == path
     assert provider.inputs["address"] == run.one(COMMAND, "vault-init").inputs["environment"]["VAULT_ADDR"]
 
 
