@@ -33,6 +33,9 @@ class Port:
     container: int
     host: int | None = None  # None: reachable only from other containers
     tls_only: bool = False  # exists only while the TLS feature is on
+    # TLS beside plaintext while clients migrate (dual mode); closed once TLS is required, when
+    # the main port itself speaks TLS.
+    dual_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -343,9 +346,7 @@ SERVICES: tuple[Service, ...] = (
         tag="1.18.5",
         tier=Tier.VAULT,
         host_id=5,
-        # HTTPS beside plain HTTP on its own port while clients migrate (dual TLS mode); once TLS
-        # is required the API port itself speaks HTTPS and "https" is closed.
-        ports=(Port("api", 8200, 8200), Port("https", 8300, 8300, tls_only=True)),
+        ports=(Port("api", 8200, 8200), Port("https", 8300, 8300, tls_only=True, dual_only=True)),
         volumes=(VolumeMount("vault-data", "/vault/data"),),
         # sys/health answers 501 (uninitialised) and 503 (sealed): only an unsealed Vault is healthy
         healthcheck=Healthcheck(
@@ -444,7 +445,7 @@ SERVICES: tuple[Service, ...] = (
             Port("amqp", 5672, 5672),
             Port("amqps", 5671, 5671, tls_only=True),
             Port("management", 15672, 15672),  # HTTPS itself once TLS is required
-            Port("management-tls", 15671, 15671, tls_only=True),
+            Port("management-tls", 15671, 15671, tls_only=True, dual_only=True),
             Port("metrics", 15692),
         ),
         volumes=(VolumeMount("rabbitmq-data", "/var/lib/rabbitmq"),),

@@ -133,8 +133,12 @@ def attachments(settings: Settings, service: Service) -> tuple[Attachment, ...]:
 
 
 def active_ports(settings: Settings, service: Service) -> tuple[Port, ...]:
-    tls_on = settings.features.tls is not TlsMode.OFF
-    return tuple(p for p in service.ports if tls_on or not p.tls_only)
+    mode = settings.features.tls
+    return tuple(
+        p
+        for p in service.ports
+        if (mode is not TlsMode.OFF or not p.tls_only) and (mode is TlsMode.DUAL or not p.dual_only)
+    )
 
 
 def published_ports(settings: Settings, service: Service) -> tuple[PublishedPort, ...]:

@@ -129,6 +129,7 @@ def test_vault_container_per_mode(shared_plan: PlanFactory) -> None:
     dual = containers(shared_plan(ALL, "phase=1"))["dev-vault"]
     required = containers(shared_plan(ALL, "phase=4"))["dev-vault"]
     assert {p["internal"] for p in dual["ports"]} == {8200, 8300}
+    assert {p["internal"] for p in required["ports"]} == {8200}  # 8300 was only the migration's
     # Dual: the plain probe still works; required: `vault status` verifies the certificate.
     assert "http://127.0.0.1:8200" in " ".join(dual["healthcheck"]["tests"])
     probe = " ".join(required["healthcheck"]["tests"])
