@@ -90,6 +90,28 @@ def promtool_http_config(tls_dir: str = TLS_DIR) -> str:
     )
 
 
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+
+
+def prometheus_config(port: int, tls_dir: str = TLS_DIR) -> str:
+    """The image's own config scrapes itself over http://, which stops working once Prometheus
+    serves HTTPS only: the same self-scrape, over HTTPS, verified against the CA."""
+    return (
+        "# devstack, TLS required: Prometheus scrapes itself over HTTPS, verified by the CA.\n"
+        "global:\n"
+        "  scrape_interval: 15s\n"
+        "  evaluation_interval: 15s\n"
+        "scrape_configs:\n"
+        "  - job_name: prometheus\n"
+        "    scheme: https\n"
+        "    tls_config:\n"
+        f"      ca_file: {tls_dir}/{CA_FILE}\n"
+        "      min_version: TLS12\n"
+        "    static_configs:\n"
+        f"      - targets: ['localhost:{port}']\n"
+    )
+
+
 def prometheus_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> ServerTls:
     """--web.config.file (prometheus@v2.55.1:cmd/prometheus/main.go) on the image's restated
     CMD. The probe is the image's own promtool: `check healthy` takes --http.config.file and
@@ -109,7 +131,11 @@ def prometheus_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> S
     )
     return ServerTls(
         command=(*PROMETHEUS_DEFAULT_ARGS, f"--web.config.file={web_config}"),
-        files={web_config: prometheus_web_config(tls_dir), http_config: promtool_http_config(tls_dir)},
+        files={
+            web_config: prometheus_web_config(tls_dir),
+            http_config: promtool_http_config(tls_dir),
+            PROMETHEUS_CONFIG: prometheus_config(service.port("http").container, tls_dir),
+        },
         healthcheck=_probe(service, probe),
     )
 

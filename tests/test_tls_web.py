@@ -33,8 +33,8 @@ from devstack.tls_web import (
     PROMTOOL_HTTP_CONFIG,
     WEB_TLS,
     forgejo_tls,
+    prometheus_config,
     prometheus_tls,
-    promtool_http_config,
     web_tls,
 )
 from tests.planpki import server_files
@@ -164,7 +164,11 @@ def test_prometheus_restates_the_image_command_and_adds_the_web_config() -> None
     assert settings.command == (*PROMETHEUS_DEFAULT_ARGS, f"--web.config.file={TLS_DIR}/{PROMETHEUS_WEB_CONFIG}")
     assert settings.args == ()
     assert settings.env == {}
-    assert set(settings.files) == {f"{TLS_DIR}/{PROMETHEUS_WEB_CONFIG}", f"{TLS_DIR}/{PROMTOOL_HTTP_CONFIG}"}
+    assert set(settings.files) == {
+        f"{TLS_DIR}/{PROMETHEUS_WEB_CONFIG}",
+        f"{TLS_DIR}/{PROMTOOL_HTTP_CONFIG}",
+        "/etc/prometheus/prometheus.yml",  # the image's own config, its self-scrape moved to HTTPS
+    }
 
 
 def test_prometheus_web_config() -> None:
@@ -378,6 +382,37 @@ def test_promtool_checks_the_web_config(pki: dict[str, str]) -> None:
         assert refused.returncode != 0
 
 
+@pytest.mark.real
+def test_promtool_checks_the_prometheus_config(pki: dict[str, str]) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool comes with Debian's prometheus package (installed by .ci/run)")
+    with _server_dir("devstack-promtool-") as directory:
+        _write_tls_dir(directory, pki)  # `check config` opens the CA file the config names
+        config = directory / "prometheus.yml"
+        _write_owned(config, prometheus_config(9090, str(directory)))
+        result = subprocess.run(
+            [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        # The check is real: an unknown TLS version fails it.
+        _write_owned(config, prometheus_config(9090, str(directory)).replace("TLS12", "TLS99"))
+        refused = subprocess.run(
+            [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert refused.returncode != 0
+
+
+def test_prometheus_required_replaces_the_self_scrape_with_https() -> None:
+    settings = prometheus_tls(_service("prometheus"), TlsMode.REQUIRED)
+    config = yaml.safe_load(settings.files["/etc/prometheus/prometheus.yml"])
+    (job,) = config["scrape_configs"]
+    assert job["scheme"] == "https"
+    assert job["tls_config"]["ca_file"] == f"{TLS_DIR}/{CA_FILE}"
+    assert job["static_configs"] == [{"targets": ["localhost:9090"]}]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in (settings.command or ())
+
+
 def _context(ca: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -413,14 +448,9 @@ def prometheus(pki: dict[str, str]) -> Iterator[RunningPrometheus]:
     port = free_port()
     with _server_dir("devstack-prometheus-") as directory:
         _write_tls_dir(directory, pki)
-        client = yaml.safe_load(promtool_http_config(str(directory)))
-        scrape = {
-            "job_name": "self",
-            "scheme": "https",
-            **client,
-            "static_configs": [{"targets": [f"localhost:{port}"]}],
-        }
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": [scrape]}
+        # The generated config, on this test's port and scraping every second.
+        config = yaml.safe_load(prometheus_config(port, str(directory)))
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
         _write_owned(directory / "prometheus.yml", yaml.safe_dump(config))
         moved = {
             "--config.file": str(directory / "prometheus.yml"),
@@ -497,9 +527,9 @@ def test_prometheus_refuses_tls11(prometheus: RunningPrometheus) -> None:
 
 @pytest.mark.real
 def test_promtool_client_config_verifies_prometheus(prometheus: RunningPrometheus) -> None:
-    """The self-scrape uses the promtool client config (CA file, TLS 1.2): `up` is 1 only if
-    Prometheus verified its own certificate against the CA for the name localhost."""
-    query = "/api/v1/query?" + urllib.parse.urlencode({"query": 'up{job="self"}'})
+    """The generated self-scrape (CA file, TLS 1.2): `up` is 1 only if Prometheus verified its
+    own certificate against the CA for the name localhost."""
+    query = "/api/v1/query?" + urllib.parse.urlencode({"query": 'up{job="prometheus"}'})
     deadline = time.monotonic() + 30
     values: list[str] = []
     while time.monotonic() < deadline:
