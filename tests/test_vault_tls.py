@@ -14,6 +14,7 @@ from devstack.phases import TlsMode
 from devstack.settings import load_settings
 from devstack.tls import CA_FILE, TLS_DIR
 from tests.conftest import PlanFactory, containers
+from tools.diff import diff_plans
 from tools.engine import PlanRun, unwrap
 
 ALL = "profiles=full,reference"
@@ -195,3 +196,15 @@ def test_each_upload_path_appears_once(shared_plan: PlanFactory) -> None:
         for name, inputs in containers(shared_plan(ALL, f"phase={phase}")).items():
             paths = [u["file"] for u in inputs.get("uploads", [])]
             assert len(paths) == len(set(paths)), (phase, name)
+
+
+@pytest.mark.parametrize(("before", "after"), [(0, 1), (1, 4), (4, 0)])
+def test_moving_vault_to_https_updates_the_provider_and_keeps_what_it_manages(
+    shared_plan: PlanFactory, before: int, after: int
+) -> None:
+    changes = diff_plans(shared_plan(ALL, f"phase={before}"), shared_plan(ALL, f"phase={after}"))
+    provider = [c for c in changes.changes if c.type == "pulumi:providers:vault"]
+    assert [c.action for c in provider] == ["update"]
+    # A replaced provider would replace every Vault resource with it: none is.
+    assert not [c for c in changes.of("replace") if c.type.startswith("vault:")]
+    assert not [c for c in changes.of("delete") if c.type == "vault:index/mount:Mount"]

@@ -501,6 +501,44 @@ UPDATABLE: dict[str, frozenset[str]] = {
         }
     ),
     "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": frozenset(),
+    # The explicit vault provider: the bridge's DiffConfig (pulumi/pulumi-terraform-bridge PR
+    # #1683) replaces a provider, and with it every resource it manages, only for config marked
+    # ForcesProviderReplace; pulumi/pulumi-vault provider/resources.go marks none. So a new
+    # address or CA file (TLS on, or dual -> required) is an update of the provider alone.
+    "pulumi:providers:vault": frozenset(
+        {
+            "addAddressToEnv",
+            "address",
+            "authLogin",
+            "authLoginAws",
+            "authLoginAzure",
+            "authLoginCert",
+            "authLoginGcp",
+            "authLoginJwt",
+            "authLoginKerberos",
+            "authLoginOci",
+            "authLoginOidc",
+            "authLoginRadius",
+            "authLoginTokenFile",
+            "authLoginUserpass",
+            "caCertDir",
+            "caCertFile",
+            "clientAuth",
+            "headers",
+            "maxLeaseTtlSeconds",
+            "maxRetries",
+            "maxRetriesCcc",
+            "namespace",
+            "setNamespaceFromToken",
+            "skipChildToken",
+            "skipGetVaultVersion",
+            "skipTlsVerify",
+            "tlsServerName",
+            "token",
+            "tokenName",
+            "vaultVersionOverride",
+        }
+    ),
     # command: every non-trigger input is an update, and an update re-runs `update` (or `create`)
     "command:local:Command": frozenset(
         {
