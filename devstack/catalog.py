@@ -36,6 +36,7 @@ class Port:
     # TLS beside plaintext while clients migrate (dual mode); closed once TLS is required, when
     # the main port itself speaks TLS.
     dual_only: bool = False
+    plain_only: bool = False  # plaintext beside a TLS port: closed once TLS is required
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def _redis_node(index: int, host_id: int, host_port: int, tls_host_port: int) ->
         tier=Tier.DATA,
         host_id=host_id,
         ports=(
-            Port("redis", 6379, host_port),
+            Port("redis", 6379, host_port, plain_only=True),
             Port("tls", 6380, tls_host_port, tls_only=True),
             Port("bus", 16379),  # cluster gossip stays between the nodes
         ),
@@ -319,13 +320,16 @@ def api_probe(runtime: str, url: str, ca_file: str | None = None) -> tuple[str, 
 
 def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb: int, data: bool = True) -> Service:
     http, https = 8000 + index, 8443 + index
+    tls = image != "rust"  # Rust's standard library has no TLS (devstack.tls): HTTP in every mode
     return Service(
         name=name,
         image=image,
         tag=tag,
         tier=Tier.APP,
         host_id=host_id,
-        ports=(Port("http", 8000, http), Port("https", 8443, https, tls_only=True)),
+        ports=(Port("http", 8000, http, plain_only=tls), Port("https", 8443, https, tls_only=True))
+        if tls
+        else (Port("http", 8000, http),),
         healthcheck=Healthcheck(api_probe(image, "http://127.0.0.1:8000/health")),
         limits=Limits(1, memory_mb),
         profiles=_REF,
@@ -442,7 +446,7 @@ SERVICES: tuple[Service, ...] = (
         tier=Tier.DATA,
         host_id=14,
         ports=(
-            Port("amqp", 5672, 5672),
+            Port("amqp", 5672, 5672, plain_only=True),
             Port("amqps", 5671, 5671, tls_only=True),
             Port("management", 15672, 15672),  # HTTPS itself once TLS is required
             Port("management-tls", 15671, 15671, tls_only=True, dual_only=True),

@@ -133,11 +133,15 @@ def attachments(settings: Settings, service: Service) -> tuple[Attachment, ...]:
 
 
 def active_ports(settings: Settings, service: Service) -> tuple[Port, ...]:
+    """The ports a service listens on in this TLS mode (TLS ports from dual on, the migration's
+    extra ports in dual only, plaintext beside TLS until TLS is required)."""
     mode = settings.features.tls
     return tuple(
         p
         for p in service.ports
-        if (mode is not TlsMode.OFF or not p.tls_only) and (mode is TlsMode.DUAL or not p.dual_only)
+        if (mode is not TlsMode.OFF or not p.tls_only)
+        and (mode is TlsMode.DUAL or not p.dual_only)
+        and (mode is not TlsMode.REQUIRED or not p.plain_only)
     )
 
 

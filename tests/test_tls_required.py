@@ -163,3 +163,27 @@ def test_rolling_back_to_phase0_restates_forgejos_plain_settings(shared_plan: Pl
     env = _env(containers(shared_plan(ALL, "phase=0"))["dev-forgejo"])
     assert env["GITEA__server__PROTOCOL"] == "http"
     assert env["GITEA__database__SSL_MODE"] == "disable"
+
+
+def test_plaintext_ports_close_once_tls_is_required(shared_plan: PlanFactory) -> None:
+    def ports(phase: int) -> dict[str, set[int]]:
+        planned = containers(shared_plan(ALL, f"phase={phase}"))
+        return {name: {p["internal"] for p in inputs.get("ports", [])} for name, inputs in planned.items()}
+
+    dual, required = ports(1), ports(4)
+    for name, plain, tls in (
+        ("dev-redis-1", 6379, 6380),
+        ("dev-reference-api", 8000, 8443),
+        ("dev-rabbitmq", 5672, 5671),
+        ("dev-vault", 8300, 8200),  # the migration's HTTPS port goes; the API port speaks TLS
+    ):
+        assert {plain, tls} <= dual[name], name
+        assert tls in required[name], name
+        assert plain not in required[name], name
+    assert 8000 in required["dev-rust-api"]  # no TLS in Rust's standard library: HTTP stays
+
+
+def test_only_services_with_a_certificate_close_their_plaintext() -> None:
+    for service in SERVICES_BY_NAME.values():
+        if any(p.plain_only or p.tls_only for p in service.ports):
+            assert service.name in {s.name for s in tls_services((service,))}, service.name
