@@ -27,7 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
 from tests.fakevault import FakeVault
+from tests.planpki import server_files
 from tests.test_entrypoint_approle_sh import POLICY, AppRoleBox
 from tests.test_entrypoint_sh import (
     BUSYBOX,
@@ -489,3 +491,36 @@ def test_fake_serves_https_from_tls_1_2(vault: FakeVault, pki: Pki) -> None:
         urllib.request.urlopen(url, context=trusting, timeout=5) as answer,
     ):
         assert answer.status == 200
+
+
+# -- the plan's own Vault certificate --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plan_vault_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The files the plan uploads to the Vault container at phase 4: its leaf (with the
+    intermediate), its key and the root every client is given."""
+    directory = tmp_path_factory.mktemp("plan-vault")
+    for name, content in server_files(["phase=4"], ["vault"])["vault"].items():
+        (directory / name).write_text(content)
+    return directory
+
+
+@pytest.mark.parametrize("variant", VERIFYING, ids=[v.id for v in VERIFYING])
+def test_the_wrapper_verifies_the_plans_vault_certificate(
+    variant: Variant, toolboxes: Path, tmp_path: Path, plan_vault_files: Path
+) -> None:
+    tls_dir = plan_vault_files
+    vault = _serve(tls_dir / CERT_FILE, tls_dir / KEY_FILE)
+    try:
+        box = make_box(toolboxes, tmp_path, variant, vault)
+        box.give_ids(vault.create_role("postgres", ["postgres"]), vault.create_secret_id("postgres"))
+        # localhost and 127.0.0.1 are in every leaf; containers dial the name "vault", which is too.
+        for host in ("localhost", "127.0.0.1"):
+            run = box.login_run(
+                vault.url_for(host), "cat", str(box.secrets_dir / "username"), DEVSTACK_VAULT_CA=str(tls_dir / CA_FILE)
+            )
+            assert run.returncode == 0, run.stderr
+            assert run.stdout == b"app"
+    finally:
+        vault.stop()

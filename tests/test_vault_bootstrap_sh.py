@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
 from tests.fakevault import FakeVault
+from tests.planpki import server_files
 from tests.testpki import Pki, make_pki
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -469,3 +471,19 @@ def test_https_needs_a_ca_and_a_client_that_takes_one(bootstrap: Bootstrap, http
         assert refused.returncode == 1
         assert "busybox wget cannot verify" in refused.stderr
     assert https_vault.count("sys/seal-status", "GET") == 0
+
+
+def test_https_with_the_plans_own_vault_certificate(toolboxes: Path, tmp_path: Path) -> None:
+    """What `pulumi up` does at phase 4: the bootstrap reaches https://127.0.0.1 and verifies the
+    plan's Vault leaf against the CA file the ca-file step writes (the plan's root)."""
+    files = server_files(["phase=4"], ["vault"])["vault"]
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "tmp").mkdir()
+    variant = next(v for v in VARIANTS if v.toolbox == "busybox+curl")
+    bootstrap = Bootstrap(variant, make_toolbox(toolboxes, variant.toolbox), tmp_path / "home", tmp_path / "tmp")
+    with FakeVault(tls=(tmp_path / CERT_FILE, tmp_path / KEY_FILE)) as server:
+        run = bootstrap.run(server.url_for("127.0.0.1"), DEVSTACK_VAULT_CA=str(tmp_path / CA_FILE))
+        assert run.returncode == 0, run.stderr
+        assert not server.sealed
