@@ -58,6 +58,11 @@ def _probe(service: Service, test: tuple[str, ...]) -> Healthcheck:
     return dataclasses.replace(service.healthcheck, test=test)
 
 
+def _curl_probe(ca: str, url: str) -> tuple[str, ...]:
+    """The images that ship curl verify their own certificate against the CA."""
+    return ("CMD", "curl", "-fsS", "-o", "/dev/null", "--cacert", ca, url)
+
+
 def _url(service: Service, port: str, path: str) -> str:
     return f"https://localhost:{service.port(port).container}{path}"
 
@@ -163,7 +168,7 @@ def grafana_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Serv
         "GF_SERVER_MIN_TLS_VERSION": "TLS1.2",
         "GF_SERVER_ROOT_URL": f"https://localhost:{port}/",
     }
-    probe = ("CMD", "curl", "-fsS", "-o", "/dev/null", "--cacert", ca, _url(service, "http", "/api/health"))
+    probe = _curl_probe(ca, _url(service, "http", "/api/health"))
     return ServerTls(env=env, healthcheck=_probe(service, probe))
 
 
@@ -240,7 +245,7 @@ def forgejo_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Serv
         "GITEA__server__SSL_MIN_VERSION": "tlsv1.2",
         "GITEA__server__SSL_CIPHER_SUITES": ",".join(s.removeprefix("TLS_").lower() for s in GO_CIPHER_SUITES),
     }
-    probe = ("CMD", "curl", "-fsS", "-o", "/dev/null", "--cacert", ca, _url(service, "http", "/api/healthz"))
+    probe = _curl_probe(ca, _url(service, "http", "/api/healthz"))
     return ServerTls(env=env, healthcheck=_probe(service, probe))
 
 

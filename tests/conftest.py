@@ -53,3 +53,17 @@ def containers(run: PlanRun) -> dict[str, dict]:
 def toolboxes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder per module for the shell tests' PATH directories of chosen tools."""
     return tmp_path_factory.mktemp("toolboxes")
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> str:
+    """The busybox placeholder image on this machine's Docker engine (skips without one)."""
+    from tests.dockerlab import DockerUnavailableError, docker_unavailable_reason, probe_image
+
+    reason = docker_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        return probe_image()
+    except DockerUnavailableError as error:
+        pytest.skip(str(error))

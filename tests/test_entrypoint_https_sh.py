@@ -331,10 +331,21 @@ def test_curl_trusts_the_given_ca_alone(tmp_path: Path, vault: FakeVault, pki: P
 # -- wget, and images with nothing that verifies ------------------------------------------------------
 
 
-def test_busybox_alone_is_refused(toolboxes: Path, tmp_path: Path, vault: FakeVault, pki: Pki) -> None:
-    """Debian's busybox has an ssl_client applet (busybox sh finds it whatever PATH says): it
-    checks no certificate, so busybox wget is not used, even with the CA as the system bundle."""
-    box = make_box(toolboxes, tmp_path, BUSYBOX_ONLY, vault)
+@pytest.mark.parametrize(
+    "case",
+    [
+        # Debian's busybox has an ssl_client applet (busybox sh finds it whatever PATH says): it
+        # checks no certificate, so busybox wget is not used, even with the CA as the system bundle.
+        (BUSYBOX_ONLY, "ssl_client here is busybox's own"),
+        (DASH_WGET, "wget here has no ssl_client"),
+    ],
+    ids=["busybox-alone", "wget-without-ssl-client"],
+)
+def test_wget_without_a_verifying_ssl_client_is_refused(
+    case: tuple[Variant, str], toolboxes: Path, tmp_path: Path, vault: FakeVault, pki: Pki
+) -> None:
+    variant, reason = case
+    box = make_box(toolboxes, tmp_path, variant, vault)
     run = box.run(
         vault.url_for("localhost"),
         "echo",
@@ -343,22 +354,7 @@ def test_busybox_alone_is_refused(toolboxes: Path, tmp_path: Path, vault: FakeVa
         DEVSTACK_VAULT_CA=str(pki.ca),
         DEVSTACK_SYSTEM_CA=str(pki.ca),
     )
-    assert_one_clear_failure(run, vault, NO_VERIFIER, "ssl_client here is busybox's own")
-    assert_never_reached(vault)
-    assert run.seconds < 5
-
-
-def test_wget_without_ssl_client_is_refused(toolboxes: Path, tmp_path: Path, vault: FakeVault, pki: Pki) -> None:
-    box = make_box(toolboxes, tmp_path, DASH_WGET, vault)
-    run = box.run(
-        vault.url_for("localhost"),
-        "echo",
-        "ran",
-        wait=30,
-        DEVSTACK_VAULT_CA=str(pki.ca),
-        DEVSTACK_SYSTEM_CA=str(pki.ca),
-    )
-    assert_one_clear_failure(run, vault, NO_VERIFIER, "wget here has no ssl_client")
+    assert_one_clear_failure(run, vault, NO_VERIFIER, reason)
     assert_never_reached(vault)
     assert run.seconds < 5
 

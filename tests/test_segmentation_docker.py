@@ -17,7 +17,6 @@ At phase 0 a single flat network lets everything reach everything.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -25,14 +24,11 @@ import pytest
 from devstack.catalog import SERVICES_BY_NAME, Service, Tier
 from devstack.topology import FLAT_NETWORK, VAULT_NAME, selected_services
 from tests.dockerlab import (
-    DockerUnavailableError,
     Lab,
     Probe,
     ProbeResult,
     Topology,
-    docker_unavailable_reason,
     open_lab,
-    probe_image,
 )
 
 pytestmark = [pytest.mark.real]
@@ -41,17 +37,6 @@ PROFILES = "profiles=full,reference"
 # A few services of every tier: at phase 1 most of these pairs are blocked.
 PHASE0_SAMPLE = frozenset({"vault", "postgres", "redis-1", "forgejo", "rust-api", "loki", "vector"})
 MAX_REPORTED = 60
-
-
-@pytest.fixture(scope="module")
-def image() -> Iterator[str]:
-    reason = docker_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    try:
-        yield probe_image()
-    except DockerUnavailableError as error:
-        pytest.skip(str(error))
 
 
 @dataclass(frozen=True)
@@ -106,8 +91,8 @@ def _port_probes(lab: Lab, client: str, server: str, target: str, *, expect: boo
     return [Probe(client, server, target, port.container, port.name, expect, why) for port in ports]
 
 
-def test_phase0_one_flat_network_lets_everything_reach_everything(image: str) -> None:
-    with open_lab(image, "phase=0", PROFILES, services=PHASE0_SAMPLE) as lab:
+def test_phase0_one_flat_network_lets_everything_reach_everything(busybox_image: str) -> None:
+    with open_lab(busybox_image, "phase=0", PROFILES, services=PHASE0_SAMPLE) as lab:
         topology = lab.topology
         assert [n.name for n in topology.networks] == [FLAT_NETWORK]
         assert {a.network for c in topology.containers for a in c.attachments} == {FLAT_NETWORK}
@@ -182,8 +167,8 @@ def _check_plan(topology: Topology) -> Expectations:
     return Expectations(selected)
 
 
-def test_phase1_segmentation_lets_through_exactly_the_declared_flows(image: str) -> None:
-    with open_lab(image, "phase=1", PROFILES) as lab:
+def test_phase1_segmentation_lets_through_exactly_the_declared_flows(busybox_image: str) -> None:
+    with open_lab(busybox_image, "phase=1", PROFILES) as lab:
         expected = _check_plan(lab.topology)
         assert not lab.address_mismatches()
         flows = _flow_probes(lab, expected)

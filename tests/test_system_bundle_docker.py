@@ -9,27 +9,15 @@ from __future__ import annotations
 import io
 import tarfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.dockerlab import DockerUnavailableError, docker, docker_unavailable_reason, probe_image
+from tests.dockerlab import docker
 
 pytestmark = pytest.mark.real
 
 CA = "-----BEGIN CERTIFICATE-----\nour stack's CA\n-----END CERTIFICATE-----\n"
-
-
-@pytest.fixture(scope="module")
-def image() -> Iterator[str]:
-    reason = docker_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    try:
-        yield probe_image()
-    except DockerUnavailableError as error:
-        pytest.skip(str(error))
 
 
 def _alpine_layout() -> bytes:
@@ -50,10 +38,10 @@ def _alpine_layout() -> bytes:
     return buffer.getvalue()
 
 
-def test_the_ca_uploaded_over_alpines_cert_pem_is_what_ssl_client_reads(image: str, tmp_path: Path) -> None:
+def test_the_ca_uploaded_over_alpines_cert_pem_is_what_ssl_client_reads(busybox_image: str, tmp_path: Path) -> None:
     name = f"devstack-bundle-{uuid.uuid4().hex[:8]}"
     script = "cat /etc/ssl/cert.pem; echo ==; cat /etc/ssl/certs/ca-certificates.crt"
-    docker("create", "--name", name, "--network", "none", image, "/bin/sh", "-c", script)
+    docker("create", "--name", name, "--network", "none", busybox_image, "/bin/sh", "-c", script)
     try:
         docker("cp", "-", f"{name}:/etc", stdin=_alpine_layout())
         ca = tmp_path / "ca.crt"
