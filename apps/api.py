@@ -50,11 +50,13 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def https_server(host: str) -> ThreadingHTTPServer:
-    """HTTPS on HTTPS_PORT with the container's certificate (TLS 1.2 at least)."""
+    """HTTPS on HTTPS_PORT with the container's certificate (TLS 1.2 at least, AEAD only)."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # TLS 1.2: forward-secret AEAD suites only (TLS 1.3's are all AEAD)
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL")
     context.load_cert_chain(os.environ["TLS_CERT_FILE"], os.environ["TLS_KEY_FILE"])
     server = ThreadingHTTPServer((host, int(os.environ.get("HTTPS_PORT", "8443"))), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)

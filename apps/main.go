@@ -63,7 +63,17 @@ func main() {
 	}
 	failed := make(chan error, 2)
 	if mode == "dual" || mode == "required" {
-		server := &http.Server{Addr: host + ":" + httpsPort, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
+		// TLS 1.2: forward-secret AEAD suites only (Go does not let TLS 1.3's be chosen; all are AEAD)
+		suites := []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		}
+		config := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: suites}
+		server := &http.Server{Addr: host + ":" + httpsPort, TLSConfig: config}
 		go func() { failed <- server.ListenAndServeTLS(os.Getenv("TLS_CERT_FILE"), os.Getenv("TLS_KEY_FILE")) }()
 	}
 	if mode != "required" {

@@ -56,6 +56,18 @@ if (mode === "dual" || mode === "required") {
     cert: fs.readFileSync(process.env.TLS_CERT_FILE),
     key: fs.readFileSync(process.env.TLS_KEY_FILE),
     minVersion: "TLSv1.2",
+    // TLS 1.3's suites (all AEAD), then TLS 1.2's forward-secret AEAD ones only
+    ciphers: [
+      "TLS_AES_256_GCM_SHA384",
+      "TLS_CHACHA20_POLY1305_SHA256",
+      "TLS_AES_128_GCM_SHA256",
+      "ECDHE-ECDSA-AES256-GCM-SHA384",
+      "ECDHE-ECDSA-CHACHA20-POLY1305",
+      "ECDHE-ECDSA-AES128-GCM-SHA256",
+      "ECDHE-RSA-AES256-GCM-SHA384",
+      "ECDHE-RSA-CHACHA20-POLY1305",
+      "ECDHE-RSA-AES128-GCM-SHA256",
+    ].join(":"),
   };
   https.createServer(options, handle).listen(Number(process.env.HTTPS_PORT || 8443), host);
 }

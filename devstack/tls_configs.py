@@ -206,6 +206,8 @@ def mongodb_args(mode: TlsMode, tls_dir: str = TLS_DIR) -> tuple[str, ...]:
         "--tlsAllowConnectionsWithoutCertificates",  # clients prove themselves with SCRAM
         "--tlsDisabledProtocols",
         "TLS1_0,TLS1_1",
+        "--setParameter",
+        f"opensslCipherConfig={CIPHERS}",  # TLS 1.2 suites; TLS 1.3's are all AEAD
     )
 
 

@@ -148,6 +148,24 @@ def _https(port: int, ca: Path) -> int:
         return response.status
 
 
+def _tls12_accepts(port: int, ca: Path, cipher: str) -> bool:
+    """Whether the server completes a TLS 1.2 handshake offering this one suite."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(f"{cipher}:@SECLEVEL=0")
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
+            context.wrap_socket(raw, server_hostname="localhost"),
+        ):
+            return True
+    except ssl.SSLError:
+        return False
+
+
 def _start_tls(
     service: str, argv: list[str], mode: str, certs: Path, tmp_path: Path
 ) -> tuple[subprocess.Popen[bytes], int, int]:
@@ -196,6 +214,9 @@ def test_api_https(api_certs: dict[str, Path], tmp_path: Path, mode: str, servic
     try:
         assert _https(https_port, certs / "ca.crt") == 200
         assert _probe(service, https_port, True, certs / "ca.crt") == 0
+        assert _tls12_accepts(https_port, certs / "ca.crt", "ECDHE-ECDSA-AES128-GCM-SHA256")
+        assert not _tls12_accepts(https_port, certs / "ca.crt", "ECDHE-ECDSA-AES128-SHA256")  # CBC
+        assert not _tls12_accepts(https_port, certs / "ca.crt", "ECDHE-ECDSA-AES256-SHA")  # CBC, SHA-1
         if mode == "dual":
             assert _get(http_port, "/health")[0] == 200
             assert _probe(service, http_port, False, certs / "ca.crt") == 0
