@@ -13,6 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from devstack.catalog import SERVICES_BY_NAME
 from devstack.tls import TLS_DIR, TLS_OWNERS
+from devstack.tls_configs import CIPHERS
 from tests.conftest import CONTAINER, PlanFactory
 from tools.diff import diff_plans
 from tools.engine import PlanRun, Secret, unwrap
@@ -284,6 +285,7 @@ def test_rabbitmq_and_mongodb_tls_settings_follow_the_mode(
     command = mongo["command"]
     assert command[command.index("--tlsMode") + 1] == ("requireTLS" if required else "preferTLS")
     assert "TLS1_0,TLS1_1" in command
+    assert command[command.index("--setParameter") + 1] == f"opensslCipherConfig={CIPHERS}"
     uploads = {u["file"]: u for u in mongo["uploads"]}
     combined = uploads[f"{TLS_DIR}/mongodb.pem"]
     assert isinstance(combined["content"], Secret)
