@@ -171,6 +171,21 @@ def api_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> 
 
 RABBITMQ_TLS_CONF = "/etc/rabbitmq/conf.d/30-devstack-tls.conf"
 
+# RabbitMQ (Erlang's ssl) takes suite names one by one, not an OpenSSL cipher string: CIPHERS
+# spelled out, after the TLS 1.3 suites (a list that overrides the defaults must name those too, or
+# TLS 1.3 has none). In this order of preference, which honor_cipher_order makes the server's.
+RABBITMQ_CIPHERS = (
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+)
+
 
 def rabbitmq_conf(mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
     """AMQPS on 5671 and the management UI over HTTPS (15671 beside HTTP, or on 15672 itself
@@ -184,12 +199,14 @@ def rabbitmq_conf(mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
     for prefix in ("ssl_options", "management.ssl"):
         lines += [f"{prefix}.{key} = {path}" for key, path in files.items()]
         lines += [f"{prefix}.versions.1 = tlsv1.3", f"{prefix}.versions.2 = tlsv1.2"]
+        lines += [f"{prefix}.ciphers.{n} = {suite}" for n, suite in enumerate(RABBITMQ_CIPHERS, start=1)]
+        lines += [f"{prefix}.honor_cipher_order = true", f"{prefix}.honor_ecc_order = true"]
     lines += ["ssl_options.verify = verify_peer", "ssl_options.fail_if_no_peer_cert = false"]
-    lines += ["ssl_options.honor_cipher_order = true"]
     if mode is TlsMode.REQUIRED:
         lines += ["listeners.tcp = none", "management.ssl.port = 15672"]
     else:
-        lines += ["management.ssl.port = 15671"]
+        # The management plugin starts only the listeners named once any is: HTTP must be too.
+        lines += ["management.tcp.port = 15672", "management.ssl.port = 15671"]
     return "\n".join(lines) + "\n"
 
 

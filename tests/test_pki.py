@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from devstack.catalog import SERVICES_BY_NAME
 from devstack.tls import TLS_DIR, TLS_OWNERS
-from devstack.tls_configs import CIPHERS
+from devstack.tls_configs import CIPHERS, RABBITMQ_CIPHERS
 from tests.conftest import CONTAINER, PlanFactory
 from tools.diff import diff_plans
 from tools.engine import PlanRun, Secret, unwrap
@@ -278,6 +279,11 @@ def test_rabbitmq_and_mongodb_tls_settings_follow_the_mode(
     assert "ssl_options.versions.2 = tlsv1.2" in conf
     assert ("listeners.tcp = none" in conf) is required
     assert ("management.ssl.port = 15672" in conf) is required
+    assert ("management.tcp.port = 15672" in conf) is not required  # HTTP kept beside HTTPS
+    for prefix in ("ssl_options", "management.ssl"):
+        listed = [line.split(" = ")[1] for line in conf if line.startswith(f"{prefix}.ciphers.")]
+        assert listed == list(RABBITMQ_CIPHERS)
+        assert f"{prefix}.honor_cipher_order = true" in conf
     ports = {p["internal"] for p in run.one(CONTAINER, "rabbitmq").inputs["ports"]}
     assert 5671 in ports
     assert (15671 in ports) is not required  # HTTPS beside HTTP only while clients migrate
@@ -293,6 +299,19 @@ def test_rabbitmq_and_mongodb_tls_settings_follow_the_mode(
     assert "PRIVATE KEY" in combined["content"].value
     assert combined["permissions"] == "0600"
     assert ("--tls" in mongo["healthcheck"]["tests"]) is required
+
+
+def test_rabbitmq_suites_are_the_cipher_string_spelled_out() -> None:
+    """RabbitMQ's suite list is CIPHERS as OpenSSL expands it, plus the TLS 1.3 suites."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.set_ciphers(CIPHERS)
+    tls12 = {c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"}
+    assert {s for s in RABBITMQ_CIPHERS if not s.startswith("TLS_")} == tls12
+    assert {s for s in RABBITMQ_CIPHERS if s.startswith("TLS_")} == {
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_CHACHA20_POLY1305_SHA256",
+    }
 
 
 def test_every_container_trusts_the_ca_once_tls_is_on(shared_plan: PlanFactory) -> None:
