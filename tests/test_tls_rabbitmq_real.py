@@ -1,0 +1,389 @@
+"""A real RabbitMQ node (Debian's rabbitmq-server) on 127.0.0.1 with the generated
+30-devstack-tls.conf and the plan's own certificates, once per TLS mode: AMQPS verifies for the
+name localhost and answers AMQP, TLS 1.2 takes only the listed AEAD suites in the server's order,
+TLS 1.1 is refused, and the management UI is HTTPS beside HTTP (dual) or HTTPS alone on its port
+with plaintext AMQP closed (required).
+
+The node is a private one: its own directories, node name, free ports, an epmd of its own on
+127.0.0.1, and nothing of the system's service (/etc/rabbitmq, /var/lib/rabbitmq) is read. The
+generated text is kept as it is but for the certificate directory (the function's `tls_dir`) and
+the container ports, rewritten line by line to free ports on 127.0.0.1; the main config file adds
+only the management listeners' loopback address."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devstack.phases import TlsMode
+from devstack.tls import CA_FILE, KEY_FILE
+from devstack.tls_configs import RABBITMQ_CIPHERS, rabbitmq_conf
+from tests.planpki import server_files
+from tests.realservers import LOCALHOST, _server_dir, _server_identity, _tail, _write_owned, free_port
+
+pytestmark = pytest.mark.real
+
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 30.0
+AMQP_HEADER = b"AMQP\x00\x00\x09\x01"  # AMQP 0-9-1
+SERVER_NAME = "localhost"
+CBC_SUITES = ("ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA")  # Erlang's defaults allow both
+GCM_SUITES = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384")
+
+
+@dataclass(frozen=True)
+class Node:
+    mode: TlsMode
+    amqp: int  # plaintext AMQP: open in dual mode, closed once TLS is required
+    amqps: int
+    management: int  # HTTP in dual mode, HTTPS once TLS is required (the container's 15672)
+    management_tls: int | None  # HTTPS beside HTTP in dual mode (15671)
+    ca: Path
+    log: Path
+    version: str
+
+
+def _server_script() -> str:
+    """Debian's own start script, without the /usr/sbin wrapper that switches to the rabbitmq user
+    and writes to /var/log/rabbitmq."""
+    found = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server"))
+    if not found:
+        pytest.skip("rabbitmq-server is installed by .ci/run")
+    return found[-1]
+
+
+def _epmd() -> str:
+    for candidate in ["/usr/bin/epmd", *sorted(glob.glob("/usr/lib/erlang/erts-*/bin/epmd"))]:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip("epmd (erlang-base) is installed with rabbitmq-server by .ci/run")
+
+
+def _rendered(mode: TlsMode, tls_dir: Path, ports: dict[str, int]) -> str:
+    """The generated file with its container ports on free ones of 127.0.0.1, nothing else changed.
+    Every line of the generator that names a port must be one this knows."""
+    rewrites = {
+        "listeners.ssl.default = 5671": f"listeners.ssl.default = {LOCALHOST}:{ports['amqps']}",
+        "management.tcp.port = 15672": f"management.tcp.port = {ports['management']}",
+        "management.ssl.port = 15672": f"management.ssl.port = {ports['management']}",
+        "management.ssl.port = 15671": f"management.ssl.port = {ports['management_tls']}",
+    }
+    lines = rabbitmq_conf(mode, tls_dir=str(tls_dir)).splitlines()
+    unknown = [line for line in lines if re.search(r"\b(5671|5672|15671|15672)\b", line) and line not in rewrites]
+    assert not unknown, f"ports the test does not rewrite: {unknown}"
+    return "\n".join(rewrites.get(line, line) for line in lines) + "\n"
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the start script and the VM (RabbitMQ shuts down cleanly on it), SIGKILL after."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_TIMEOUT)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
+    if process.poll() is None:
+        process.wait(timeout=STOP_TIMEOUT)
+
+
+def _leftovers(base: Path) -> list[int]:
+    """Processes of ours still naming the node's directory (the VM has it as -home)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(base).encode() in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _kill_leftovers(base: Path) -> None:
+    deadline = time.monotonic() + 10
+    while (pids := _leftovers(base)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
+    script, epmd = _server_script(), _epmd()
+    identity = _server_identity()
+    with _server_dir("devstack-rmq-") as base:
+        tls_dir = base / "tls"
+        tls_dir.mkdir()
+        for name, text in files.items():
+            _write_owned(tls_dir / name, text)
+        (tls_dir / CA_FILE).chmod(0o644)
+        if identity is not None:
+            os.chown(tls_dir, identity.uid, identity.gid)
+        names = ("amqp", "amqps", "management", "management_tls", "dist", "epmd")
+        ports = {name: free_port() for name in names}
+        conf_d = base / "conf.d"
+        conf_d.mkdir()
+        rendered = _rendered(mode, tls_dir, ports)
+        _write_owned(conf_d / "30-devstack-tls.conf", rendered)
+        # The main file (the container's carries the admin): only the management listeners'
+        # address, and the HTTP one's only where the generated file has an HTTP listener at all.
+        loopback = [f"management.ssl.ip = {LOCALHOST}"]
+        if "management.tcp.port" in rendered:
+            loopback.append(f"management.tcp.ip = {LOCALHOST}")
+        _write_owned(base / "rabbitmq.conf", "\n".join(loopback) + "\n")
+        _write_owned(base / "enabled_plugins", "[rabbitmq_management].\n")
+        _write_owned(base / "rabbitmq-env.conf", "")  # instead of /etc/rabbitmq/rabbitmq-env.conf
+        for name in ("mnesia", "log"):
+            (base / name).mkdir()
+            if identity is not None:
+                os.chown(base / name, identity.uid, identity.gid)
+        node_name = f"devstack-tls-{os.getpid()}-{secrets.token_hex(3)}@localhost"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(base),  # the Erlang cookie
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "ERL_EPMD_ADDRESS": LOCALHOST,
+            "ERL_EPMD_PORT": str(ports["epmd"]),
+            "ERL_CRASH_DUMP": str(base / "erl_crash.dump"),
+            "RABBITMQ_NODENAME": node_name,
+            # The plain AMQP listener the image has by default (5672), here on 127.0.0.1: the
+            # generated `listeners.tcp = none` must still close it, as the file wins over these.
+            "RABBITMQ_NODE_IP_ADDRESS": LOCALHOST,
+            "RABBITMQ_NODE_PORT": str(ports["amqp"]),
+            "RABBITMQ_DIST_PORT": str(ports["dist"]),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_CONFIG_FILES": str(conf_d),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),  # absent
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_LOGS": "-",  # to the process's output, our log file
+        }
+        log = base / "server.log"
+        with log.open("ab") as out:
+            # epmd of our own, in the foreground, so that we stop it; the VM finds it on its port.
+            epmd_process = subprocess.Popen(
+                [epmd, "-address", LOCALHOST, "-port", str(ports["epmd"])],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=base,
+                start_new_session=True,
+                user=identity.uid if identity else None,
+                group=identity.gid if identity else None,
+                extra_groups=[] if identity else None,
+            )
+            try:
+                _wait_for(lambda: _accepts(ports["epmd"]), epmd_process, log, "epmd")
+                node_process = subprocess.Popen(
+                    [script],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=base,
+                    start_new_session=True,
+                    user=identity.uid if identity else None,
+                    group=identity.gid if identity else None,
+                    extra_groups=[] if identity else None,
+                )
+                try:
+                    _wait_for(lambda: "Server startup complete" in _text(log), node_process, log, "rabbitmq")
+                    version = re.search(r"Starting RabbitMQ (\S+) on Erlang (\S+)", _text(log))
+                    assert version is not None, _tail(log)
+                    yield Node(
+                        mode=mode,
+                        amqp=ports["amqp"],
+                        amqps=ports["amqps"],
+                        management=ports["management"],
+                        management_tls=ports["management_tls"] if mode is TlsMode.DUAL else None,
+                        ca=tls_dir / CA_FILE,
+                        log=log,
+                        version=f"RabbitMQ {version[1]}, Erlang {version[2]}",
+                    )
+                finally:
+                    _stop_group(node_process)
+            finally:
+                epmd_process.terminate()
+                try:
+                    epmd_process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    epmd_process.kill()
+                    epmd_process.wait(timeout=10)
+                _kill_leftovers(base)
+        assert not _leftovers(base), f"processes left running: {_leftovers(base)}"
+
+
+def _text(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+def _wait_for(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode}:\n{_tail(log, 60)}")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become ready within {START_TIMEOUT:.0f}s:\n{_tail(log, 60)}")
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((LOCALHOST, port)) == 0
+
+
+@pytest.fixture(scope="module")
+def pki() -> dict[str, str]:
+    return server_files(["phase=4"], ["rabbitmq"])["rabbitmq"]
+
+
+@pytest.fixture(scope="module", params=[TlsMode.DUAL, TlsMode.REQUIRED], ids=lambda mode: mode.value)
+def node(request: pytest.FixtureRequest, pki: dict[str, str]) -> Iterator[Node]:
+    assert KEY_FILE in pki
+    with _running_node(request.param, pki) as running:
+        yield running
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+
+def _context(node: Node, *, maximum: ssl.TLSVersion | None = None, ciphers: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(node.ca))
+    if maximum is not None:
+        context.maximum_version = maximum
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
+    return context
+
+
+@contextlib.contextmanager
+def _tls(port: int, context: ssl.SSLContext) -> Iterator[ssl.SSLSocket]:
+    with (
+        socket.create_connection((LOCALHOST, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
+    ):
+        yield tls
+
+
+def _connection_start(sock: socket.socket | ssl.SSLSocket) -> bytes:
+    """Send the protocol header and return the first frame's method: Connection.Start is a
+    method frame (1) on channel 0 with class 10, method 10, then version 0-9."""
+    sock.sendall(AMQP_HEADER)
+    data = b""
+    while len(data) < 13:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data[:1] + data[1:3] + data[7:13]
+
+
+CONNECTION_START = b"\x01" + b"\x00\x00" + b"\x00\x0a\x00\x0a" + b"\x00\x09"
+
+
+def _suite(port: int, context: ssl.SSLContext) -> str:
+    with _tls(port, context) as tls:
+        cipher = tls.cipher()
+        assert cipher is not None
+        return cipher[0]
+
+
+def _http_get(sock: socket.socket | ssl.SSLSocket, path: str = "/") -> tuple[str, bytes]:
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    with contextlib.suppress(OSError):  # a TLS port may reset a plaintext client
+        while chunk := sock.recv(65536):
+            data += chunk
+    status, _, rest = data.partition(b"\r\n")
+    return status.decode(errors="replace"), rest
+
+
+def _https_ports(node: Node) -> list[int]:
+    return [node.amqps, node.management_tls if node.management_tls is not None else node.management]
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+def test_amqps_verifies_for_localhost_and_speaks_amqp(node: Node) -> None:
+    with _tls(node.amqps, _context(node)) as tls:
+        assert tls.version() in ("TLSv1.3", "TLSv1.2")
+        assert _connection_start(tls) == CONNECTION_START, node.version
+
+
+def test_plaintext_amqp_only_while_clients_migrate(node: Node) -> None:
+    if node.mode is TlsMode.DUAL:
+        with socket.create_connection((LOCALHOST, node.amqp), timeout=10) as plain:
+            assert _connection_start(plain) == CONNECTION_START
+    else:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((LOCALHOST, node.amqp), timeout=10).close()
+
+
+def test_tls12_takes_only_aead_suites_in_the_servers_order(node: Node) -> None:
+    tls12 = ssl.TLSVersion.TLSv1_2
+    for port in _https_ports(node):
+        for suite in GCM_SUITES:
+            assert _suite(port, _context(node, maximum=tls12, ciphers=suite)) == suite
+        for suite in CBC_SUITES:
+            with pytest.raises(ssl.SSLError):
+                _suite(port, _context(node, maximum=tls12, ciphers=f"{suite}:@SECLEVEL=0"))
+        # The client prefers AES-128; honor_cipher_order makes the server's first choice win.
+        client_order = _context(node, maximum=tls12, ciphers=":".join(reversed(GCM_SUITES)))
+        assert _suite(port, client_order) == RABBITMQ_CIPHERS[3] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls11_is_refused(node: Node) -> None:
+    for port in _https_ports(node):
+        context = _context(node, maximum=ssl.TLSVersion.TLSv1_1, ciphers="DEFAULT:@SECLEVEL=0")
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED  # let the client offer TLS 1.1
+        with pytest.raises(ssl.SSLError):
+            _suite(port, context)
+
+
+def test_management_listeners_follow_the_mode(node: Node) -> None:
+    https = node.management_tls if node.mode is TlsMode.DUAL else node.management
+    assert https is not None
+    with _tls(https, _context(node)) as tls:
+        status, body = _http_get(tls)
+    assert status.startswith("HTTP/1.1 200"), status
+    assert b"RabbitMQ Management" in body
+    listeners = re.findall(r"Management plugin: (.*) listener started on port (\d+)", _text(node.log))
+    if node.mode is TlsMode.DUAL:
+        with socket.create_connection((LOCALHOST, node.management), timeout=10) as plain:
+            status, body = _http_get(plain)
+        assert status.startswith("HTTP/1.1 200"), status
+        assert b"RabbitMQ Management" in body
+        assert sorted(listeners) == sorted(
+            [("HTTP (non-TLS)", str(node.management)), ("HTTPS", str(node.management_tls))]
+        ), _tail(node.log)
+    else:
+        # No plain HTTP anywhere: the management port itself is HTTPS.
+        assert listeners == [("HTTPS", str(node.management))], _tail(node.log)
+        with socket.create_connection((LOCALHOST, node.management), timeout=10) as plain:
+            plain.settimeout(10)
+            status, _ = _http_get(plain)
+        assert not status.startswith("HTTP/1.1 200"), status
