@@ -23,6 +23,7 @@ import ssl
 import subprocess
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -81,32 +82,28 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 # -- Vault and the containers ---------------------------------------------------------------------
 
 
-def _serve(chain: Path, key: Path) -> FakeVault:
-    server = FakeVault(tls=(chain, key)).start()
-    server.ready()
-    server.put_secret("postgres", SECRET)
-    server.enable_approle()
-    server.load_policy_hcl("postgres", POLICY)
-    return server
+@contextmanager
+def _serve(chain: Path, key: Path) -> Iterator[FakeVault]:
+    """An unsealed fake Vault on HTTPS with the postgres secret, role and policy."""
+    with FakeVault(tls=(chain, key)) as server:
+        server.ready()
+        server.put_secret("postgres", SECRET)
+        server.enable_approle()
+        server.load_policy_hcl("postgres", POLICY)
+        yield server
 
 
 @pytest.fixture
 def vault(pki: Pki) -> Iterator[FakeVault]:
-    server = _serve(pki.chain, pki.key)
-    try:
+    with _serve(pki.chain, pki.key) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def misnamed(pki: Pki) -> Iterator[FakeVault]:
     """A Vault whose certificate names "vault" only: neither localhost nor 127.0.0.1."""
-    server = _serve(pki.vault_only_chain, pki.vault_only_key)
-    try:
+    with _serve(pki.vault_only_chain, pki.vault_only_key) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def make_box(toolboxes: Path, tmp_path: Path, variant: Variant, vault: FakeVault) -> AppRoleBox:
@@ -507,8 +504,7 @@ def test_the_wrapper_verifies_the_plans_vault_certificate(
     variant: Variant, toolboxes: Path, tmp_path: Path, plan_vault_files: Path
 ) -> None:
     tls_dir = plan_vault_files
-    vault = _serve(tls_dir / CERT_FILE, tls_dir / KEY_FILE)
-    try:
+    with _serve(tls_dir / CERT_FILE, tls_dir / KEY_FILE) as vault:
         box = make_box(toolboxes, tmp_path, variant, vault)
         box.give_ids(vault.create_role("postgres", ["postgres"]), vault.create_secret_id("postgres"))
         # localhost and 127.0.0.1 are in every leaf; containers dial the name "vault", which is too.
@@ -518,5 +514,3 @@ def test_the_wrapper_verifies_the_plans_vault_certificate(
             )
             assert run.returncode == 0, run.stderr
             assert run.stdout == b"app"
-    finally:
-        vault.stop()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -32,7 +33,7 @@ from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, KEY_FILE
 from devstack.tls_configs import RABBITMQ_CIPHERS, rabbitmq_conf
 from tests.planpki import server_files
-from tests.realservers import LOCALHOST, _server_dir, _server_identity, _tail, _write_owned, free_port
+from tests.realservers import LOCALHOST, _Identity, _server_dir, _server_identity, _tail, _write_owned, free_port
 
 pytestmark = pytest.mark.real
 
@@ -123,6 +124,24 @@ def _kill_leftovers(base: Path) -> None:
         time.sleep(0.2)
 
 
+def _spawn(
+    argv: list[str], out: IO[bytes], env: dict[str, str], cwd: Path, identity: _Identity | None
+) -> subprocess.Popen[bytes]:
+    """A process in a group of its own, as the node's user, logging into the node's log."""
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        user=identity.uid if identity else None,
+        group=identity.gid if identity else None,
+        extra_groups=[] if identity else None,
+    )
+
+
 @contextlib.contextmanager
 def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
     script, epmd = _server_script(), _epmd()
@@ -181,32 +200,10 @@ def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
         log = base / "server.log"
         with log.open("ab") as out:
             # epmd of our own, in the foreground, so that we stop it; the VM finds it on its port.
-            epmd_process = subprocess.Popen(
-                [epmd, "-address", LOCALHOST, "-port", str(ports["epmd"])],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=base,
-                start_new_session=True,
-                user=identity.uid if identity else None,
-                group=identity.gid if identity else None,
-                extra_groups=[] if identity else None,
-            )
+            epmd_process = _spawn([epmd, "-address", LOCALHOST, "-port", str(ports["epmd"])], out, env, base, identity)
             try:
                 _wait_for(lambda: _accepts(ports["epmd"]), epmd_process, log, "epmd")
-                node_process = subprocess.Popen(
-                    [script],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=base,
-                    start_new_session=True,
-                    user=identity.uid if identity else None,
-                    group=identity.gid if identity else None,
-                    extra_groups=[] if identity else None,
-                )
+                node_process = _spawn([script], out, env, base, identity)
                 try:
                     _wait_for(lambda: "Server startup complete" in _text(log), node_process, log, "rabbitmq")
                     version = re.search(r"Starting RabbitMQ (\S+) on Erlang (\S+)", _text(log))
