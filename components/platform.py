@@ -51,8 +51,8 @@ VAULT = SERVICES_BY_NAME["vault"]
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
 FORGEJO_ADMIN = ROOT / "scripts" / "forgejo-admin.sh"
-MANAGEMENT = "management"
-SYSTEM_CA_BUNDLE = "/etc/ssl/cert.pem"  # the read-only identity for backup tooling on this machine
+MANAGEMENT = "management"  # the read-only identity for backup tooling on this machine
+SYSTEM_CA_BUNDLE = "/etc/ssl/cert.pem"  # Alpine's, the only trust its busybox wget has
 
 
 def _start_order(selected: tuple[Service, ...], accounts: tuple[ClientAccount, ...]) -> list[Service]:
@@ -153,7 +153,7 @@ class Platform(pulumi.ComponentResource):
                 host_address=settings.vault_host_address,
                 init_file=settings.vault_init_file,
                 run_id=clock.now().isoformat(),
-                ca_file=settings.vault_ca_file if ca_pem is not None else None,
+                ca_file=settings.vault_ca_file,
                 ca_pem=ca_pem,
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -287,6 +287,7 @@ class Platform(pulumi.ComponentResource):
 
     def _service(self, service: Service, selected: tuple[Service, ...]) -> ServiceContainer:
         tls = server_tls(service, self._tls_mode(service))
+        vault_tls = self._tls_mode(VAULT)  # how this container reaches Vault
         depends: list[pulumi.Resource] = []
         for dependency in start_dependencies(selected, service):
             depends.append(self.vault.unseal if dependency == VAULT.name else self.services[dependency].container)
@@ -297,7 +298,7 @@ class Platform(pulumi.ComponentResource):
         if service.name in self.secrets:
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
-            plan = delivery(service, approle=identity is not None, tls=self._tls_mode(VAULT))
+            plan = delivery(service, approle=identity is not None, tls=vault_tls)
             command = plan.command + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
@@ -316,7 +317,7 @@ class Platform(pulumi.ComponentResource):
         uploads += self._tls_uploads(service)
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
-        if service.system_ca_bundle and self._tls_mode(VAULT) is TlsMode.REQUIRED:
+        if service.system_ca_bundle and vault_tls is TlsMode.REQUIRED:
             # Alpine's busybox wget verifies only against this bundle (see the catalog).
             uploads.append(Upload(SYSTEM_CA_BUNDLE, self.authority.root_pem))
         if tls.command is not None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from devstack.phases import TlsMode
+
 
 class Tier(StrEnum):
     VAULT = "vault"
@@ -32,11 +34,14 @@ class Port:
     name: str
     container: int
     host: int | None = None  # None: reachable only from other containers
-    tls_only: bool = False  # exists only while the TLS feature is on
-    # TLS beside plaintext while clients migrate (dual mode); closed once TLS is required, when
-    # the main port itself speaks TLS.
-    dual_only: bool = False
-    plain_only: bool = False  # plaintext beside a TLS port: closed once TLS is required
+    open_in: frozenset[TlsMode] = frozenset(TlsMode)  # the TLS modes the server listens on it in
+
+
+# A port's life through the TLS modes.
+TLS_PORT = frozenset({TlsMode.DUAL, TlsMode.REQUIRED})  # exists only while the TLS feature is on
+PLAIN_BESIDE_TLS = frozenset({TlsMode.OFF, TlsMode.DUAL})  # plaintext: closed once TLS is required
+# TLS beside plaintext while clients migrate; closed once required, when the main port speaks TLS.
+MIGRATION_PORT = frozenset({TlsMode.DUAL})
 
 
 @dataclass(frozen=True)
@@ -197,8 +202,8 @@ def _redis_node(index: int, host_id: int, host_port: int, tls_host_port: int) ->
         tier=Tier.DATA,
         host_id=host_id,
         ports=(
-            Port("redis", 6379, host_port, plain_only=True),
-            Port("tls", 6380, tls_host_port, tls_only=True),
+            Port("redis", 6379, host_port, PLAIN_BESIDE_TLS),
+            Port("tls", 6380, tls_host_port, TLS_PORT),
             Port("bus", 16379),  # cluster gossip stays between the nodes
         ),
         volumes=(VolumeMount(f"redis-{index}-data", "/data"),),
@@ -329,7 +334,7 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
         tag=tag,
         tier=Tier.APP,
         host_id=host_id,
-        ports=(Port("http", 8000, http, plain_only=tls), Port("https", 8443, https, tls_only=True))
+        ports=(Port("http", 8000, http, PLAIN_BESIDE_TLS), Port("https", 8443, https, TLS_PORT))
         if tls
         else (Port("http", 8000, http),),
         healthcheck=Healthcheck(api_probe(image, "http://127.0.0.1:8000/health")),
@@ -352,7 +357,7 @@ SERVICES: tuple[Service, ...] = (
         tag="1.18.5",
         tier=Tier.VAULT,
         host_id=5,
-        ports=(Port("api", 8200, 8200), Port("https", 8300, 8300, tls_only=True, dual_only=True)),
+        ports=(Port("api", 8200, 8200), Port("https", 8300, 8300, MIGRATION_PORT)),
         volumes=(VolumeMount("vault-data", "/vault/data"),),
         # sys/health answers 501 (uninitialised) and 503 (sealed): only an unsealed Vault is healthy
         healthcheck=Healthcheck(
@@ -448,10 +453,10 @@ SERVICES: tuple[Service, ...] = (
         tier=Tier.DATA,
         host_id=14,
         ports=(
-            Port("amqp", 5672, 5672, plain_only=True),
-            Port("amqps", 5671, 5671, tls_only=True),
+            Port("amqp", 5672, 5672, PLAIN_BESIDE_TLS),
+            Port("amqps", 5671, 5671, TLS_PORT),
             Port("management", 15672, 15672),  # HTTPS itself once TLS is required
-            Port("management-tls", 15671, 15671, tls_only=True, dual_only=True),
+            Port("management-tls", 15671, 15671, MIGRATION_PORT),
             Port("metrics", 15692),
         ),
         volumes=(VolumeMount("rabbitmq-data", "/var/lib/rabbitmq"),),

@@ -91,12 +91,8 @@ class Settings:
             host = "127.0.0.1"
         elif ":" in host:
             host = f"[{host}]"
-        tls = self.features.tls
-        if tls is TlsMode.OFF:
-            return f"http://{host}:{self.host_ports[('vault', 'api')]}"
-        # Dual mode offers HTTPS on its own port; this machine moves to it at once.
-        port = self.host_ports[("vault", "https" if tls is TlsMode.DUAL else "api")]
-        return f"https://{host}:{port}"
+        scheme = "http" if self.features.tls is TlsMode.OFF else "https"
+        return f"{scheme}://{host}:{self.host_ports[('vault', vault_host_port(self.features.tls))]}"
 
     @property
     def vault_ca_file(self) -> str | None:
@@ -330,9 +326,15 @@ def _features(phase: int, text: str) -> Features:
     return resolve_features(phase, dict(_pairs("features", text)))
 
 
+def vault_host_port(tls: TlsMode) -> str:
+    """The Vault port `pulumi up` uses: dual mode offers HTTPS on its own port, and this machine
+    moves to it at once."""
+    return "https" if tls is TlsMode.DUAL else "api"
+
+
 def _check_vault_published(host_ports: Mapping[tuple[str, str], int | None], tls: TlsMode) -> None:
     """`pulumi up` reaches Vault through its published port: the one this TLS mode uses."""
-    port = "https" if tls is TlsMode.DUAL else "api"
+    port = vault_host_port(tls)
     if host_ports[("vault", port)] is None:
         raise ConfigError("hostPorts", f"vault.{port} must stay published: `pulumi up` reaches Vault through it")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from devstack.catalog import TEMPLATE_DIR, Healthcheck, Service, api_probe
+from devstack.catalog import SERVICES_BY_NAME, TEMPLATE_DIR, Healthcheck, Service, api_probe
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, COMBINED_PEM, KEY_FILE, TLS_DIR
 from devstack.tls_server import ServerTls
-from devstack.tls_web import forgejo_tls, redis_exporter_tls, web_tls
+from devstack.tls_web import GO_CIPHER_SUITES, forgejo_tls, redis_exporter_tls, web_tls
 
 # TLS 1.2 suites: forward-secret AEAD only (TLS 1.3 suites are strong by construction).
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"
@@ -27,13 +27,9 @@ hostnossl all  all  ::/0            reject
 """
 
 
-# Go's names for the TLS 1.2 suites Vault may use: ECDHE with AES-GCM only (TLS 1.3 suites are
-# not configurable in Go and all strong).
-VAULT_CIPHER_SUITES = ",".join(
-    f"TLS_ECDHE_{key}_WITH_AES_{bits}_GCM_SHA{sha}"
-    for key in ("ECDSA", "RSA")
-    for bits, sha in ((128, 256), (256, 384))
-)
+# The TLS 1.2 suites Vault may use: the Go ones of the other servers with AES-GCM (TLS 1.3 suites
+# are not configurable in Go and all strong).
+VAULT_CIPHER_SUITES = ",".join(s for s in GO_CIPHER_SUITES if "_GCM_" in s)
 
 
 def _vault_listener(address: str, tls_dir: str | None) -> str:
@@ -134,7 +130,10 @@ def redis_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -
 
 
 # Once TLS is required these backends' plaintext ports are closed: clients use the TLS ones.
-TLS_CLIENT_PORTS = {"REDIS_PORT": "6380", "RABBITMQ_PORT": "5671"}
+TLS_CLIENT_PORTS = {
+    "REDIS_PORT": str(SERVICES_BY_NAME["redis-1"].port("tls").container),
+    "RABBITMQ_PORT": str(SERVICES_BY_NAME["rabbitmq"].port("amqps").container),
+}
 
 
 def api_env(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
@@ -155,8 +154,8 @@ def redis_exporter_client(service: Service, mode: TlsMode, tls_dir: str = TLS_DI
         return ServerTls()
     (template,) = service.credentials.templates
     plain = service.env["REDIS_ADDR"]
-    node = plain.removeprefix("redis://").rsplit(":", 1)[0]
-    address = f"rediss://{node}:6380"
+    (node,) = [SERVICES_BY_NAME[f.to] for f in service.flows if f.port == "redis"]
+    address = f"rediss://{node.name}:{node.port('tls').container}"
     env = {"REDIS_ADDR": address, "REDIS_EXPORTER_TLS_CA_CERT_FILE": f"{tls_dir}/{CA_FILE}"}
     files = {f"{TEMPLATE_DIR}/{template.name}": template.content.replace(plain, address)}
     return ServerTls(env=env, files=files)

@@ -6,7 +6,6 @@ import ipaddress
 from dataclasses import dataclass
 
 from devstack.catalog import SERVICES, SERVICES_BY_NAME, Port, Service, Tier
-from devstack.phases import TlsMode
 from devstack.settings import Settings
 
 FLAT_NETWORK = "dev-network"
@@ -135,14 +134,7 @@ def attachments(settings: Settings, service: Service) -> tuple[Attachment, ...]:
 def active_ports(settings: Settings, service: Service) -> tuple[Port, ...]:
     """The ports a service listens on in this TLS mode (TLS ports from dual on, the migration's
     extra ports in dual only, plaintext beside TLS until TLS is required)."""
-    mode = settings.features.tls
-    return tuple(
-        p
-        for p in service.ports
-        if (mode is not TlsMode.OFF or not p.tls_only)
-        and (mode is TlsMode.DUAL or not p.dual_only)
-        and (mode is not TlsMode.REQUIRED or not p.plain_only)
-    )
+    return tuple(p for p in service.ports if settings.features.tls in p.open_in)
 
 
 def published_ports(settings: Settings, service: Service) -> tuple[PublishedPort, ...]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from devstack.catalog import SERVICES_BY_NAME
+from devstack.phases import TlsMode
 from devstack.tls import TLS_DIR, tls_services
 from tests.conftest import PlanFactory, containers
 from tools.engine import unwrap
@@ -185,5 +186,5 @@ def test_plaintext_ports_close_once_tls_is_required(shared_plan: PlanFactory) ->
 
 def test_only_services_with_a_certificate_close_their_plaintext() -> None:
     for service in SERVICES_BY_NAME.values():
-        if any(p.plain_only or p.tls_only for p in service.ports):
+        if any(p.open_in != frozenset(TlsMode) for p in service.ports):
             assert service.name in {s.name for s in tls_services((service,))}, service.name
