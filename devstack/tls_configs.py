@@ -10,7 +10,7 @@ from devstack.catalog import SERVICES_BY_NAME, TEMPLATE_DIR, Healthcheck, Servic
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, COMBINED_PEM, KEY_FILE, TLS_DIR
 from devstack.tls_server import ServerTls
-from devstack.tls_web import GO_CIPHER_SUITES, forgejo_tls, redis_exporter_tls, web_tls
+from devstack.tls_web import GO_CIPHER_SUITES, web_tls
 
 # TLS 1.2 suites: forward-secret AEAD only (TLS 1.3 suites are strong by construction).
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"
@@ -247,8 +247,11 @@ def _merged(server: ServerTls, client: ServerTls) -> ServerTls:
 def server_tls(service: Service, mode: TlsMode) -> ServerTls:
     """One place that knows each server's TLS switches (Redis's and PgBouncer's are in their
     config files: devstack.configs; the single-listener web servers' in devstack.tls_web)."""
-    if service.name == "forgejo":
-        return forgejo_tls(service, mode)  # states its keys in every mode, off included
+    web = web_tls(service, mode)  # Forgejo states its keys in every mode, off included
+    if web is not None:
+        if service.name.startswith("redis-exporter-"):
+            return _merged(web, redis_exporter_client(service, mode))
+        return web
     if mode is TlsMode.OFF:
         return ServerTls()
     if service.name == "vault":
@@ -263,11 +266,6 @@ def server_tls(service: Service, mode: TlsMode) -> ServerTls:
         return ServerTls(env=api_env(service, mode), healthcheck=api_healthcheck(service, mode))
     if service.name == "mongodb":
         return ServerTls(args=mongodb_args(mode), healthcheck=mongodb_healthcheck(service, mode))
-    if service.name.startswith("redis-exporter-"):
-        return _merged(redis_exporter_tls(service, mode), redis_exporter_client(service, mode))
-    web = web_tls(service, mode)
-    if web is not None:
-        return web
     if service.name.startswith("redis-") and "tls" in {p.name for p in service.ports}:
         return ServerTls(healthcheck=redis_healthcheck(service, mode))
     return ServerTls()
