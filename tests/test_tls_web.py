@@ -9,7 +9,6 @@ import http.client
 import json
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -46,6 +45,7 @@ from tests.realservers import (
     _write_owned,
     free_port,
 )
+from tests.tlsclient import handshake, tls12_context
 
 WEB_SERVERS = ("forgejo", "prometheus", "grafana", "loki", "redis-exporter-1", "redis-exporter-2", "redis-exporter-3")
 CERT, KEY, CA = f"{TLS_DIR}/{CERT_FILE}", f"{TLS_DIR}/{KEY_FILE}", f"{TLS_DIR}/{CA_FILE}"
@@ -488,30 +488,14 @@ def test_prometheus_refuses_plaintext(prometheus: RunningPrometheus) -> None:
     assert status != 200  # Go answers 400 "Client sent an HTTP request to an HTTPS server"
 
 
-def _handshake(port: int, context: ssl.SSLContext) -> str:
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        cipher = tls.cipher()
-        assert cipher is not None
-        return cipher[0]
-
-
-def _tls12(ca: Path, ciphers: str) -> ssl.SSLContext:
-    context = _context(ca)
-    context.maximum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(ciphers)
-    return context
-
-
 @pytest.mark.real
 def test_prometheus_tls12_takes_only_forward_secret_aead(prometheus: RunningPrometheus) -> None:
     for accepted in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"):
-        assert _handshake(prometheus.port, _tls12(prometheus.ca, accepted)) == accepted
+        assert handshake(prometheus.port, tls12_context(prometheus.ca, accepted)) == accepted
     for refused in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256"):
+        context = tls12_context(prometheus.ca, refused)  # the client can offer it: the server refuses
         with pytest.raises(ssl.SSLError):
-            _handshake(prometheus.port, _tls12(prometheus.ca, refused))
+            handshake(prometheus.port, context)
 
 
 @pytest.mark.real
@@ -522,7 +506,7 @@ def test_prometheus_refuses_tls11(prometheus: RunningPrometheus) -> None:
     context.maximum_version = ssl.TLSVersion.TLSv1_1
     context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer TLS 1.1 at all
     with pytest.raises(ssl.SSLError):
-        _handshake(prometheus.port, context)
+        handshake(prometheus.port, context)
 
 
 @pytest.mark.real
