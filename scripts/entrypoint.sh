@@ -668,11 +668,13 @@ trap 'exit 129' HUP
 
 # -- 1. wait for Vault ------------------------------------------------------------------------
 
+# date counts whole seconds and a boundary may fall just after the first reading: only more than
+# N of them between two readings prove N really passed (0 means one try).
 started=$(date +%s)
 while :; do
     http_request GET "$vault_url/sys/health" "$stage/health.json"
     [ "$http_status" = 200 ] && break
-    if [ $(($(date +%s) - started)) -ge "$wait_seconds" ]; then
+    if [ "$wait_seconds" -eq 0 ] || [ $(($(date +%s) - started)) -gt "$wait_seconds" ]; then
         case $http_status in
             000) why=$http_error ;;
             501) why="HTTP 501: not initialised" ;;

@@ -176,11 +176,13 @@ describe_failure() {
 
 # -- 1. wait for Vault ------------------------------------------------------------------------
 
+# date counts whole seconds and a boundary may fall just after the first reading: only more than
+# N of them between two readings prove N really passed (0 means one try).
 started=$(date +%s)
 log "waiting for Vault at $VAULT_ADDR (up to ${wait_seconds}s)"
 until request GET sys/seal-status "" "$answer"; do
     now=$(date +%s)
-    if [ $((now - started)) -ge "$wait_seconds" ]; then
+    if [ "$wait_seconds" -eq 0 ] || [ $((now - started)) -gt "$wait_seconds" ]; then
         die 2 "Vault at $VAULT_ADDR did not answer within ${wait_seconds}s ($(describe_failure)); is its container running (docker ps -a --filter name=dev-vault)?"
     fi
     sleep 1
@@ -268,7 +270,7 @@ active_wait=$((started + wait_seconds - $(date +%s)))
 [ "$active_wait" -ge 10 ] || active_wait=10
 active_since=$(date +%s)
 until request GET sys/health "" "$answer"; do
-    if [ $(($(date +%s) - active_since)) -ge "$active_wait" ]; then
+    if [ $(($(date +%s) - active_since)) -gt "$active_wait" ]; then
         die 2 "Vault at $VAULT_ADDR is unsealed but not active after ${active_wait}s ($(describe_failure))"
     fi
     sleep 1

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clockshim import jumping_clock, readings
 from tests.fakevault import FakeVault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,6 +332,22 @@ def test_waits_until_vault_is_unsealed(alpine: Container, vault: FakeVault) -> N
     assert run.returncode == 0, run.stderr
     assert run.stdout == b"app"
     assert vault.count("sys/health") >= 2
+
+
+@pytest.mark.parametrize("wait", [1, 2])
+def test_the_wait_is_not_cut_short_by_a_second_boundary(
+    toolboxes: Path, tmp_path: Path, vault: FakeVault, wait: int
+) -> None:
+    # Under dash, which looks `date` up on PATH (busybox sh runs its own applet).
+    box = Container(VARIANTS[3], make_toolbox(toolboxes, VARIANTS[3]), tmp_path)
+    box.give_token(vault.root_token or "")
+    clock = jumping_clock(tmp_path / "clock")
+    vault.seal()
+    run = box.run(vault.address, "echo", "ran", wait=wait, PATH=f"{clock}:{box.path}")
+    assert_one_clear_failure(run, vault, f"is not ready after {wait}s (HTTP 503: sealed)")
+    assert readings(clock) >= 2, "the shim was not used"
+    assert vault.count("sys/health") == wait + 1
+    assert run.seconds >= wait
 
 
 def test_a_sealed_vault_fails_with_its_state(alpine: Container, vault: FakeVault) -> None:

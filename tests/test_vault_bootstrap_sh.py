@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
+from tests.clockshim import jumping_clock, readings
 from tests.fakevault import FakeVault
 from tests.planpki import server_files
 from tests.testpki import Pki, make_pki
@@ -270,6 +271,25 @@ def test_vault_never_up_exits_2_after_the_wait(busybox_wget: Bootstrap) -> None:
     assert f"127.0.0.1:{port} did not answer within 1s" in run.stderr
     assert 1 <= run.seconds < 5
     assert not busybox_wget.init_file.exists()
+
+
+@pytest.mark.parametrize("wait", [1, 2])
+def test_the_wait_is_not_cut_short_by_a_second_boundary(toolboxes: Path, tmp_path: Path, wait: int) -> None:
+    # Under dash, which looks `date` up on PATH (busybox sh runs its own applet).
+    _shell_available(VARIANTS[2])
+    (tmp_path / "home").mkdir()
+    (tmp_path / "tmp").mkdir()
+    gnu = Bootstrap(VARIANTS[2], make_toolbox(toolboxes, VARIANTS[2].toolbox), tmp_path / "home", tmp_path / "tmp")
+    clock = jumping_clock(tmp_path / "clock")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = gnu.run(f"http://127.0.0.1:{port}", wait=wait, PATH=f"{clock}:{gnu.path}")
+    assert run.returncode == 2, run.stderr
+    assert f"did not answer within {wait}s" in run.stderr
+    # one reading before the first try and one after each: a try more than the seconds waited
+    assert readings(clock) == wait + 2
+    assert run.seconds >= wait
 
 
 def test_waits_for_vault_to_come_up(busybox_wget: Bootstrap) -> None:
