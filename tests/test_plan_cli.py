@@ -141,10 +141,9 @@ def test_diff_without_changes_only_reruns_the_unseal_step(capsys: pytest.Capture
     ]
 
 
-def test_full_plan_prints_in_a_few_seconds() -> None:
-    import time
-
-    start = time.monotonic()
+def test_the_largest_plan_prints_every_service() -> None:
     result = run_cli("--set", "profiles=full,reference", "--json")
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - start < 10
+    plan = json.loads(result.stdout)
+    containers = [r for r in plan["resources"] if r["type"] == "docker:index/container:Container"]
+    assert len(containers) == 23
