@@ -457,7 +457,8 @@ SERVICES: tuple[Service, ...] = (
             Port("amqps", 5671, 5671, TLS_PORT),
             Port("management", 15672, 15672),  # HTTPS itself once TLS is required
             Port("management-tls", 15671, 15671, MIGRATION_PORT),
-            Port("metrics", 15692),
+            Port("metrics", 15692),  # HTTPS itself once TLS is required
+            Port("metrics-tls", 15691, None, MIGRATION_PORT),
         ),
         volumes=(VolumeMount("rabbitmq-data", "/var/lib/rabbitmq"),),
         healthcheck=Healthcheck(("CMD", "rabbitmq-diagnostics", "-q", "ping")),

@@ -186,26 +186,34 @@ RABBITMQ_CIPHERS = (
 )
 
 
+# RabbitMQ's HTTP listeners: the plain port, which speaks HTTPS itself once TLS is required, and
+# the HTTPS port beside it while clients migrate (the image's ports).
+RABBITMQ_WEB_LISTENERS = {"management": (15672, 15671), "prometheus": (15692, 15691)}
+
+
 def rabbitmq_conf(mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
-    """AMQPS on 5671 and the management UI over HTTPS (15671 beside HTTP, or on 15672 itself
-    once TLS is required); required mode closes plaintext AMQP."""
+    """AMQPS on 5671; the management UI and the Prometheus endpoint over HTTPS (beside HTTP, or
+    on their own ports once TLS is required); required mode closes every plaintext listener."""
     files = {
         "cacertfile": f"{tls_dir}/{CA_FILE}",
         "certfile": f"{tls_dir}/{CERT_FILE}",
         "keyfile": f"{tls_dir}/{KEY_FILE}",
     }
     lines = ["# devstack: TLS " + mode.value, "listeners.ssl.default = 5671"]
-    for prefix in ("ssl_options", "management.ssl"):
+    for prefix in ("ssl_options", *(f"{plugin}.ssl" for plugin in RABBITMQ_WEB_LISTENERS)):
         lines += [f"{prefix}.{key} = {path}" for key, path in files.items()]
         lines += [f"{prefix}.versions.1 = tlsv1.3", f"{prefix}.versions.2 = tlsv1.2"]
         lines += [f"{prefix}.ciphers.{n} = {suite}" for n, suite in enumerate(RABBITMQ_CIPHERS, start=1)]
         lines += [f"{prefix}.honor_cipher_order = true", f"{prefix}.honor_ecc_order = true"]
     lines += ["ssl_options.verify = verify_peer", "ssl_options.fail_if_no_peer_cert = false"]
     if mode is TlsMode.REQUIRED:
-        lines += ["listeners.tcp = none", "management.ssl.port = 15672"]
-    else:
-        # The management plugin starts only the listeners named once any is: HTTP must be too.
-        lines += ["management.tcp.port = 15672", "management.ssl.port = 15671"]
+        lines.append("listeners.tcp = none")
+    for plugin, (port, beside) in RABBITMQ_WEB_LISTENERS.items():
+        if mode is TlsMode.REQUIRED:
+            lines.append(f"{plugin}.ssl.port = {port}")
+        else:
+            # Each plugin starts only the listeners named once any is: HTTP must be named too.
+            lines += [f"{plugin}.tcp.port = {port}", f"{plugin}.ssl.port = {beside}"]
     return "\n".join(lines) + "\n"
 
 

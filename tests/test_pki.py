@@ -278,15 +278,18 @@ def test_rabbitmq_and_mongodb_tls_settings_follow_the_mode(
     assert "listeners.ssl.default = 5671" in conf
     assert "ssl_options.versions.2 = tlsv1.2" in conf
     assert ("listeners.tcp = none" in conf) is required
-    assert ("management.ssl.port = 15672" in conf) is required
-    assert ("management.tcp.port = 15672" in conf) is not required  # HTTP kept beside HTTPS
-    for prefix in ("ssl_options", "management.ssl"):
+    for plugin, port, beside in (("management", 15672, 15671), ("prometheus", 15692, 15691)):
+        assert (f"{plugin}.ssl.port = {port}" in conf) is required
+        assert (f"{plugin}.tcp.port = {port}" in conf) is not required  # HTTP kept beside HTTPS
+        assert (f"{plugin}.ssl.port = {beside}" in conf) is not required
+    for prefix in ("ssl_options", "management.ssl", "prometheus.ssl"):
         listed = [line.split(" = ")[1] for line in conf if line.startswith(f"{prefix}.ciphers.")]
         assert listed == list(RABBITMQ_CIPHERS)
         assert f"{prefix}.honor_cipher_order = true" in conf
     ports = {p["internal"] for p in run.one(CONTAINER, "rabbitmq").inputs["ports"]}
     assert 5671 in ports
     assert (15671 in ports) is not required  # HTTPS beside HTTP only while clients migrate
+    assert (15691 in ports) is not required
     mongo = run.one(CONTAINER, "mongodb").inputs
     command = mongo["command"]
     assert command[command.index("--tlsMode") + 1] == ("requireTLS" if required else "preferTLS")

@@ -1,8 +1,8 @@
 """A real RabbitMQ node (Debian's rabbitmq-server) on 127.0.0.1 with the generated
 30-devstack-tls.conf and the plan's own certificates, once per TLS mode: AMQPS verifies for the
 name localhost and answers AMQP, TLS 1.2 takes only the listed AEAD suites in the server's order,
-TLS 1.1 is refused, and the management UI is HTTPS beside HTTP (dual) or HTTPS alone on its port
-with plaintext AMQP closed (required).
+TLS 1.1 is refused, and the management UI and the Prometheus endpoint are HTTPS beside HTTP
+(dual) or HTTPS alone on their ports with plaintext AMQP closed (required).
 
 The node is a private one: its own directories, node name, free ports, an epmd of its own on
 127.0.0.1, and nothing of the system's service (/etc/rabbitmq, /var/lib/rabbitmq) is read. The
@@ -52,6 +52,8 @@ class Node:
     amqps: int
     management: int  # HTTP in dual mode, HTTPS once TLS is required (the container's 15672)
     management_tls: int | None  # HTTPS beside HTTP in dual mode (15671)
+    metrics: int  # the Prometheus endpoint: HTTP in dual mode, HTTPS once TLS is required (15692)
+    metrics_tls: int | None  # HTTPS beside HTTP in dual mode (15691)
     ca: Path
     log: Path
     version: str
@@ -81,9 +83,14 @@ def _rendered(mode: TlsMode, tls_dir: Path, ports: dict[str, int]) -> str:
         "management.tcp.port = 15672": f"management.tcp.port = {ports['management']}",
         "management.ssl.port = 15672": f"management.ssl.port = {ports['management']}",
         "management.ssl.port = 15671": f"management.ssl.port = {ports['management_tls']}",
+        "prometheus.tcp.port = 15692": f"prometheus.tcp.port = {ports['metrics']}",
+        "prometheus.ssl.port = 15692": f"prometheus.ssl.port = {ports['metrics']}",
+        "prometheus.ssl.port = 15691": f"prometheus.ssl.port = {ports['metrics_tls']}",
     }
     lines = rabbitmq_conf(mode, tls_dir=str(tls_dir)).splitlines()
-    unknown = [line for line in lines if re.search(r"\b(5671|5672|15671|15672)\b", line) and line not in rewrites]
+    unknown = [
+        line for line in lines if re.search(r"\b(5671|5672|15671|15672|15691|15692)\b", line) and line not in rewrites
+    ]
     assert not unknown, f"ports the test does not rewrite: {unknown}"
     return "\n".join(rewrites.get(line, line) for line in lines) + "\n"
 
@@ -142,6 +149,21 @@ def _spawn(
     )
 
 
+def _write_configs(base: Path, conf_d: Path, rendered: str) -> None:
+    """The generated file in conf.d, the plugins, and a main file with only the HTTP listeners'
+    address (the container's carries the admin), a plain one's only where the generated file has
+    a plain listener at all."""
+    conf_d.mkdir()
+    _write_owned(conf_d / "30-devstack-tls.conf", rendered)
+    loopback = []
+    for plugin in ("management", "prometheus"):
+        loopback.append(f"{plugin}.ssl.ip = {LOCALHOST}")
+        if f"{plugin}.tcp.port" in rendered:
+            loopback.append(f"{plugin}.tcp.ip = {LOCALHOST}")
+    _write_owned(base / "rabbitmq.conf", "\n".join(loopback) + "\n")
+    _write_owned(base / "enabled_plugins", "[rabbitmq_management,rabbitmq_prometheus].\n")
+
+
 @contextlib.contextmanager
 def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
     script, epmd = _server_script(), _epmd()
@@ -154,19 +176,10 @@ def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
         (tls_dir / CA_FILE).chmod(0o644)
         if identity is not None:
             os.chown(tls_dir, identity.uid, identity.gid)
-        names = ("amqp", "amqps", "management", "management_tls", "dist", "epmd")
+        names = ("amqp", "amqps", "management", "management_tls", "metrics", "metrics_tls", "dist", "epmd")
         ports = {name: free_port() for name in names}
         conf_d = base / "conf.d"
-        conf_d.mkdir()
-        rendered = _rendered(mode, tls_dir, ports)
-        _write_owned(conf_d / "30-devstack-tls.conf", rendered)
-        # The main file (the container's carries the admin): only the management listeners'
-        # address, and the HTTP one's only where the generated file has an HTTP listener at all.
-        loopback = [f"management.ssl.ip = {LOCALHOST}"]
-        if "management.tcp.port" in rendered:
-            loopback.append(f"management.tcp.ip = {LOCALHOST}")
-        _write_owned(base / "rabbitmq.conf", "\n".join(loopback) + "\n")
-        _write_owned(base / "enabled_plugins", "[rabbitmq_management].\n")
+        _write_configs(base, conf_d, _rendered(mode, tls_dir, ports))
         _write_owned(base / "rabbitmq-env.conf", "")  # instead of /etc/rabbitmq/rabbitmq-env.conf
         for name in ("mnesia", "log"):
             (base / name).mkdir()
@@ -214,6 +227,8 @@ def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
                         amqps=ports["amqps"],
                         management=ports["management"],
                         management_tls=ports["management_tls"] if mode is TlsMode.DUAL else None,
+                        metrics=ports["metrics"],
+                        metrics_tls=ports["metrics_tls"] if mode is TlsMode.DUAL else None,
                         ca=tls_dir / CA_FILE,
                         log=log,
                         version=f"RabbitMQ {version[1]}, Erlang {version[2]}",
@@ -318,7 +333,11 @@ def _http_get(sock: socket.socket | ssl.SSLSocket, path: str = "/") -> tuple[str
 
 
 def _https_ports(node: Node) -> list[int]:
-    return [node.amqps, node.management_tls if node.management_tls is not None else node.management]
+    if node.mode is TlsMode.DUAL:
+        assert node.management_tls is not None
+        assert node.metrics_tls is not None
+        return [node.amqps, node.management_tls, node.metrics_tls]
+    return [node.amqps, node.management, node.metrics]
 
 
 # --- tests ------------------------------------------------------------------------------------
@@ -384,3 +403,22 @@ def test_management_listeners_follow_the_mode(node: Node) -> None:
             plain.settimeout(10)
             status, _ = _http_get(plain)
         assert not status.startswith("HTTP/1.1 200"), status
+
+
+def test_prometheus_listeners_follow_the_mode(node: Node) -> None:
+    https = node.metrics_tls if node.mode is TlsMode.DUAL else node.metrics
+    assert https is not None
+    with _tls(https, _context(node)) as tls:
+        status, body = _http_get(tls, "/metrics")
+    assert status.startswith("HTTP/1.1 200"), status
+    assert b"rabbitmq_" in body
+    with socket.create_connection((LOCALHOST, node.metrics), timeout=10) as plain:
+        plain.settimeout(10)
+        status, body = _http_get(plain, "/metrics")
+    if node.mode is TlsMode.DUAL:
+        assert status.startswith("HTTP/1.1 200"), status
+        assert b"rabbitmq_" in body
+    else:
+        # The metrics port itself is HTTPS: a plaintext scrape gets no metrics.
+        assert not status.startswith("HTTP/1.1 200"), status
+        assert b"rabbitmq_" not in body

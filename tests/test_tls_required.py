@@ -60,7 +60,8 @@ def _redis(inputs: Inputs) -> bool:
 
 def _rabbitmq(inputs: Inputs) -> bool:
     conf = _lines(inputs, "/etc/rabbitmq/conf.d/30-devstack-tls.conf")
-    return {"listeners.tcp = none", "management.ssl.port = 15672"} <= conf
+    closed = {"listeners.tcp = none", "management.ssl.port = 15672", "prometheus.ssl.port = 15692"}
+    return closed <= conf and not any(".tcp." in line for line in conf)
 
 
 def _mongodb(inputs: Inputs) -> bool:
