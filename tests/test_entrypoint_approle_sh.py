@@ -10,7 +10,6 @@ AppRole and HCL policies themselves.
 from __future__ import annotations
 
 import json
-import socket
 import stat
 import urllib.error
 import urllib.parse
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.fakevault import FakeVault, RequestRecord, VaultError, parse_policy_hcl
+from tests.realservers import free_port
 from tests.test_entrypoint_sh import (
     BUSYBOX,
     DASH,
@@ -355,9 +355,7 @@ def test_no_secret_at_the_path(alpine: AppRoleBox, vault: FakeVault) -> None:
 
 def test_an_unreachable_vault(alpine: AppRoleBox, vault: FakeVault) -> None:
     alpine.give_ids(*postgres_role(vault))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     run = alpine.login_run(f"http://127.0.0.1:{port}", "echo", "ran", wait=0)
     assert_one_clear_failure(run, vault, alpine, f"Vault at http://127.0.0.1:{port} is not ready after 0s", "refused")
 

@@ -31,6 +31,7 @@ import pytest
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
 from tests.fakevault import FakeVault
 from tests.planpki import server_files
+from tests.realservers import free_port
 from tests.test_entrypoint_approle_sh import POLICY, AppRoleBox
 from tests.test_entrypoint_sh import (
     BUSYBOX,
@@ -130,12 +131,6 @@ def with_stand_in_ssl_client(toolboxes: Path, variant: Variant) -> Path:
         stand_in.write_text(ALPINE_SSL_CLIENT.replace("/bin/sh", _program("dash")))
         stand_in.chmod(0o755)
     return directory
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def assert_never_reached(vault: FakeVault) -> None:

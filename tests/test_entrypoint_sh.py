@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import threading
@@ -27,6 +26,7 @@ import pytest
 
 from tests.clockshim import jumping_clock, readings
 from tests.fakevault import FakeVault
+from tests.realservers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "entrypoint.sh"
@@ -313,9 +313,7 @@ def test_no_secret_at_the_path(container: Container, vault: FakeVault) -> None:
 
 
 def test_unreachable_vault_fails_after_the_wait(alpine: Container, vault: FakeVault) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     run = alpine.run(f"http://127.0.0.1:{port}", "echo", "ran", wait=1)
     assert_one_clear_failure(run, vault, f"Vault at http://127.0.0.1:{port} is not ready after 1s")
     assert 1 <= run.seconds < 5

@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.realservers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "redis-cluster-create.sh"
@@ -27,12 +28,9 @@ BUSYBOX = shutil.which("busybox")
 
 def _free_port() -> int:
     # Cluster bus = port + 10000, so keep ports below 55535.
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 55000:
-            return port
+    while (port := free_port()) >= 55000:
+        pass
+    return port
 
 
 def _cli(port: int, *args: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,11 @@ from pathlib import Path
 import pytest
 
 from devstack.catalog import SERVICES_BY_NAME
+from tests.realservers import free_port
 
 pytestmark = pytest.mark.real
 APPS = Path(__file__).resolve().parent.parent / "apps"
 PASSWORD = "app-test-password-never-printed"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -53,7 +47,7 @@ def serve(tmp_path: Path) -> Iterator:
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(service: str, argv: list[str], timeout: float = 60) -> int:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(argv, env=_environment(service, port, tmp_path), cwd=tmp_path)
         processes.append(process)
         deadline = time.monotonic() + timeout
@@ -165,7 +159,7 @@ def _tls12_accepts(port: int, ca: Path, cipher: str) -> bool:
 def _start_tls(
     service: str, argv: list[str], mode: str, certs: Path, tmp_path: Path
 ) -> tuple[subprocess.Popen[bytes], int, int]:
-    http_port, https_port = _free_port(), _free_port()
+    http_port, https_port = free_port(), free_port()
     env = _environment(service, http_port, tmp_path)
     env |= {"HTTPS_PORT": str(https_port), "TLS_MODE": mode}
     env |= {"TLS_CERT_FILE": str(certs / "server.crt"), "TLS_KEY_FILE": str(certs / "server.key")}

@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import threading
@@ -26,6 +25,7 @@ from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
 from tests.clockshim import jumping_clock, readings
 from tests.fakevault import FakeVault
 from tests.planpki import server_files
+from tests.realservers import free_port
 from tests.testpki import Pki, make_pki
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,9 +262,7 @@ def test_initialised_without_the_file_exits_3(bootstrap: Bootstrap, vault: FakeV
 
 
 def test_vault_never_up_exits_2_after_the_wait(busybox_wget: Bootstrap) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     run = busybox_wget.run(f"http://127.0.0.1:{port}", wait=1)
     assert run.returncode == 2
     assert run.stdout == ""
@@ -281,9 +279,7 @@ def test_the_wait_is_not_cut_short_by_a_second_boundary(toolboxes: Path, tmp_pat
     (tmp_path / "tmp").mkdir()
     gnu = Bootstrap(VARIANTS[2], make_toolbox(toolboxes, VARIANTS[2].toolbox), tmp_path / "home", tmp_path / "tmp")
     clock = jumping_clock(tmp_path / "clock")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     run = gnu.run(f"http://127.0.0.1:{port}", wait=wait, PATH=f"{clock}:{gnu.path}")
     assert run.returncode == 2, run.stderr
     assert f"did not answer within {wait}s" in run.stderr
@@ -293,9 +289,7 @@ def test_the_wait_is_not_cut_short_by_a_second_boundary(toolboxes: Path, tmp_pat
 
 
 def test_waits_for_vault_to_come_up(busybox_wget: Bootstrap) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     late = FakeVault(port=port)
     timer = threading.Timer(1.0, late.start)
     timer.start()
