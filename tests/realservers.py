@@ -136,15 +136,23 @@ def _server_process(args: Sequence[str], log: Path, stop_signal: int) -> Iterato
                 process.wait(timeout=15)
 
 
-def _wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def _wait_until(
+    ready: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    log: Path,
+    what: str,
+    *,
+    timeout: float = START_TIMEOUT,
+    tail_lines: int = 30,
+) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"{what} exited with status {process.returncode}:\n{_tail(log, tail_lines)}")
         if ready():
             return
         time.sleep(0.05)
-    raise RuntimeError(f"{what} did not become ready within {START_TIMEOUT:.0f}s:\n{_tail(log)}")
+    raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s:\n{_tail(log, tail_lines)}")
 
 
 def _tail(log: Path, lines: int = 30) -> str:

@@ -44,6 +44,7 @@ from tests.test_entrypoint_sh import (
     Variant,
     _program,
     assert_one_clear_failure,
+    make_container,
     make_spy_toolbox,
     make_toolbox,
 )
@@ -108,12 +109,7 @@ def misnamed(pki: Pki) -> Iterator[FakeVault]:
 
 
 def make_box(toolboxes: Path, tmp_path: Path, variant: Variant, vault: FakeVault) -> AppRoleBox:
-    root = tmp_path / "root"
-    root.mkdir()
-    box = AppRoleBox(variant, make_toolbox(toolboxes, variant), root)
-    assert vault.root_token is not None
-    box.give_token(vault.root_token)
-    return box
+    return make_container(AppRoleBox, toolboxes, tmp_path, variant, vault)
 
 
 @pytest.fixture(params=VERIFYING, ids=[v.id for v in VERIFYING])

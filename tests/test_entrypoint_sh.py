@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -185,25 +186,27 @@ class Container:
         return Run(done.returncode, done.stdout, done.stderr.decode(), time.monotonic() - started)
 
 
-@pytest.fixture(params=VARIANTS, ids=[v.id for v in VARIANTS])
-def container(request: pytest.FixtureRequest, toolboxes: Path, tmp_path: Path, vault: FakeVault) -> Container:
-    variant: Variant = request.param
+BoxT = TypeVar("BoxT", bound=Container)
+
+
+def make_container(kind: type[BoxT], toolboxes: Path, tmp_path: Path, variant: Variant, vault: FakeVault) -> BoxT:
+    """A container of the variant's tools rooted in tmp_path/root, holding Vault's root token."""
     root = tmp_path / "root"
     root.mkdir()
-    box = Container(variant, make_toolbox(toolboxes, variant), root)
+    box = kind(variant, make_toolbox(toolboxes, variant), root)
     assert vault.root_token is not None
     box.give_token(vault.root_token)
     return box
+
+
+@pytest.fixture(params=VARIANTS, ids=[v.id for v in VARIANTS])
+def container(request: pytest.FixtureRequest, toolboxes: Path, tmp_path: Path, vault: FakeVault) -> Container:
+    return make_container(Container, toolboxes, tmp_path, request.param, vault)
 
 
 @pytest.fixture
 def alpine(toolboxes: Path, tmp_path: Path, vault: FakeVault) -> Container:
-    root = tmp_path / "root"
-    root.mkdir()
-    box = Container(VARIANTS[0], make_toolbox(toolboxes, VARIANTS[0]), root)
-    assert vault.root_token is not None
-    box.give_token(vault.root_token)
-    return box
+    return make_container(Container, toolboxes, tmp_path, VARIANTS[0], vault)
 
 
 def assert_one_clear_failure(run: Run, vault: FakeVault, *fragments: str) -> None:
@@ -337,8 +340,7 @@ def test_the_wait_is_not_cut_short_by_a_second_boundary(
     toolboxes: Path, tmp_path: Path, vault: FakeVault, wait: int
 ) -> None:
     # Under dash, which looks `date` up on PATH (busybox sh runs its own applet).
-    box = Container(VARIANTS[3], make_toolbox(toolboxes, VARIANTS[3]), tmp_path)
-    box.give_token(vault.root_token or "")
+    box = make_container(Container, toolboxes, tmp_path, VARIANTS[3], vault)
     clock = jumping_clock(tmp_path / "clock")
     vault.seal()
     run = box.run(vault.address, "echo", "ran", wait=wait, PATH=f"{clock}:{box.path}")

@@ -22,7 +22,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -33,11 +33,21 @@ from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, KEY_FILE
 from devstack.tls_configs import RABBITMQ_CIPHERS, rabbitmq_conf
 from tests.planpki import server_files
-from tests.realservers import LOCALHOST, _Identity, _server_dir, _server_identity, _tail, _write_owned, free_port
+from tests.realservers import (
+    LOCALHOST,
+    _Identity,
+    _server_dir,
+    _server_identity,
+    _tail,
+    _wait_until,
+    _write_owned,
+    free_port,
+)
 
 pytestmark = pytest.mark.real
 
 START_TIMEOUT = 90.0
+LOG_LINES = 60  # shown when the node fails to start: it says much
 STOP_TIMEOUT = 30.0
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"  # AMQP 0-9-1
 SERVER_NAME = "localhost"
@@ -215,10 +225,24 @@ def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
             # epmd of our own, in the foreground, so that we stop it; the VM finds it on its port.
             epmd_process = _spawn([epmd, "-address", LOCALHOST, "-port", str(ports["epmd"])], out, env, base, identity)
             try:
-                _wait_for(lambda: _accepts(ports["epmd"]), epmd_process, log, "epmd")
+                _wait_until(
+                    lambda: _accepts(ports["epmd"]),
+                    epmd_process,
+                    log,
+                    "epmd",
+                    timeout=START_TIMEOUT,
+                    tail_lines=LOG_LINES,
+                )
                 node_process = _spawn([script], out, env, base, identity)
                 try:
-                    _wait_for(lambda: "Server startup complete" in _text(log), node_process, log, "rabbitmq")
+                    _wait_until(
+                        lambda: "Server startup complete" in _text(log),
+                        node_process,
+                        log,
+                        "rabbitmq",
+                        timeout=START_TIMEOUT,
+                        tail_lines=LOG_LINES,
+                    )
                     version = re.search(r"Starting RabbitMQ (\S+) on Erlang (\S+)", _text(log))
                     assert version is not None, _tail(log)
                     yield Node(
@@ -248,17 +272,6 @@ def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
 
 def _text(log: Path) -> str:
     return log.read_text(errors="replace")
-
-
-def _wait_for(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode}:\n{_tail(log, 60)}")
-        if ready():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not become ready within {START_TIMEOUT:.0f}s:\n{_tail(log, 60)}")
 
 
 def _accepts(port: int) -> bool:
