@@ -152,20 +152,23 @@ def _shell_available(variant: Variant) -> None:
         pytest.skip(f"{variant.shell[0]} is not installed")
 
 
+def make_bootstrap(tmp_path: Path, variant: Variant, path: str) -> Bootstrap:
+    """The script under `variant` with PATH `path`, and a fresh HOME and TMPDIR in tmp_path."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "tmp").mkdir()
+    return Bootstrap(variant, path, tmp_path / "home", tmp_path / "tmp")
+
+
 @pytest.fixture(params=VARIANTS, ids=[v.id for v in VARIANTS])
 def bootstrap(request: pytest.FixtureRequest, toolboxes: Path, tmp_path: Path) -> Bootstrap:
     variant: Variant = request.param
     _shell_available(variant)
-    (tmp_path / "home").mkdir()
-    (tmp_path / "tmp").mkdir()
-    return Bootstrap(variant, make_toolbox(toolboxes, variant.toolbox), tmp_path / "home", tmp_path / "tmp")
+    return make_bootstrap(tmp_path, variant, make_toolbox(toolboxes, variant.toolbox))
 
 
 @pytest.fixture
 def busybox_wget(toolboxes: Path, tmp_path: Path) -> Bootstrap:
-    (tmp_path / "home").mkdir()
-    (tmp_path / "tmp").mkdir()
-    return Bootstrap(VARIANTS[0], make_toolbox(toolboxes, "busybox"), tmp_path / "home", tmp_path / "tmp")
+    return make_bootstrap(tmp_path, VARIANTS[0], make_toolbox(toolboxes, "busybox"))
 
 
 def secrets_of(vault: FakeVault) -> list[str]:
@@ -275,9 +278,7 @@ def test_vault_never_up_exits_2_after_the_wait(busybox_wget: Bootstrap) -> None:
 def test_the_wait_is_not_cut_short_by_a_second_boundary(toolboxes: Path, tmp_path: Path, wait: int) -> None:
     # Under dash, which looks `date` up on PATH (busybox sh runs its own applet).
     _shell_available(VARIANTS[2])
-    (tmp_path / "home").mkdir()
-    (tmp_path / "tmp").mkdir()
-    gnu = Bootstrap(VARIANTS[2], make_toolbox(toolboxes, VARIANTS[2].toolbox), tmp_path / "home", tmp_path / "tmp")
+    gnu = make_bootstrap(tmp_path, VARIANTS[2], make_toolbox(toolboxes, VARIANTS[2].toolbox))
     clock = jumping_clock(tmp_path / "clock")
     port = free_port()
     run = gnu.run(f"http://127.0.0.1:{port}", wait=wait, PATH=f"{clock}:{gnu.path}")
@@ -410,9 +411,7 @@ def test_no_key_or_token_on_any_command_line(client: str, tmp_path: Path, vault:
         pytest.skip("curl is not installed")
     log = tmp_path / "argv.log"
     path = make_spy_toolbox(tmp_path / "spy", log, with_curl=client == "curl")
-    (tmp_path / "home").mkdir()
-    (tmp_path / "tmp").mkdir()
-    bootstrap = Bootstrap(Variant("spy", ("dash",), "spy", ""), path, tmp_path / "home", tmp_path / "tmp")
+    bootstrap = make_bootstrap(tmp_path, Variant("spy", ("dash",), "spy", ""), path)
     assert bootstrap.run(vault.address).returncode == 0
     vault.seal()
     assert bootstrap.run(vault.address).returncode == 0
@@ -445,9 +444,7 @@ def test_https_with_the_ca_initialises_and_unseals(
     variant: Variant, toolboxes: Path, tmp_path: Path, https_vault: FakeVault, pki: Pki
 ) -> None:
     _shell_available(variant)
-    (tmp_path / "home").mkdir()
-    (tmp_path / "tmp").mkdir()
-    bootstrap = Bootstrap(variant, make_toolbox(toolboxes, variant.toolbox), tmp_path / "home", tmp_path / "tmp")
+    bootstrap = make_bootstrap(tmp_path, variant, make_toolbox(toolboxes, variant.toolbox))
     address = https_vault.address
     assert address.startswith("https://")
     run = bootstrap.run(address, DEVSTACK_VAULT_CA=str(pki.ca))
@@ -493,10 +490,8 @@ def test_https_with_the_plans_own_vault_certificate(toolboxes: Path, tmp_path: P
     files = server_files(["phase=4"], ["vault"])["vault"]
     for name, content in files.items():
         (tmp_path / name).write_text(content)
-    (tmp_path / "home").mkdir()
-    (tmp_path / "tmp").mkdir()
     variant = next(v for v in VARIANTS if v.toolbox == "busybox+curl")
-    bootstrap = Bootstrap(variant, make_toolbox(toolboxes, variant.toolbox), tmp_path / "home", tmp_path / "tmp")
+    bootstrap = make_bootstrap(tmp_path, variant, make_toolbox(toolboxes, variant.toolbox))
     with FakeVault(tls=(tmp_path / CERT_FILE, tmp_path / KEY_FILE)) as server:
         run = bootstrap.run(server.url_for("127.0.0.1"), DEVSTACK_VAULT_CA=str(tmp_path / CA_FILE))
         assert run.returncode == 0, run.stderr
