@@ -3,12 +3,13 @@ on 127.0.0.1, configured as the program configures them (ACL file, cluster mode)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,16 @@ def _cli(port: int, *args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[list[int]]:
+def _require_tools() -> None:
     if not (REDIS_SERVER and REDIS_CLI and BUSYBOX):
         pytest.skip("redis-server, redis-cli and busybox are installed by .ci/run")
+
+
+@contextlib.contextmanager
+def _three_nodes(tmp_path: Path, listener: Callable[[int], list[str]]) -> Iterator[list[int]]:
+    """Three cluster-mode nodes on 127.0.0.1, each with the admin in its ACL file, as the program
+    configures them; `listener` gives a node's port lines for the port it is given."""
+    assert REDIS_SERVER is not None
     ports, processes = [], []
     verifier = hashlib.sha256(PASSWORD.encode()).hexdigest()
     try:
@@ -58,25 +65,25 @@ def nodes(tmp_path: Path) -> Iterator[list[int]]:
             home = tmp_path / f"node{index}"
             home.mkdir()
             (home / "users.acl").write_text(f"user default on #{verifier} ~* &* +@all\n")
-            (home / "redis.conf").write_text(
-                "\n".join(
-                    [
-                        "bind 127.0.0.1",
-                        f"port {port}",
-                        f"dir {home}",
-                        "appendonly no",
-                        f"aclfile {home / 'users.acl'}",
-                        "cluster-enabled yes",
-                        "cluster-config-file nodes.conf",
-                        "cluster-node-timeout 5000",
-                        "cluster-announce-ip 127.0.0.1",
-                        "save ''",
-                    ]
-                )
-                + "\n"
-            )
+            lines = ["bind 127.0.0.1", f"dir {home}", "appendonly no", f"aclfile {home / 'users.acl'}", "save ''"]
+            lines += listener(port)
+            lines += ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 5000"]
+            lines += ["cluster-announce-ip 127.0.0.1"]
+            (home / "redis.conf").write_text("\n".join(lines) + "\n")
             processes.append(subprocess.Popen([REDIS_SERVER, str(home / "redis.conf")], stdout=subprocess.DEVNULL))
             ports.append(port)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[list[int]]:
+    _require_tools()
+    with _three_nodes(tmp_path, lambda port: [f"port {port}"]) as ports:
         for port in ports:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -87,11 +94,6 @@ def nodes(tmp_path: Path) -> Iterator[list[int]]:
                     pass
                 time.sleep(0.05)
         yield ports
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
 
 
 def _run_script(ports: list[int], password: str = PASSWORD, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -155,31 +157,12 @@ def tls_nodes(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
     from devstack.tls_configs import redis_lines
     from tests.planpki import server_files
 
-    if not (REDIS_SERVER and REDIS_CLI and BUSYBOX):
-        pytest.skip("redis-server, redis-cli and busybox are installed by .ci/run")
+    _require_tools()
     files = server_files(["phase=4", "profiles=standard"], ("redis-1",))["redis-1"]
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    verifier = hashlib.sha256(PASSWORD.encode()).hexdigest()
-    ports, processes = [], []
-    try:
-        for index in range(3):
-            port = _free_port()
-            home = tmp_path / f"node{index}"
-            home.mkdir()
-            (home / "users.acl").write_text(f"user default on #{verifier} ~* &* +@all\n")
-            lines = ["bind 127.0.0.1", f"dir {home}", "appendonly no", f"aclfile {home / 'users.acl'}", "save ''"]
-            lines += redis_lines(TlsMode.REQUIRED, 0, port, str(tmp_path))
-            lines += ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-announce-ip 127.0.0.1"]
-            (home / "redis.conf").write_text("\n".join(lines) + "\n")
-            processes.append(subprocess.Popen([REDIS_SERVER, str(home / "redis.conf")], stdout=subprocess.DEVNULL))
-            ports.append(port)
+    with _three_nodes(tmp_path, lambda port: redis_lines(TlsMode.REQUIRED, 0, port, str(tmp_path))) as ports:
         yield ports, tmp_path / CA_FILE
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
 
 
 def test_forms_the_cluster_over_tls_when_plaintext_is_refused(tls_nodes: tuple[list[int], Path]) -> None:
