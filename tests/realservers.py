@@ -40,6 +40,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def psql_tls(
+    port: int, query: str, *, password: str, sslmode: str, root: Path, timeout: int = 5
+) -> subprocess.CompletedProcess[str]:
+    """One query as "tester" over TCP with libpq's sslmode and root certificate (no ~/.pgpass)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PGPASSWORD": password,
+        "PGSSLMODE": sslmode,
+        "PGSSLROOTCERT": str(root),
+        "PGCONNECT_TIMEOUT": str(timeout),
+        "PGPASSFILE": os.devnull,
+    }
+    connection = ["-h", LOCALHOST, "-p", str(port), "-U", "tester", "-d", "postgres"]
+    return subprocess.run(
+        [shutil.which("psql") or "psql", "-X", "-qAt", *connection, "-c", query],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=20,
+        check=False,
+    )
+
+
 def _find(name: str, *extra_dirs: str) -> str:
     path = os.pathsep.join([os.environ.get("PATH", ""), *extra_dirs, "/usr/sbin", "/usr/local/sbin"])
     found = shutil.which(name, path=path)

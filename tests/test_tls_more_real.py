@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +32,7 @@ from tests.realservers import (
     _wait_until,
     _write_owned,
     free_port,
+    psql_tls,
     running_postgres,
 )
 
@@ -169,25 +169,8 @@ def _pgbouncer(mode: TlsMode, files: Mapping[str, str], postgres_port: int) -> I
 def _psql(
     bouncer: PgBouncer, sslmode: str, root: Path | None = None, timeout: int = 5
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "PGPASSWORD": PASSWORD,
-        "PGSSLMODE": sslmode,
-        "PGSSLROOTCERT": str(root or bouncer.root),
-        "PGCONNECT_TIMEOUT": str(timeout),
-        "PGPASSFILE": os.devnull,
-    }
     query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"  # the PgBouncer -> PostgreSQL link
-    connection = ["-h", LOCALHOST, "-p", str(bouncer.port), "-U", "tester", "-d", "postgres"]
-    return subprocess.run(
-        [shutil.which("psql") or "psql", "-X", "-qAt", *connection, "-c", query],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=20,
-        check=False,
-    )
+    return psql_tls(bouncer.port, query, password=PASSWORD, sslmode=sslmode, root=root or bouncer.root, timeout=timeout)
 
 
 @pytest.mark.parametrize("mode", [TlsMode.DUAL, TlsMode.REQUIRED])

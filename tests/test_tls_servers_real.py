@@ -18,7 +18,7 @@ from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, KEY_FILE
 from devstack.tls_configs import PG_HBA, postgres_args, postgres_files, redis_lines
 from tests.planpki import server_files
-from tests.realservers import free_port, running_postgres
+from tests.realservers import free_port, psql_tls, running_postgres
 
 pytestmark = pytest.mark.real
 PASSWORD = "tls-test-password"
@@ -30,24 +30,8 @@ def pki() -> dict[str, dict[str, str]]:
 
 
 def _psql(port: int, sslmode: str, root: Path) -> subprocess.CompletedProcess[str]:
-    psql = shutil.which("psql") or "psql"
-    env = {
-        "PATH": os.environ["PATH"],
-        "PGPASSWORD": PASSWORD,
-        "PGSSLMODE": sslmode,
-        "PGSSLROOTCERT": str(root),
-        "PGCONNECT_TIMEOUT": "5",
-        "PGPASSFILE": os.devnull,
-    }
     query = "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-    return subprocess.run(
-        [psql, "-X", "-qAt", "-h", "127.0.0.1", "-p", str(port), "-U", "tester", "-d", "postgres", "-c", query],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=20,
-        check=False,
-    )
+    return psql_tls(port, query, password=PASSWORD, sslmode=sslmode, root=root)
 
 
 @pytest.mark.parametrize("mode", [TlsMode.DUAL, TlsMode.REQUIRED])
