@@ -186,20 +186,20 @@ RABBITMQ_CIPHERS = (
 )
 
 
-# RabbitMQ's HTTP listeners: the plain port, which speaks HTTPS itself once TLS is required, and
-# the HTTPS port beside it while clients migrate (the image's ports).
-RABBITMQ_WEB_LISTENERS = {"management": (15672, 15671), "prometheus": (15692, 15691)}
+# RabbitMQ's HTTP listeners, by plugin: the catalog's port for it, which speaks HTTPS itself once
+# TLS is required, and the one for HTTPS beside plain HTTP while clients migrate.
+RABBITMQ_WEB_LISTENERS = {"management": ("management", "management-tls"), "prometheus": ("metrics", "metrics-tls")}
 
 
-def rabbitmq_conf(mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
-    """AMQPS on 5671; the management UI and the Prometheus endpoint over HTTPS (beside HTTP, or
-    on their own ports once TLS is required); required mode closes every plaintext listener."""
+def rabbitmq_conf(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
+    """AMQPS; the management UI and the Prometheus endpoint over HTTPS (beside HTTP, or on their
+    own ports once TLS is required); required mode closes every plaintext listener."""
     files = {
         "cacertfile": f"{tls_dir}/{CA_FILE}",
         "certfile": f"{tls_dir}/{CERT_FILE}",
         "keyfile": f"{tls_dir}/{KEY_FILE}",
     }
-    lines = ["# devstack: TLS " + mode.value, "listeners.ssl.default = 5671"]
+    lines = ["# devstack: TLS " + mode.value, f"listeners.ssl.default = {service.port('amqps').container}"]
     for prefix in ("ssl_options", *(f"{plugin}.ssl" for plugin in RABBITMQ_WEB_LISTENERS)):
         lines += [f"{prefix}.{key} = {path}" for key, path in files.items()]
         lines += [f"{prefix}.versions.1 = tlsv1.3", f"{prefix}.versions.2 = tlsv1.2"]
@@ -208,12 +208,13 @@ def rabbitmq_conf(mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
     lines += ["ssl_options.verify = verify_peer", "ssl_options.fail_if_no_peer_cert = false"]
     if mode is TlsMode.REQUIRED:
         lines.append("listeners.tcp = none")
-    for plugin, (port, beside) in RABBITMQ_WEB_LISTENERS.items():
+    for plugin, (main, beside) in RABBITMQ_WEB_LISTENERS.items():
+        port = service.port(main).container
         if mode is TlsMode.REQUIRED:
             lines.append(f"{plugin}.ssl.port = {port}")
         else:
             # Each plugin starts only the listeners named once any is: HTTP must be named too.
-            lines += [f"{plugin}.tcp.port = {port}", f"{plugin}.ssl.port = {beside}"]
+            lines += [f"{plugin}.tcp.port = {port}", f"{plugin}.ssl.port = {service.port(beside).container}"]
     return "\n".join(lines) + "\n"
 
 
@@ -269,7 +270,7 @@ def server_tls(service: Service, mode: TlsMode) -> ServerTls:
     if service.name == "mysql":
         return ServerTls(args=mysql_args(mode))
     if service.name == "rabbitmq":
-        return ServerTls(files={RABBITMQ_TLS_CONF: rabbitmq_conf(mode)})
+        return ServerTls(files={RABBITMQ_TLS_CONF: rabbitmq_conf(service, mode)})
     if service.app is not None:
         return ServerTls(env=api_env(service, mode), healthcheck=api_healthcheck(service, mode))
     if service.name == "mongodb":

@@ -29,6 +29,7 @@ from typing import IO
 
 import pytest
 
+from devstack.catalog import SERVICES_BY_NAME
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, KEY_FILE
 from devstack.tls_configs import RABBITMQ_CIPHERS, rabbitmq_conf
@@ -97,7 +98,7 @@ def _rendered(mode: TlsMode, tls_dir: Path, ports: dict[str, int]) -> str:
         "prometheus.ssl.port = 15692": f"prometheus.ssl.port = {ports['metrics']}",
         "prometheus.ssl.port = 15691": f"prometheus.ssl.port = {ports['metrics_tls']}",
     }
-    lines = rabbitmq_conf(mode, tls_dir=str(tls_dir)).splitlines()
+    lines = rabbitmq_conf(SERVICES_BY_NAME["rabbitmq"], mode, tls_dir=str(tls_dir)).splitlines()
     unknown = [
         line for line in lines if re.search(r"\b(5671|5672|15671|15672|15691|15692)\b", line) and line not in rewrites
     ]
