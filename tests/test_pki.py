@@ -29,7 +29,7 @@ T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def clock() -> Iterator[None]:
-    from tools import tls_mocks
+    from tools.engine import tls_mocks
 
     os.environ["DEVSTACK_NOW"] = T0.isoformat()
     tls_mocks.set_clock(T0)
@@ -129,7 +129,7 @@ def test_files_reach_the_containers_with_owner_and_mode(shared_plan: PlanFactory
 
 
 def test_a_certificate_is_replaced_once_in_its_renewal_window(clock: None) -> None:
-    from tools import tls_mocks
+    from tools.engine import tls_mocks
 
     issued = plan_for("dev", ["phase=1", "profiles=minimal"])
     # Ten days later nothing is due.
