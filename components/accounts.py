@@ -27,8 +27,8 @@ from devstack.accounts import (
     redis_acl_lines,
     sha256_hex,
 )
-from devstack.catalog import ClientRole, Service
 from devstack.credentials import ClientAccount
+from devstack.model import ClientRole, Service
 
 RABBITMQ_VHOST = "dev_vhost"
 

@@ -18,7 +18,7 @@ from components.service import ServiceContainer, ServiceContainerArgs, Upload
 from components.vault_server import VaultServer, VaultServerArgs
 from components.volumes import DataVolumes, DataVolumesArgs
 from devstack import clock
-from devstack.catalog import APP_DIR, SERVICES, SERVICES_BY_NAME, Service
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.configs import pgbouncer_ini, redis_conf, vault_hcl
 from devstack.credentials import (
     USERS_ACL_KEY,
@@ -31,6 +31,7 @@ from devstack.credentials import (
     secret_keys,
 )
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
+from devstack.model import APP_DIR, Service
 from devstack.phases import TlsMode
 from devstack.settings import Settings
 from devstack.tls import (

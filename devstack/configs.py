@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devstack.catalog import SECRETS_DIR, Service, account_user
 from devstack.credentials import USERS_ACL_KEY
+from devstack.model import SECRETS_DIR, Service, account_user
 from devstack.phases import TlsMode
 from devstack.settings import Settings
 from devstack.tls_configs import redis_lines, vault_listeners

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devstack.catalog import ClientRole, Service, account_user
+from devstack.model import ClientRole, Service, account_user
 
 # (server, port) -> the account system a flow to it needs
 _ACCOUNT_PORTS = {

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from devstack.catalog import SERVICES, SERVICES_BY_NAME, Profile, Service, Tier
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.errors import PROJECT, ConfigError
+from devstack.model import Profile, Service, Tier
 from devstack.phases import MAX_PHASE, Features, TlsMode, resolve_features
 
 

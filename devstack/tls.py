@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devstack.catalog import Service
+from devstack.model import Service
 from devstack.settings import Settings
 from devstack.topology import attachments
 

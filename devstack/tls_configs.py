@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from devstack.catalog import SERVICES_BY_NAME, TEMPLATE_DIR, Healthcheck, Service, api_probe
+from devstack.catalog import SERVICES_BY_NAME
+from devstack.model import TEMPLATE_DIR, Healthcheck, Service
 from devstack.phases import TlsMode
+from devstack.services.apis import api_probe
 from devstack.tls import CA_FILE, CERT_FILE, COMBINED_PEM, KEY_FILE, TLS_DIR
 from devstack.tls_server import ServerTls
 from devstack.tls_web import GO_CIPHER_SUITES, web_tls

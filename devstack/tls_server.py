@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from devstack.catalog import Healthcheck
+from devstack.model import Healthcheck
 
 
 @dataclass(frozen=True)

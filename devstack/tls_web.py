@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Protocol
 
-from devstack.catalog import Healthcheck, Service
+from devstack.model import Healthcheck, Service
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
 from devstack.tls_server import ServerTls

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from devstack.catalog import SERVICES, SERVICES_BY_NAME, Port, Service, Tier
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.model import Port, Service, Tier
 from devstack.settings import Settings
 
 FLAT_NETWORK = "dev-network"

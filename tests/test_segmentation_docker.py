@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from devstack.catalog import SERVICES_BY_NAME, Service, Tier
+from devstack.catalog import SERVICES_BY_NAME
+from devstack.model import Service, Tier
 from devstack.topology import FLAT_NETWORK, VAULT_NAME, selected_services
 from tests.dockerlab import (
     Lab,

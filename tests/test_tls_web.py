@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack.catalog import SERVICES_BY_NAME, Service
+from devstack.catalog import SERVICES_BY_NAME
+from devstack.model import Service
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
 from devstack.tls_server import ServerTls
