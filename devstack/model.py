@@ -1,19 +1,29 @@
-"""The vocabulary a service is described in: ports, volumes, flows, credentials, limits.
+"""The vocabulary a service is described in: ports, volumes, flows, credentials, limits, and
+the hooks through which the shared machinery asks a service what is particular to it.
 
 Each service's own module (devstack/services/) describes it in these terms; devstack.catalog
-lists them. Static IPs are stored as a host number inside the service's tier subnet, so moving
-a subnet moves its services with it. Flows say which other service (and which of its named
-ports) a service talks to; network membership is derived from them, never listed by hand.
+lists them. A hook is an optional field: a service fills in only those it has something to
+say for (its TLS switches, its config files, the accounts it hosts, a step after it starts).
+
+Static IPs are stored as a host number inside the service's tier subnet, so moving a subnet
+moves its services with it. Flows say which other service (and which of its named ports) a
+service talks to; network membership is derived from them, never listed by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from devstack.phases import TlsMode
+
+if TYPE_CHECKING:
+    from devstack.credentials import ClientAccount
+    from devstack.settings import Settings
 
 
 class Tier(StrEnum):
@@ -129,6 +139,96 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    """A file written into the container; never a secret (those come through the wrapper)."""
+
+    path: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """What a server's container needs for a TLS mode beyond its certificate files."""
+
+    args: tuple[str, ...] = ()  # appended to the command the container runs
+    # Replaces the image's own CMD, for servers with no entrypoint wrapper whose TLS switches are
+    # command-line flags (the image's default arguments have to be restated with them).
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, str] = field(default_factory=dict)  # extra config files to upload
+    healthcheck: Healthcheck | None = None  # a probe that still works in this mode
+
+
+@dataclass(frozen=True)
+class TlsSupport:
+    """A service that gets a certificate (devstack.tls: the chain, the names, the files)."""
+
+    owner: int  # the uid its server process runs as: it must read the key, and nobody else
+    # What the server needs in a TLS mode (called in every mode, off included, once it has a
+    # certificate); None: the certificate files alone (its switches are in its config files).
+    settings: Callable[[Service, TlsMode], ServerTls] | None = None
+    combined_pem: str | None = None  # a file name, for a server that wants chain and key in one file
+
+
+@dataclass(frozen=True)
+class ConfigContext:
+    """What a service's config files may depend on."""
+
+    settings: Settings
+    selected: tuple[Service, ...]  # the services that run
+    tls: TlsMode  # the service's own TLS mode
+
+
+ConfigFiles = Callable[["Service", ConfigContext], tuple[ConfigFile, ...]]
+# A client's account, with its password: what a server's account script is made from.
+Login = tuple["ClientAccount", str]
+
+
+@dataclass(frozen=True)
+class SetupScript:
+    """How the accounts are created once the server is healthy: a script on the stdin of the
+    server's own CLI in its container (`docker exec -i`), so no password is an argument."""
+
+    command: Callable[[Service], str]  # the command line; no secret in it
+    script: Callable[[Sequence[Login], Mapping[str, str]], str]  # logins, admin values -> the script
+    admin_keys: tuple[str, ...] = ()  # keys of the server's own secret the script needs
+    env: Mapping[str, str] = field(default_factory=dict)  # secret environment: variable -> own key
+
+
+@dataclass(frozen=True)
+class AccountServer:
+    """A data service on which each client gets its own account (devstack.credentials)."""
+
+    system: str  # names the client's keys: secret/<client> <system>_user and <system>_password
+    port: str  # a flow to this port makes the client an account holder
+    setup: SetupScript | None = None
+    # Or: the users come as a file in the server's own secret (key USERS_FILE_KEY), rendered
+    # from its admin password and the logins.
+    users_file: Callable[[str, Sequence[Login]], str] | None = None
+    every_node: bool = False  # an app client is redirected to every server of this system
+    databases: bool = True  # an app account owns a database named after it
+
+
+@dataclass(frozen=True)
+class PostStart:
+    """A setup step run in the container once it is healthy (`docker exec -i ... sh -s`)."""
+
+    name: str  # the command's resource name
+    script: Path
+
+
+@dataclass(frozen=True)
+class ClusterMember:
+    """A node of the cluster formed once all its members run (components/redis_cluster)."""
+
+    plain_port: str  # the port the cluster is formed through
+    tls_port: str  # ... once TLS is required
+
+
+USERS_FILE_KEY = "users_acl"  # AccountServer.users_file's key in the server's own secret
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     image: str  # repository, no tag
@@ -155,6 +255,14 @@ class Service:
     system_ca_bundle: bool = False
     client_role: ClientRole = ClientRole.APP
     app: str | None = None  # a source file from apps/, uploaded to /devstack/app/
+    # Hooks: what only this service knows, for the shared machinery to ask.
+    tls: TlsSupport | None = None  # None: no certificate, no TLS
+    config_files: ConfigFiles | None = None
+    serves: AccountServer | None = None
+    post_start: PostStart | None = None
+    cluster: ClusterMember | None = None
+    # Joins every tier whose services talk to it (Vault), instead of clients linking to its tier.
+    joins_client_tiers: bool = False
 
     @property
     def container_name(self) -> str:

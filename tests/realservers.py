@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.accounts import mysql_literal
+from devstack.services.mysql import mysql_literal
 
 LOCALHOST = "127.0.0.1"
 START_TIMEOUT = 30.0

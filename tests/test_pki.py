@@ -12,9 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from devstack.catalog import SERVICES_BY_NAME
-from devstack.tls import TLS_DIR, TLS_OWNERS
-from devstack.tls_configs import CIPHERS, RABBITMQ_CIPHERS
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.services.rabbitmq import RABBITMQ_CIPHERS
+from devstack.tls import CIPHERS, TLS_DIR
 from tests.conftest import CONTAINER, PlanFactory
 from tools.diff import diff_plans
 from tools.engine import PlanRun, Secret, unwrap
@@ -83,7 +83,7 @@ def test_every_leaf_chains_to_the_root_with_the_right_names(shared_plan: PlanFac
     run = shared_plan(ALL, "phase=1")
     root, intermediate = _chain(run)
     leaves = {r.name.removesuffix("-tls"): _pem(r) for r in run.by_type(SIGNED) if r.name.endswith("-tls")}
-    assert set(leaves) == set(TLS_OWNERS)
+    assert set(leaves) == {s.name for s in SERVICES if s.tls is not None}
     from cryptography.x509.verification import PolicyBuilder, Store
 
     policy = PolicyBuilder().store(Store([root])).time(T0 + timedelta(hours=1))

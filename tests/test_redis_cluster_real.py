@@ -153,8 +153,8 @@ def tls_nodes(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
     """Three nodes with TLS required (no plaintext port, cluster bus over TLS too), using the
     plan's own certificate for redis-1 (its SANs include 127.0.0.1)."""
     from devstack.phases import TlsMode
+    from devstack.services.redis import redis_lines
     from devstack.tls import CA_FILE
-    from devstack.tls_configs import redis_lines
     from tests.planpki import server_files
 
     _require_tools()

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from devstack.phases import TlsMode
-from devstack.tls import CA_FILE
-from devstack.tls_configs import CIPHERS, mysql_args, pgbouncer_ini_lines, postgres_args
+from devstack.services.mysql import mysql_args
+from devstack.services.pgbouncer import pgbouncer_ini_lines
+from devstack.services.postgres import postgres_args
+from devstack.tls import CA_FILE, CIPHERS
 from tests.planpki import server_files
 from tests.realservers import (
     LOCALHOST,

@@ -31,8 +31,8 @@ import pytest
 
 from devstack.catalog import SERVICES_BY_NAME
 from devstack.phases import TlsMode
+from devstack.services.rabbitmq import RABBITMQ_CIPHERS, rabbitmq_conf
 from devstack.tls import CA_FILE, KEY_FILE
-from devstack.tls_configs import RABBITMQ_CIPHERS, rabbitmq_conf
 from tests.planpki import server_files
 from tests.realservers import (
     LOCALHOST,

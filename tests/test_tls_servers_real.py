@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from devstack.phases import TlsMode
+from devstack.services.postgres import PG_HBA, postgres_args, postgres_files
+from devstack.services.redis import redis_lines
 from devstack.tls import CA_FILE, KEY_FILE
-from devstack.tls_configs import PG_HBA, postgres_args, postgres_files, redis_lines
 from tests.planpki import server_files
 from tests.realservers import free_port, psql_tls, running_postgres
 

@@ -1,7 +1,9 @@
-"""The five reference APIs (Python, Go, Node, Rust): clients of every data service."""
+"""The five reference APIs (Python, Go, Node, Rust), clients of every data service: the catalog
+entries, their health probes, and their TLS settings as servers and as clients."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -17,11 +19,17 @@ from devstack.model import (
     Healthcheck,
     Limits,
     Port,
+    ServerTls,
     Service,
     Tier,
+    TlsSupport,
     account_user,
     http_probe,
 )
+from devstack.phases import TlsMode
+from devstack.services.rabbitmq import RABBITMQ
+from devstack.services.redis import NODES
+from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
 
 _DATA_CLIENT_FLOWS = (
     VAULT_FLOW,
@@ -83,9 +91,40 @@ def api_probe(runtime: str, url: str, ca_file: str | None = None) -> tuple[str, 
     return http_probe(url)
 
 
+# Once TLS is required these backends' plaintext ports are closed: clients use the TLS ones.
+TLS_CLIENT_PORTS = {
+    "REDIS_PORT": str(NODES[0].port("tls").container),
+    "RABBITMQ_PORT": str(RABBITMQ.port("amqps").container),
+}
+
+
+def api_env(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
+    """The reference APIs serve HTTPS on 8443 beside HTTP (dual), or alone (required); as clients
+    they are told the CA to verify their backends with, and the TLS ports once required."""
+    env = {"TLS_MODE": mode.value, "TLS_CERT_FILE": f"{tls_dir}/{CERT_FILE}", "TLS_KEY_FILE": f"{tls_dir}/{KEY_FILE}"}
+    if "REDIS_PORT" in service.env:
+        env["TLS_CA_FILE"] = f"{tls_dir}/{CA_FILE}"
+        if mode is TlsMode.REQUIRED:
+            env |= TLS_CLIENT_PORTS
+    return env
+
+
+def api_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck | None:
+    if mode is not TlsMode.REQUIRED:
+        return None
+    url = f"https://localhost:{service.port('https').container}/health"
+    return dataclasses.replace(service.healthcheck, test=api_probe(service.image, url, f"{tls_dir}/{CA_FILE}"))
+
+
+def _tls(service: Service, mode: TlsMode) -> ServerTls:
+    if mode is TlsMode.OFF:
+        return ServerTls()
+    return ServerTls(env=api_env(service, mode), healthcheck=api_healthcheck(service, mode))
+
+
 def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb: int, data: bool = True) -> Service:
     http, https = 8000 + index, 8443 + index
-    tls = image != "rust"  # Rust's standard library has no TLS (devstack.tls): HTTP in every mode
+    tls = image != "rust"  # Rust's standard library has no TLS: HTTP in every mode
     return Service(
         name=name,
         image=image,
@@ -105,6 +144,7 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
         command=_API_APPS[image][1],
         credentials=Credentials(entrypoint=_API_APPS[image][1]) if data else None,
         system_ca_bundle=image in ("golang", "node"),
+        tls=TlsSupport(owner=0, settings=_tls) if tls else None,
     )
 
 
