@@ -1,9 +1,9 @@
 """The platform's services, in catalog order: the one list a new service is registered in.
 
 Each entry comes from the service's own module in devstack/services/, which holds everything
-devstack knows about it. The order is the catalog's: it fixes the start order of services that
-do not depend on each other, and the order of everything derived from the catalog (volumes,
-secrets, plans).
+devstack knows about it (registering one is one line here: see the README's "Adding a
+service"). The order is the catalog's: it fixes the start order of services that do not depend
+on each other, and the order of everything derived from the catalog (volumes, secrets, plans).
 """
 
 from __future__ import annotations
@@ -11,45 +11,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from devstack import services
 from devstack.model import Service
-from devstack.services import (
-    apis,
-    cadvisor,
-    exporters,
-    forgejo,
-    grafana,
-    loki,
-    mongodb,
-    mysql,
-    pgbouncer,
-    postgres,
-    prometheus,
-    rabbitmq,
-    redis,
-    vault,
-    vector,
-)
 
-redis_1, redis_2, redis_3 = redis.NODES
 
-SERVICES: tuple[Service, ...] = (
-    vault.VAULT,
-    postgres.POSTGRES,
-    pgbouncer.PGBOUNCER,
-    mysql.MYSQL,
-    redis_1,
-    rabbitmq.RABBITMQ,
-    mongodb.MONGODB,
-    redis_2,
-    redis_3,
-    forgejo.FORGEJO,
-    *apis.APIS,
-    prometheus.PROMETHEUS,
-    grafana.GRAFANA,
-    loki.LOKI,
-    *exporters.EXPORTERS,
-    cadvisor.CADVISOR,
-    vector.VECTOR,
+def _checked(entries: tuple[object, ...]) -> tuple[Service, ...]:
+    """The entries, each a Service with a name of its own."""
+    result = tuple(e for e in entries if isinstance(e, Service))
+    if len(result) != len(entries):
+        raise TypeError("every catalog entry must be a devstack.model.Service")
+    names = [s.name for s in result]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a service is registered twice: {sorted(n for n in names if names.count(n) > 1)}")
+    return result
+
+
+SERVICES: tuple[Service, ...] = _checked(
+    (
+        services.vault.VAULT,
+        services.postgres.POSTGRES,
+        services.pgbouncer.PGBOUNCER,
+        services.mysql.MYSQL,
+        services.redis.NODES[0],
+        services.rabbitmq.RABBITMQ,
+        services.mongodb.MONGODB,
+        services.redis.NODES[1],
+        services.redis.NODES[2],
+        services.forgejo.FORGEJO,
+        *services.apis.APIS,
+        services.prometheus.PROMETHEUS,
+        services.grafana.GRAFANA,
+        services.loki.LOKI,
+        *services.exporters.EXPORTERS,
+        services.cadvisor.CADVISOR,
+        services.vector.VECTOR,
+    )
 )
 
 SERVICES_BY_NAME: Mapping[str, Service] = MappingProxyType({s.name: s for s in SERVICES})
