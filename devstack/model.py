@@ -281,8 +281,6 @@ FULL = frozenset({Profile.FULL})
 REF = frozenset({Profile.REFERENCE})
 ALWAYS: frozenset[Profile] = frozenset()
 
-VAULT_FLOW = Flow("vault", "api")  # every client of Vault: its own secret
-
 
 def account_user(client: str) -> str:
     """A client's own user name on every data service it uses."""

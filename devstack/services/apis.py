@@ -13,7 +13,6 @@ from devstack.model import (
     REF,
     SECRETS_DIR,
     TLS_PORT,
-    VAULT_FLOW,
     Credentials,
     Flow,
     Healthcheck,
@@ -29,6 +28,7 @@ from devstack.model import (
 from devstack.phases import TlsMode
 from devstack.services.rabbitmq import RABBITMQ
 from devstack.services.redis import NODES
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
 
 _DATA_CLIENT_FLOWS = (

@@ -9,7 +9,6 @@ from devstack.model import (
     FULL,
     SECRETS_DIR,
     TEMPLATE_DIR,
-    VAULT_FLOW,
     ClientRole,
     Credentials,
     Flow,
@@ -27,6 +26,7 @@ from devstack.model import (
 )
 from devstack.phases import TlsMode
 from devstack.services.redis import NODES
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, TLS_DIR, https_url, merged, tls_files, with_probe
 
 

@@ -8,7 +8,6 @@ from types import MappingProxyType
 
 from devstack.model import (
     MIN_UP,
-    VAULT_FLOW,
     Credentials,
     Flow,
     Healthcheck,
@@ -25,6 +24,7 @@ from devstack.model import (
     secret_files,
 )
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import GO_CIPHER_SUITES, TLS_DIR, curl_probe, https_url, tls_files, with_probe
 
 ADMIN_SCRIPT = Path(__file__).resolve().parent.parent.parent / "scripts" / "forgejo-admin.sh"

@@ -6,7 +6,6 @@ from types import MappingProxyType
 
 from devstack.model import (
     FULL,
-    VAULT_FLOW,
     Credentials,
     Flow,
     Healthcheck,
@@ -22,6 +21,7 @@ from devstack.model import (
     secret_files,
 )
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import TLS_DIR, curl_probe, https_url, tls_files, with_probe
 
 # Grafana picks its TLS 1.2 suites from the protocol (pkg/api/http_server.go getDefaultCiphers):

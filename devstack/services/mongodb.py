@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
 from devstack.model import (
     STD_UP,
-    VAULT_FLOW,
     AccountServer,
     Credentials,
     Healthcheck,
@@ -28,6 +27,7 @@ from devstack.model import (
     secret_files,
 )
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, CIPHERS, TLS_DIR
 
 COMBINED_PEM = "mongodb.pem"  # mongod wants the certificate, its chain and the key in one file

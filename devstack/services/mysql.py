@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
 from devstack.model import (
     STD_UP,
-    VAULT_FLOW,
     AccountServer,
     Credentials,
     Healthcheck,
@@ -25,6 +24,7 @@ from devstack.model import (
     secret_files,
 )
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR
 
 

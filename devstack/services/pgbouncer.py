@@ -7,7 +7,6 @@ from __future__ import annotations
 from devstack.model import (
     MIN_UP,
     SECRETS_DIR,
-    VAULT_FLOW,
     ClientRole,
     ConfigContext,
     ConfigFile,
@@ -24,6 +23,7 @@ from devstack.model import (
 )
 from devstack.phases import TlsMode
 from devstack.services.postgres import PGBOUNCER_AUTH_QUERY, POSTGRES
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR
 
 INI_PATH = "/etc/pgbouncer/pgbouncer.ini"

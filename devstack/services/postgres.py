@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
 from devstack.model import (
     MIN_UP,
-    VAULT_FLOW,
     AccountServer,
     ClientRole,
     Credentials,
@@ -27,6 +26,7 @@ from devstack.model import (
     secret_files,
 )
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR
 
 ADMIN_USER = "dev_admin"
@@ -68,7 +68,7 @@ def postgres_files(mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
     return {f"{tls_dir}/{PG_HBA}": PG_HBA_REQUIRED} if mode is TlsMode.REQUIRED else {}
 
 
-def _tls(mode: TlsMode) -> ServerTls:
+def _tls(service: Service, mode: TlsMode) -> ServerTls:
     return ServerTls(args=postgres_args(mode), files=postgres_files(mode))
 
 
@@ -268,6 +268,6 @@ POSTGRES = Service(
         env=secret_files(POSTGRES_USER_FILE="user", POSTGRES_PASSWORD_FILE="password", POSTGRES_DB_FILE="database"),
         owner="postgres:postgres",
     ),
-    tls=TlsSupport(owner=999, settings=lambda service, mode: _tls(mode)),
+    tls=TlsSupport(owner=999, settings=_tls),
     serves=AccountServer("postgres", port="postgres", setup=SETUP),
 )

@@ -14,7 +14,6 @@ from devstack.model import (
     SECRETS_DIR,
     STD_UP,
     TLS_PORT,
-    VAULT_FLOW,
     AccountServer,
     Credentials,
     Healthcheck,
@@ -30,6 +29,7 @@ from devstack.model import (
     VolumeMount,
 )
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
 
 VHOST = "dev_vhost"  # the clients' accounts share it

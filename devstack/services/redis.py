@@ -21,7 +21,6 @@ from devstack.model import (
     STD_UP,
     TLS_PORT,
     USERS_FILE_KEY,
-    VAULT_FLOW,
     AccountServer,
     ClientRole,
     ClusterMember,
@@ -42,6 +41,7 @@ from devstack.model import (
     shell,
 )
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR
 
 if TYPE_CHECKING:

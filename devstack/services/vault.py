@@ -10,6 +10,7 @@ import dataclasses
 from devstack.model import (
     ALWAYS,
     MIGRATION_PORT,
+    Flow,
     Healthcheck,
     Limits,
     Port,
@@ -133,3 +134,6 @@ VAULT = Service(
     tls=TlsSupport(owner=100, settings=_tls),
     joins_client_tiers=True,
 )
+
+# How every other service reaches Vault, for its own secret.
+VAULT_FLOW = Flow(VAULT.name, "api")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from devstack.model import (
     FULL,
-    VAULT_FLOW,
     ClientRole,
     Credentials,
     Flow,
@@ -17,6 +16,7 @@ from devstack.model import (
     http_probe,
 )
 from devstack.services.exporters import EXPORTERS
+from devstack.services.vault import VAULT_FLOW
 
 VECTOR = Service(
     name="vector",
