@@ -175,3 +175,51 @@ def test_adding_a_service_is_one_module_and_one_registration_line(tmp_path: Path
     assert [p["external"] for p in hello["ports"]] == [18080]
     certificates = {r["name"] for r in resources if r["type"] == "devstack:pki:ServiceCertificate"}
     assert "hello" in certificates
+
+
+# --- The mock engine's imports run one way ------------------------------------------------------
+
+ENGINE = ROOT / "tools" / "engine"
+
+
+def _tools_imports(path: Path) -> set[str]:
+    """The tools.* modules a file imports, at its top or inside a function (`from a import b`
+    counts as importing a.b when b is a module, else a)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tools"):
+            for alias in node.names:
+                submodule = ROOT.joinpath(*node.module.split("."), f"{alias.name}.py")
+                found.add(f"{node.module}.{alias.name}" if submodule.exists() else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("tools")}
+    return found
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_engine_imports_run_one_way_and_never_reach_the_commands() -> None:
+    modules = {_module(p): p for p in ENGINE.glob("*.py")}
+    graph = {name: {m for m in _tools_imports(path) if m in modules and m != name} for name, path in modules.items()}
+    # The package's __init__ only re-exports: no engine module may import it (or the circle returns).
+    assert not [name for name, edges in graph.items() if "tools.engine" in edges], graph
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        assert name not in visiting, "import cycle: " + " -> ".join([*visiting, name])
+        if name in done:
+            return
+        visiting.append(name)
+        for target in graph[name]:
+            visit(target)
+        visiting.pop()
+        done.add(name)
+
+    for name in graph:
+        visit(name)
+    engine_imports = set().union(*(_tools_imports(p) for p in modules.values()))
+    assert all(m.startswith("tools.engine") for m in engine_imports), engine_imports
