@@ -8,6 +8,7 @@ whenever an account changes.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,14 @@ class AccountSetupArgs:
     container: docker.Container
 
 
+def docker_exec(container: str, cli: Sequence[str], env: Sequence[str] = ()) -> str:
+    """The command line that runs `cli` in the container with its stdin attached. Each `-e VAR`
+    without a value copies VAR from this command's own (secret) environment, so no secret is
+    on the line."""
+    options = [word for variable in env for word in ("-e", variable)]
+    return shlex.join(["docker", "exec", "-i", *options, container, *cli])
+
+
 def _passwords(accounts: Sequence[ClientAccount], clients: Mapping[str, ServiceSecret]) -> list[pulumi.Output[str]]:
     return [clients[a.client].value(a.password_key) for a in accounts]
 
@@ -50,7 +59,7 @@ class AccountSetup(pulumi.ComponentResource):
         environment = {variable: args.admin.value(key) for variable, key in setup.env.items()}
         self.setup = command.local.Command(
             name,
-            create=setup.command(args.server),
+            create=docker_exec(args.server.container_name, setup.cli, tuple(setup.env)),
             stdin=pulumi.Output.secret(script),
             environment={k: pulumi.Output.secret(v) for k, v in environment.items()} or None,
             logging=command.local.Logging.STDOUT_AND_STDERR,

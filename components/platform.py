@@ -8,7 +8,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_vault as vault
 
-from components.accounts import AccountSetup, AccountSetupArgs, users_file
+from components.accounts import AccountSetup, AccountSetupArgs, docker_exec, users_file
 from components.identity import ServiceIdentity, ServiceIdentityArgs
 from components.network import NetworkTopology, NetworkTopologyArgs
 from components.pki import CertificateAuthority, CertificateAuthorityArgs, ServiceCertificate, ServiceCertificateArgs
@@ -336,7 +336,7 @@ class Platform(pulumi.ComponentResource):
         if service.post_start is not None:
             self.post_start[service.name] = command.local.Command(
                 service.post_start.name,
-                create=f"docker exec -i {service.container_name} sh -s",
+                create=docker_exec(service.container_name, ("sh", "-s")),
                 stdin=service.post_start.script.read_text(),
                 logging=command.local.Logging.STDERR,
                 triggers=[container.id],

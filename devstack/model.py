@@ -189,7 +189,7 @@ class SetupScript:
     """How the accounts are created once the server is healthy: a script on the stdin of the
     server's own CLI in its container (`docker exec -i`), so no password is an argument."""
 
-    command: Callable[[Service], str]  # the command line; no secret in it
+    cli: tuple[str, ...]  # what runs in the container, reading the script on stdin; no secret in it
     script: Callable[[Sequence[Login], Mapping[str, str]], str]  # logins, admin values -> the script
     admin_keys: tuple[str, ...] = ()  # keys of the server's own secret the script needs
     env: Mapping[str, str] = field(default_factory=dict)  # secret environment: variable -> own key

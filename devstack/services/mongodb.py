@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 from collections.abc import Mapping, Sequence
 
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
@@ -133,7 +132,7 @@ def _setup_script(logins: Sequence[Login], admin: Mapping[str, str]) -> str:
 
 # mongosh authenticates as the admin itself: the credentials are inside the script.
 SETUP = SetupScript(
-    command=lambda service: f"docker exec -i {shlex.quote(service.container_name)} mongosh --quiet",
+    cli=("mongosh", "--quiet"),
     script=_setup_script,
     admin_keys=("user", "password"),
 )

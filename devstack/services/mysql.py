@@ -3,7 +3,6 @@ and its clients' accounts with the mysql-client script that creates them."""
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
@@ -103,8 +102,7 @@ def mysql_setup_sql(accounts: Sequence[Account]) -> str:
 
 
 SETUP = SetupScript(
-    # `-e MYSQL_PWD` with no value copies it from this command's (secret) environment.
-    command=lambda service: f"docker exec -i -e MYSQL_PWD {shlex.quote(service.container_name)} mysql -uroot",
+    cli=("mysql", "-uroot"),
     script=lambda logins, admin: mysql_setup_sql([login_account(login) for login in logins]),
     env={"MYSQL_PWD": "root_password"},
 )

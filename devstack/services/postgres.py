@@ -3,7 +3,6 @@ psql script that creates them (PgBouncer's auth_query lookup function included).
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping, Sequence
 
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
@@ -235,10 +234,7 @@ def _setup_script(logins: Sequence[Login], admin: Mapping[str, str]) -> str:
 
 SETUP = SetupScript(
     # Inside the container the admin connects over the local socket, which trusts it.
-    command=lambda service: (
-        f"docker exec -i {shlex.quote(service.container_name)} psql -q -v ON_ERROR_STOP=1 -d postgres"
-        f" -U {shlex.quote(ADMIN_USER)}"
-    ),
+    cli=("psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-U", ADMIN_USER),
     script=_setup_script,
 )
 

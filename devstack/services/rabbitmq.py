@@ -3,7 +3,6 @@ Prometheus endpoint), and its clients' accounts with the rabbitmqctl script that
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from types import MappingProxyType
 
@@ -175,7 +174,7 @@ def rabbitmq_setup_sh(accounts: Sequence[Account], vhost: str = "/") -> str:
 
 
 SETUP = SetupScript(
-    command=lambda service: f"docker exec -i {shlex.quote(service.container_name)} sh -s",
+    cli=("sh", "-s"),
     script=lambda logins, admin: rabbitmq_setup_sh([login_account(x, databases=False) for x in logins], vhost=VHOST),
 )
 
