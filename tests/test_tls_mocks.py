@@ -518,7 +518,7 @@ def test_write_only_private_key() -> None:
 def test_a_ca_certificate_that_is_no_ca_only_warns(chain: Chain, caplog: pytest.LogCaptureFixture) -> None:
     other = key("other", algorithm="ECDSA", ecdsaCurve="P256")
     request = csr("other", other["privateKeyPem"], subject={"commonName": "other"})
-    with caplog.at_level(logging.WARNING, logger="tools.tls_mocks"):
+    with caplog.at_level(logging.WARNING, logger="tools.engine.tls_mocks"):
         _, state = signed(
             "other",
             request["certRequestPem"],

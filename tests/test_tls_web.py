@@ -1,7 +1,8 @@
-"""devstack.tls_web: the single-listener web servers stay on plain HTTP in off and dual and serve
-HTTPS only in required mode, with probes that still work; Forgejo verifies PostgreSQL from dual
-on. The `real` tests run Debian's Prometheus and promtool with the generated files and the plan's
-own certificates."""
+"""The single-listener web servers (Forgejo, Prometheus, Grafana, Loki, the Redis exporters: each
+in its module in devstack/services/) stay on plain HTTP in off and dual and serve HTTPS only in
+required mode, with probes that still work; Forgejo verifies PostgreSQL from dual on. The `real`
+tests run Debian's Prometheus and promtool with the generated files and the plan's own
+certificates."""
 
 from __future__ import annotations
 
