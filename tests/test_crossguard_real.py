@@ -20,9 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK = "policytest"
 
 
-def pulumi_cli() -> str | None:
+PLUGINS = ("pulumi-language-python", *(f"pulumi-resource-{p}" for p in ("docker", "vault", "tls", "command", "random")))
+
+
+def toolchain_bin() -> Path | None:
+    """Where .ci/toolchain put the CLI: $DEVSTACK_TOOLCHAIN_BIN, else its cache, else PATH."""
+    if os.environ.get("DEVSTACK_TOOLCHAIN_BIN"):
+        return Path(os.environ["DEVSTACK_TOOLCHAIN_BIN"])
     built = sorted(glob.glob(str(Path.home() / ".cache/devstack-toolchain/*/bin/pulumi")))
-    return built[-1] if built else shutil.which("pulumi")
+    found = built[-1] if built else shutil.which("pulumi")
+    return Path(found).parent if found else None
 
 
 Project = tuple[Path, dict[str, str], str]
@@ -30,31 +37,42 @@ Project = tuple[Path, dict[str, str], str]
 
 @pytest.fixture(scope="module")
 def cli() -> str:
-    found = pulumi_cli()
-    if found is None:
+    directory = toolchain_bin()
+    pulumi = directory / "pulumi" if directory else None
+    if pulumi is None or not os.access(pulumi, os.X_OK):
+        if os.environ.get("DEVSTACK_TOOLCHAIN_BIN"):
+            pytest.fail(f"pulumi is missing from $DEVSTACK_TOOLCHAIN_BIN ({directory}): run bash .ci/toolchain")
         pytest.skip("the Pulumi CLI is missing: run `bash .ci/toolchain`")
+    search = f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
+    missing = [name for name in PLUGINS if shutil.which(name, path=search) is None]
+    if missing:
+        # The module proxy refused these so far (toolchain/versions.env): nothing to run the program with.
+        pytest.skip(f"{', '.join(missing)} missing beside the CLI: run `bash .ci/toolchain` once it builds them")
     reason = docker_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    return found
+    return str(pulumi)
 
 
 def _project(base: Path, cli: str, **config: str) -> Project:
-    """A copy of this program with its own stack under a temporary HOME (the project's file://~
-    backend lands there, never in the user's state)."""
+    """A copy of this program with its own stack, HOME, Pulumi folder and file backend under
+    base: nothing of the user's is read or written (PULUMI_BACKEND_URL, because Pulumi.yaml's
+    file://~ wins over a login and ~ comes from the user database, not $HOME)."""
     copy = base / "devstack"
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "Pulumi.*.yaml"))
     (copy / ".venv").symlink_to(ROOT / ".venv")
-    (base / "home").mkdir()
-    env = {
-        **os.environ,
-        "HOME": str(base / "home"),
-        "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(Path.home() / ".pulumi")),  # plugins stay found
-        "PATH": f"{Path(cli).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PULUMI_CONFIG_PASSPHRASE": "crossguard-test",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-    }
-    settings = {"phase": "1", "profiles": "minimal", "stateDir": str(base / "state"), **config}
+    (base / "state").mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PULUMI_")}
+    env.update(
+        HOME=str(base),
+        PATH=f"{Path(cli).parent}{os.pathsep}{env.get('PATH', '')}",
+        PULUMI_HOME=str(base / ".pulumi"),
+        PULUMI_BACKEND_URL=f"file://{base / 'state'}",
+        PULUMI_CONFIG_PASSPHRASE="crossguard-test",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+        PULUMI_SKIP_UPDATE_CHECK="true",
+    )
+    settings = {"phase": "1", "profiles": "minimal", "stateDir": str(base / "devstack-state"), **config}
     subprocess.run([cli, "--non-interactive", "stack", "init", STACK], cwd=copy, env=env, check=True, timeout=120)
     for key, value in settings.items():
         command = [cli, "--non-interactive", "config", "set", f"devstack:{key}", value]
