@@ -20,8 +20,8 @@ from devstack.catalog import SERVICES
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_MODULES = ROOT / "devstack" / "services"
 # Everything a service's knowledge could leak into: the shared machinery, the components, the
-# program and the offline tools.
-SCANNED = (ROOT / "devstack", ROOT / "components", ROOT / "tools", ROOT / "__main__.py")
+# program, the offline tools and the policy pack.
+SCANNED = (ROOT / "devstack", ROOT / "components", ROOT / "tools", ROOT / "policies", ROOT / "__main__.py")
 NAMES = frozenset(s.name for s in SERVICES)
 # A family is named by its members' common stem: redis-1..3 -> "redis-", redis-exporter-N -> ...
 FAMILY_PREFIXES = frozenset(re.sub(r"\d+$", "", name) for name in NAMES if re.search(r"-\d+$", name))
