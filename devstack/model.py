@@ -206,7 +206,6 @@ class AccountServer:
     # from its admin password and the logins.
     users_file: Callable[[str, Sequence[Login]], str] | None = None
     every_node: bool = False  # an app client is redirected to every server of this system
-    databases: bool = True  # an app account owns a database named after it
 
 
 @dataclass(frozen=True)

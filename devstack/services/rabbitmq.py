@@ -173,6 +173,7 @@ def rabbitmq_setup_sh(accounts: Sequence[Account], vhost: str = "/") -> str:
     return "\n".join(out) + "\n"
 
 
+# The accounts share the vhost: no database of their own.
 SETUP = SetupScript(
     cli=("sh", "-s"),
     script=lambda logins, admin: rabbitmq_setup_sh([login_account(x, databases=False) for x in logins], vhost=VHOST),
@@ -214,5 +215,5 @@ RABBITMQ = Service(
         owner="rabbitmq:rabbitmq",
     ),
     tls=TlsSupport(owner=100, settings=_tls),
-    serves=AccountServer("rabbitmq", port="amqp", setup=SETUP, databases=False),
+    serves=AccountServer("rabbitmq", port="amqp", setup=SETUP),
 )
