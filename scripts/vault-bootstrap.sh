@@ -117,7 +117,7 @@ holds_keys() {
     [ -r "$1" ] || return 0
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in
-            *'"keys'* | *'"root_token"'*) return 0 ;;
+            *'"keys"'* | *'"keys_base64"'* | *'"root_token"'*) return 0 ;;
         esac
     done <"$1"
     return 1
