@@ -245,6 +245,10 @@ class Service:
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     command: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()
+    # Least privilege beyond Docker's defaults, for a service that needs no more:
+    user: str | None = None  # uid:gid it runs as; None: the image's own USER
+    confined: bool = False  # no capability, a read-only root filesystem, no privilege gain by setuid
+    host_cgroups: bool = False  # the host's cgroup tree (Docker mounts it read-only) instead of its own
     credentials: Credentials | None = None
     # The image's only HTTPS client that verifies certificates is Alpine's busybox wget (through
     # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: once
