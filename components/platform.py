@@ -166,6 +166,7 @@ class Platform(pulumi.ComponentResource):
             published=published_ports(settings, service),
             volumes=self.data.volumes,
             labels=labels,
+            memory=settings.memory[service.name],
             **extra,  # type: ignore[arg-type]
         )
 
@@ -292,7 +293,7 @@ class Platform(pulumi.ComponentResource):
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
             plan = delivery(service, approle=identity is not None, tls=vault_tls)
-            command = plan.command + tls.args
+            command = plan.command + self._tuning_args(service) + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
             owner = plan.file_owner
@@ -305,8 +306,11 @@ class Platform(pulumi.ComponentResource):
                 # Phase 0 posture on purpose: the root token, as a file only the service's user reads.
                 uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=owner))
             depends.append(secret.secret)
+        elif self._tuning_args(service):
+            extra["command"] = service.command + self._tuning_args(service)
         if service.config_files is not None:
-            context = ConfigContext(self.settings, selected, self._tls_mode(service))
+            memory = self.settings.memory_limit(service)
+            context = ConfigContext(self.settings, selected, self._tls_mode(service), memory)
             uploads += [Upload(f.path, f.content) for f in service.config_files(service, context)]
         uploads += [Upload(path, content) for path, content in tls.files.items()]
         uploads += self._tls_uploads(service)
@@ -329,6 +333,12 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _tuning_args(self, service: Service) -> tuple[str, ...]:
+        """Server settings derived from the container's own memory limit (the tuning feature)."""
+        if not self.settings.features.tuning or service.tuning is None:
+            return ()
+        return service.tuning(service, self.settings.memory_limit(service)).args
 
     def _after_start(self, service: Service) -> None:
         """Steps once the container is healthy: its own setup step, and its clients' accounts."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from devstack import services
-from devstack.model import Service
+from devstack.model import Profile, Service
 
 
 def _checked(entries: tuple[object, ...]) -> tuple[Service, ...]:
@@ -49,3 +49,15 @@ SERVICES: tuple[Service, ...] = _checked(
 )
 
 SERVICES_BY_NAME: Mapping[str, Service] = MappingProxyType({s.name: s for s in SERVICES})
+
+
+def services_for(profiles: frozenset[Profile]) -> tuple[Service, ...]:
+    """Services of the chosen profiles plus everything they need to start, in catalog order."""
+    wanted = {s.name for s in SERVICES if not s.profiles or s.profiles & profiles}
+    pending = list(wanted)
+    while pending:
+        for dependency in SERVICES_BY_NAME[pending.pop()].depends_on:
+            if dependency not in wanted:
+                wanted.add(dependency)
+                pending.append(dependency)
+    return tuple(s for s in SERVICES if s.name in wanted)

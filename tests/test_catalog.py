@@ -78,8 +78,8 @@ def test_service_entry_is_well_formed(service) -> None:
     assert service.container_name == f"dev-{service.name}"
     assert service.healthcheck.test[0] in ("CMD", "CMD-SHELL")
     assert service.limits.cpus > 0
-    assert service.limits.memory_mb >= 64
-    assert service.limits.reservation_mb < service.limits.memory_mb
+    assert service.limits.floor_mb >= 32
+    assert service.limits.weight >= 0
     assert 1 < service.host_id < 255
     assert len({p.name for p in service.ports}) == len(service.ports)
     for dependency in service.depends_on:

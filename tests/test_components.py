@@ -95,7 +95,8 @@ def test_container_runtime_settings(shared_plan: PlanFactory) -> None:
         assert inputs["restart"] == "unless-stopped"
         assert inputs["logDriver"] == "json-file"
         assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
-        assert inputs["memory"] == service.limits.memory_mb
+        assert inputs["memory"] >= service.limits.floor_mb
+        assert inputs["memoryReservation"] == service.limits.floor_mb
         assert float(inputs["cpus"]) == service.limits.cpus
         assert inputs["healthcheck"]["tests"] == list(service.healthcheck.test)
         assert inputs["hostname"] == service.name

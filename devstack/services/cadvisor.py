@@ -20,6 +20,6 @@ CADVISOR = Service(
     confined=True,
     host_cgroups=True,
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:8080/healthz")),
-    limits=Limits(0.5, 256),
+    limits=Limits(0.5, 64),
     profiles=FULL,
 )

@@ -37,6 +37,7 @@ from devstack.model import (
     Service,
     Tier,
     TlsSupport,
+    Tuning,
     VolumeMount,
     shell,
 )
@@ -89,19 +90,60 @@ def _tls(service: Service, mode: TlsMode) -> ServerTls:
     return ServerTls(healthcheck=redis_healthcheck(service, mode))
 
 
-def redis_conf(settings: Settings, service: Service, cluster: bool) -> str:
-    """A node's config: no secret in it; its users (verifiers only) come as a file."""
+# --- Tuning: settings from the container's own memory limit -------------------------------------
+
+# Untuned (phases 0-2): the settings the platform started with, whatever the limit.
+BASELINE_MEMORY_LINES = ("appendonly yes", "maxmemory 256mb", "maxmemory-policy allkeys-lru")
+
+
+def redis_maxmemory_mb(limit_mb: int) -> int:
+    """Half the limit: an AOF rewrite forks, and the child's copied pages count against the
+    container's limit too, as do the output buffers and the allocator's fragmentation."""
+    return max(limit_mb // 2, 16)
+
+
+def eviction_policy(cluster: bool) -> str:
+    """By the node's role. A cluster node is the platform's shared store: only keys written with
+    a TTL (caches) are evicted, and a write that would need more fails loudly instead of
+    dropping data. A standalone node (minimal) is a cache: the least recently used key goes."""
+    return "volatile-lru" if cluster else "allkeys-lru"
+
+
+def redis_memory_lines(limit_mb: int, cluster: bool) -> list[str]:
+    """Tuned: memory from the limit, eviction by role, and persistence for a laptop: every write
+    in the append-only file, synced once a second, rewritten with an RDB preamble (fast restarts);
+    no separate RDB snapshots, which would fork a second time."""
+    return [
+        f"maxmemory {redis_maxmemory_mb(limit_mb)}mb",
+        f"maxmemory-policy {eviction_policy(cluster)}",
+        "appendonly yes",
+        "appendfsync everysec",
+        "aof-use-rdb-preamble yes",
+        "auto-aof-rewrite-percentage 100",
+        "auto-aof-rewrite-min-size 32mb",
+        'save ""',
+    ]
+
+
+def _tuning(service: Service, limit_mb: int) -> Tuning:
+    return Tuning(caches={"maxmemory": f"{redis_maxmemory_mb(limit_mb)}mb"})
+
+
+def redis_conf(settings: Settings, service: Service, cluster: bool, memory_mb: int | None = None) -> str:
+    """A node's config: no secret in it; its users (verifiers only) come as a file. With the
+    tuning feature (and `memory_mb`, the container's limit) its memory and persistence lines
+    are derived from the limit."""
     plain, tls_port = service.port("redis").container, service.port("tls").container
     tls = redis_lines(settings.features.tls, plain, tls_port)
+    tuned = settings.features.tuning and memory_mb
+    memory = redis_memory_lines(memory_mb, cluster) if memory_mb and tuned else list(BASELINE_MEMORY_LINES)
     lines = [
         f"# {service.name}: users (password verifiers only) come from the wrapper's tmpfs file.",
         "bind 0.0.0.0",
         "protected-mode yes",
         *(tls or [f"port {plain}"]),
         "dir /data",
-        "appendonly yes",
-        "maxmemory 256mb",
-        "maxmemory-policy allkeys-lru",
+        *memory,
         f"aclfile {SECRETS_DIR}/{USERS_FILE_KEY}",
     ]
     if cluster:
@@ -118,7 +160,7 @@ def redis_conf(settings: Settings, service: Service, cluster: bool) -> str:
 
 def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
     cluster = sum(1 for s in context.selected if s.cluster is not None) > 1
-    return (ConfigFile(CONF_PATH, redis_conf(context.settings, service, cluster)),)
+    return (ConfigFile(CONF_PATH, redis_conf(context.settings, service, cluster, context.memory_mb)),)
 
 
 # --- Users (Redis 7 ACL) --------------------------------------------------------------------------
@@ -247,7 +289,7 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
             retries=5,
             start_period="10s",
         ),
-        limits=Limits(1, 512),
+        limits=Limits(1, 64, weight=1),
         profiles=MIN_UP if index == 1 else STD_UP,
         depends_on=("vault",),
         flows=(VAULT_FLOW, *(Flow(f"redis-{n}", p) for n in others for p in ("redis", "bus"))),
@@ -263,6 +305,7 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
         config_files=_config_files,
         serves=SERVES,
         cluster=ClusterMember(plain_port="redis", tls_port="tls"),
+        tuning=_tuning,
     )
 
 
