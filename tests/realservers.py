@@ -329,7 +329,8 @@ class MariaDb:
 
 
 @contextlib.contextmanager
-def running_mariadb(root_password: str) -> Iterator[MariaDb]:
+def running_mariadb(root_password: str, extra_args: Sequence[str] = ()) -> Iterator[MariaDb]:
+    """`extra_args` come last, so they win over the test defaults (a plan's own options)."""
     server_bin = _find("mariadbd")
     install_db = _find("mariadb-install-db")
     client = _find("mariadb") if shutil.which("mariadb") else _find("mysql")
@@ -341,7 +342,7 @@ def running_mariadb(root_password: str) -> Iterator[MariaDb]:
         args = [server_bin, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}"]
         args += [f"--bind-address={LOCALHOST}", "--skip-name-resolve", f"--pid-file={base / 'mysqld.pid'}"]
         args += ["--skip-log-bin", "--innodb-buffer-pool-size=16M", "--innodb-flush-log-at-trx-commit=0"]
-        args += ["--skip-innodb-doublewrite", "--performance-schema=ON"]
+        args += ["--skip-innodb-doublewrite", "--performance-schema=ON", *extra_args]
         bootstrap = MariaDb(client, sock, port, "")
         with _server_process(args, log, signal.SIGTERM) as process:
 

@@ -176,7 +176,8 @@ def _write_configs(base: Path, conf_d: Path, rendered: str) -> None:
 
 
 @contextlib.contextmanager
-def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
+def _running_node(mode: TlsMode, files: dict[str, str], conf_d_files: dict[str, str] | None = None) -> Iterator[Node]:
+    """`conf_d_files`: more generated files for conf.d, by name (the tuning's memory file)."""
     script, epmd = _server_script(), _epmd()
     identity = _server_identity()
     with _server_dir("devstack-rmq-") as base:
@@ -191,6 +192,8 @@ def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
         ports = {name: free_port() for name in names}
         conf_d = base / "conf.d"
         _write_configs(base, conf_d, _rendered(mode, tls_dir, ports))
+        for name, text in (conf_d_files or {}).items():
+            _write_owned(conf_d / name, text)
         _write_owned(base / "rabbitmq-env.conf", "")  # instead of /etc/rabbitmq/rabbitmq-env.conf
         for name in ("mnesia", "log"):
             (base / name).mkdir()

@@ -1,0 +1,129 @@
+"""The tuning feature read back from real servers (Debian's): each starts with exactly the
+settings the phase-3 plan renders for its container (its command's options, its config file's
+lines) and reports the values it runs with. Only what names this machine changes: ports,
+directories, the listen address, files the wrapper would write. TLS switches are tested in
+the TLS tests; here they are left out because their files live elsewhere.
+
+Debian has no MongoDB: its WiredTiger cache is checked on the plan only (tests/test_tuning.py)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import urllib.request
+
+import pytest
+
+from devstack.services import rabbitmq, redis
+from devstack.services.pgbouncer import INI_PATH
+from tests.conftest import containers, make_plan
+from tests.realservers import (
+    RedisError,
+    ServerUnavailableError,
+    running_mariadb,
+    running_postgres,
+)
+from tests.tunedservers import plan_redis_conf, running_redis_conf
+
+pytestmark = pytest.mark.real
+
+PHASE3 = ("profiles=full,reference", "phase=3")
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def planned() -> dict[str, dict]:
+    return containers(make_plan(*PHASE3))
+
+
+def _pg_tuned(command: list[str]) -> list[tuple[str, str]]:
+    pairs = [arg.split("=", 1) for flag, arg in itertools.pairwise(command) if flag == "-c"]
+    return [(k, v) for k, v in pairs if not k.startswith("ssl") and k != "hba_file"]
+
+
+def test_postgres_runs_with_the_planned_settings(planned: dict[str, dict]) -> None:
+    tuned = _pg_tuned(planned["dev-postgres"]["command"])
+    assert len(tuned) >= 10
+    try:
+        with running_postgres([arg for k, v in tuned for arg in ("-c", f"{k}={v}")]) as server:
+            for key, value in tuned:
+                assert server.admin_query(f"SHOW {key};") == value, key
+    except ServerUnavailableError as error:
+        pytest.skip(f"{error}: install postgresql (.ci/apt-packages)")
+
+
+def test_postgres_accepts_pgbouncers_pools_and_the_direct_clients(planned: dict[str, dict]) -> None:
+    """max_connections is enforced: the pooler's and the direct clients' connections fit,
+    one more ordinary connection is refused."""
+    tuned = dict(_pg_tuned(planned["dev-postgres"]["command"]))
+    ini = next(u["content"] for u in planned["dev-pgbouncer"]["uploads"] if u["file"] == INI_PATH)
+    per_database = int(re.search(r"^max_db_connections = (\d+)$", ini, re.M).group(1))  # type: ignore[union-attr]
+    try:
+        with running_postgres([arg for k, v in tuned.items() for arg in ("-c", f"{k}={v}")]) as server:
+            usable = int(
+                server.admin_query(
+                    "SELECT current_setting('max_connections')::int - "
+                    "current_setting('superuser_reserved_connections')::int;"
+                )
+            )
+            assert usable >= per_database * 2 + 30
+    except ServerUnavailableError as error:
+        pytest.skip(f"{error}: install postgresql (.ci/apt-packages)")
+
+
+def test_mariadb_runs_with_the_planned_innodb_sizes(planned: dict[str, dict]) -> None:
+    command = planned["dev-mysql"]["command"]
+    tuned = [a for a in command if a.startswith(("--innodb-", "--max-connections"))]
+    assert len(tuned) == 3
+    expected = {a[2:].split("=", 1)[0].replace("-", "_"): a.split("=", 1)[1] for a in tuned}
+    try:
+        with running_mariadb("root-pw", extra_args=tuned) as server:
+            names = ", ".join(f"@@{name}" for name in expected)
+            result = server.apply(f"SELECT {names};")
+            assert result.returncode == 0, result.stderr
+            values = result.stdout.splitlines()[-1].split("\t")
+    except ServerUnavailableError as error:
+        pytest.skip(f"{error}: install mariadb-server (.ci/apt-packages)")
+    for (name, text), value in zip(expected.items(), values, strict=True):
+        want = int(text.removesuffix("M")) * MIB if text.endswith("M") else int(text)
+        assert int(value) == want, name
+
+
+@pytest.mark.parametrize(
+    ("profiles", "policy"), [("profiles=full", "volatile-lru"), ("profiles=minimal", "allkeys-lru")]
+)
+def test_redis_runs_with_the_planned_memory_lines(profiles: str, policy: str) -> None:
+    inputs = containers(make_plan(profiles, "phase=3"))["dev-redis-1"]
+    conf = next(u["content"] for u in inputs["uploads"] if u["file"] == redis.CONF_PATH)
+    try:
+        with running_redis_conf(plan_redis_conf(conf)) as node, node.connect() as conn:
+            got = {}
+            for key in ("maxmemory", "maxmemory-policy", "appendonly", "appendfsync", "save", "aof-use-rdb-preamble"):
+                reply = conn.call("CONFIG", "GET", key)
+                assert isinstance(reply, list), reply
+                got[key] = reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
+            assert not isinstance(conn.call("PING"), RedisError)
+    except ServerUnavailableError as error:
+        pytest.skip(f"{error}: install redis-server (.ci/apt-packages)")
+    assert int(got["maxmemory"]) == inputs["memory"] // 2 * MIB
+    assert got["maxmemory-policy"] == policy
+    assert (got["appendonly"], got["appendfsync"], got["aof-use-rdb-preamble"]) == ("yes", "everysec", "yes")
+    assert got["save"] == ""
+
+
+def test_rabbitmq_runs_with_the_planned_watermark(planned: dict[str, dict]) -> None:
+    from devstack.phases import TlsMode
+    from tests.planpki import server_files
+    from tests.test_tls_rabbitmq_real import _running_node
+
+    inputs = planned["dev-rabbitmq"]
+    conf = next(u["content"] for u in inputs["uploads"] if u["file"] == rabbitmq.RABBITMQ_MEMORY_CONF)
+    name = rabbitmq.RABBITMQ_MEMORY_CONF.rsplit("/", 1)[1]
+    files = server_files(["phase=4"], ["rabbitmq"])["rabbitmq"]
+    with _running_node(TlsMode.DUAL, files, {name: conf}) as node:
+        url = f"http://127.0.0.1:{node.metrics}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read().decode()
+    found = re.search(r"^rabbitmq_resident_memory_limit_bytes (\S+)$", body, re.M)
+    assert found is not None, "no memory limit metric"
+    assert int(float(found.group(1))) == int(inputs["memory"] * rabbitmq.HIGH_WATERMARK) * MIB
