@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
 import urllib.request
 
 import pytest
@@ -127,3 +128,34 @@ def test_rabbitmq_runs_with_the_planned_watermark(planned: dict[str, dict]) -> N
     found = re.search(r"^rabbitmq_resident_memory_limit_bytes (\S+)$", body, re.M)
     assert found is not None, "no memory limit metric"
     assert int(float(found.group(1))) == int(inputs["memory"] * rabbitmq.HIGH_WATERMARK) * MIB
+
+
+def test_pgbouncer_runs_with_the_planned_pools(planned: dict[str, dict]) -> None:
+    """PgBouncer's phase-3 ini (localised as the benchmark does) before a real PostgreSQL; its
+    admin console reports the pool limits PostgreSQL's max_connections was counted from."""
+    from tools.bench.servers import UnavailableError, find
+    from tools.bench.suite import pgbouncer_for
+    from tools.bench.suite import postgres as bench_postgres
+
+    ini = next(u["content"] for u in planned["dev-pgbouncer"]["uploads"] if u["file"] == INI_PATH)
+    wanted = {}
+    for key in ("pool_mode", "default_pool_size", "max_db_connections", "reserve_pool_size", "server_idle_timeout"):
+        found = re.search(rf"^{key} = (\S+)$", ini, re.M)
+        assert found is not None, key
+        wanted[key] = found.group(1)
+    console = ini.replace("[pgbouncer]\n", "[pgbouncer]\nadmin_users = postgres\n")  # the test's only addition
+    try:
+        with bench_postgres([], 256) as pg_port, pgbouncer_for(console, pg_port, 64) as port:
+            console_args = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "pgbouncer"]
+            shown = subprocess.run(
+                [find("psql"), "-X", "-qAt", "-F", "=", *console_args, "-c", "SHOW CONFIG"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+                env={"PATH": "/usr/bin:/bin", "PGSSLMODE": "disable"},
+            ).stdout
+    except UnavailableError as error:
+        pytest.skip(str(error))
+    config = {line.split("=")[0]: line.split("=")[1] for line in shown.splitlines() if "=" in line}
+    assert {key: config[key] for key in wanted} == wanted
