@@ -41,8 +41,8 @@ def test_phase2_keeps_the_images_defaults(shared_plan: PlanFactory) -> None:
 
 
 @pytest.mark.parametrize("budget", ["8GiB", "3840MiB", "24g"])
-def test_postgres_follows_its_limit(plan: PlanFactory, budget: str) -> None:
-    inputs = containers(plan(FULL, "phase=3", f"memoryBudget={budget}"))["dev-postgres"]
+def test_postgres_follows_its_limit(shared_plan: PlanFactory, budget: str) -> None:
+    inputs = containers(shared_plan(FULL, "phase=3", f"memoryBudget={budget}"))["dev-postgres"]
     limit, settings = inputs["memory"], pg_settings(inputs["command"])
     expected = postgres.postgres_settings(limit)
     assert {k: settings[k] for k in expected} == expected
