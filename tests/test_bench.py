@@ -71,3 +71,11 @@ def test_a_drop_against_the_committed_ratio_is_reported() -> None:
     text = table([result], ["sysbench: sysbench is not installed"], {"x": 1.0}, smoke=True)
     assert "| x | A: 100 tps | B: 80 tps | 0.80 | ≥ 1.00 | no |" in text
     assert "Skipped: sysbench: sysbench is not installed" in text
+
+
+def test_an_unknown_group_is_refused_in_one_line(capsys) -> None:
+    from tools.bench.__main__ import main
+
+    assert main(["--only", "pgbench,nothing"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --only: unknown nothing; allowed: pgbench, sysbench, redis-benchmark\n"

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tools.bench.servers import cgroups_available
-from tools.bench.suite import FULL, SMOKE, Result, run_all
+from tools.bench.suite import BENCHES, FULL, SMOKE, Result, run_all
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "benchmarks" / "baseline.json"
@@ -99,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     baseline = json.loads(args.baseline.read_text()) if args.baseline.exists() else {}
     only = [name.strip() for name in args.only.split(",") if name.strip()] or None
+    unknown = sorted(set(only or ()) - set(BENCHES))
+    if unknown:
+        print(f"error: --only: unknown {', '.join(unknown)}; allowed: {', '.join(BENCHES)}", file=sys.stderr)
+        return 2
     try:
         results, skipped = run_all(SMOKE if args.smoke else FULL, only)
     except RuntimeError as error:
@@ -111,12 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     for line in skipped:
         print(f"skipped: {line}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table(results, skipped, baseline, args.smoke))
-    print(f"table written to {args.out}")
-    if args.write_baseline and not args.smoke:
-        args.baseline.write_text(json.dumps({r.name: round(r.ratio, 2) for r in results}, indent=2) + "\n")
-        print(f"baseline written to {args.baseline}")
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table(results, skipped, baseline, args.smoke))
+        print(f"table written to {args.out}")
+        if args.write_baseline and not args.smoke:
+            args.baseline.write_text(json.dumps({r.name: round(r.ratio, 2) for r in results}, indent=2) + "\n")
+            print(f"baseline written to {args.baseline}")
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
