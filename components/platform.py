@@ -109,6 +109,7 @@ class Platform(pulumi.ComponentResource):
                     tls_ca=f"{TLS_DIR}/{CA_FILE}" if settings.features.tls is TlsMode.REQUIRED else None,
                     password=self.secrets[cluster_nodes[0].name].value("password"),
                     node_resources=tuple(self.services[s.name].container for s in cluster_nodes),
+                    replicas=1 if settings.redis_replicas else 0,
                 ),
                 opts=child,
             )

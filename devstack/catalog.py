@@ -37,6 +37,7 @@ SERVICES: tuple[Service, ...] = _checked(
         services.mongodb.MONGODB,
         services.redis.NODES[1],
         services.redis.NODES[2],
+        *services.redis.REPLICAS,
         services.forgejo.FORGEJO,
         *services.apis.APIS,
         services.prometheus.PROMETHEUS,
@@ -51,9 +52,11 @@ SERVICES: tuple[Service, ...] = _checked(
 SERVICES_BY_NAME: Mapping[str, Service] = MappingProxyType({s.name: s for s in SERVICES})
 
 
-def services_for(profiles: frozenset[Profile]) -> tuple[Service, ...]:
-    """Services of the chosen profiles plus everything they need to start, in catalog order."""
-    wanted = {s.name for s in SERVICES if not s.profiles or s.profiles & profiles}
+def services_for(profiles: frozenset[Profile], switches: frozenset[str] = frozenset()) -> tuple[Service, ...]:
+    """Services of the chosen profiles (those behind a switch only with it on) plus everything
+    they need to start, in catalog order."""
+    chosen = [s for s in SERVICES if s.switch is None or s.switch in switches]
+    wanted = {s.name for s in chosen if not s.profiles or s.profiles & profiles}
     pending = list(wanted)
     while pending:
         for dependency in SERVICES_BY_NAME[pending.pop()].depends_on:

@@ -277,6 +277,7 @@ class Service:
     post_start: PostStart | None = None
     cluster: ClusterMember | None = None
     tuning: Callable[[Service, int], Tuning] | None = None  # its settings from its limit in MiB
+    switch: str | None = None  # a config key (a boolean) without which it never runs, e.g. redisReplicas
     # Joins every tier whose services talk to it (Vault), instead of clients linking to its tier.
     joins_client_tiers: bool = False
 

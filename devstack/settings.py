@@ -62,8 +62,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Memory all containers may use together, e.g. 8GiB (default: 2GiB minimal, 4GiB standard, "
         "6GiB full, +2GiB reference).",
     ),
+    ConfigKey(
+        "redisReplicas",
+        "boolean",
+        "false",
+        "A replica per Redis cluster master (three more containers, standard and full).",
+    ),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}
+SWITCH_KEYS = tuple(sorted({s.switch for s in SERVICES if s.switch is not None}))  # each a boolean key
 _TIER_SUBNET_KEYS = {tier: f"{tier.value}Subnet" for tier in Tier}
 LINK_POOL_MAX_PREFIX = 22  # room for 64 /28 links
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -98,6 +105,11 @@ class Settings:
     secret_id_rotation_days: int
     memory_budget_mb: int
     memory: Mapping[str, Allocation]  # every selected service -> its limit and reservation
+    switches: frozenset[str] = frozenset()  # the boolean keys that are on (Service.switch)
+
+    @property
+    def redis_replicas(self) -> bool:
+        return "redisReplicas" in self.switches
 
     @property
     def vault_init_file(self) -> str:
@@ -385,9 +397,21 @@ def _check_vault_published(host_ports: Mapping[tuple[str, str], int | None], tls
         raise ConfigError("hostPorts", f"vault.{port} must stay published: `pulumi up` reaches Vault through it")
 
 
-def _memory(text: str, profiles: frozenset[Profile]) -> tuple[int, Mapping[str, Allocation]]:
+def _memory(text: str, profiles: frozenset[Profile], switches: frozenset[str]) -> tuple[int, Mapping[str, Allocation]]:
     budget = parse_size("memoryBudget", text) if text.strip() else default_budget(profiles)
-    return budget, allocate("memoryBudget", services_for(profiles), budget)
+    return budget, allocate("memoryBudget", services_for(profiles, switches), budget)
+
+
+def _switches(values: Mapping[str, str]) -> frozenset[str]:
+    words = {"true": True, "false": False}
+    on = set()
+    for key in SWITCH_KEYS:
+        value = words.get(values[key].strip().lower())
+        if value is None:
+            raise ConfigError(key, f"must be true or false, got '{values[key]}'")
+        if value:
+            on.add(key)
+    return frozenset(on)
 
 
 def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT) -> Settings:
@@ -400,7 +424,8 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
     _check_vault_published(host_ports, features.tls)
     bind_address = _bind_address(values["bindAddress"])
     profiles = _profiles(values["profiles"])
-    budget, memory = _memory(values["memoryBudget"], profiles)
+    switches = _switches(values)
+    budget, memory = _memory(values["memoryBudget"], profiles, switches)
     return Settings(
         project=project,
         stack=stack,
@@ -417,4 +442,5 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
         secret_id_rotation_days=_rotation_days(values["secretIdRotationDays"]),
         memory_budget_mb=budget,
         memory=memory,
+        switches=switches,
     )

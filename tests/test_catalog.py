@@ -48,9 +48,22 @@ def selection(profiles: str) -> set[str]:
     return {s.name for s in selected_services(settings)}
 
 
-def test_the_23_services() -> None:
-    assert len(SERVICES) == 23
-    assert set(SERVICES_BY_NAME) == EXPECTED
+REPLICAS = {"redis-4", "redis-5", "redis-6"}
+
+
+def test_the_23_services_and_the_optional_replicas() -> None:
+    assert len(SERVICES) == 26
+    assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS
+    assert {s.name for s in SERVICES if s.switch} == REPLICAS  # never without redisReplicas
+
+
+@pytest.mark.parametrize(
+    ("profiles", "expected"),
+    [("minimal", MINIMAL), ("standard", STANDARD | REPLICAS), ("full,reference", EXPECTED | REPLICAS)],
+)
+def test_replicas_join_the_cluster_profiles_with_their_key(profiles: str, expected: set[str]) -> None:
+    settings = load_settings({"devstack:profiles": profiles, "devstack:redisReplicas": "true"}, stack="test")
+    assert {s.name for s in selected_services(settings)} == expected
 
 
 @pytest.mark.parametrize(

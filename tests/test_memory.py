@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.catalog import SERVICES, services_for
+from devstack.catalog import services_for
 from devstack.errors import ConfigError
 from devstack.memory import allocate, default_budget, format_mib, minimum_budget, parse_size
 from devstack.model import Healthcheck, Limits, Profile, Service, Tier
@@ -13,6 +13,10 @@ from tests.conftest import CONTAINER, PlanFactory, containers
 from tools.diff import diff_plans
 from tools.plan import main as plan_main
 from tools.plan import plan_for
+
+
+def settings_for(overrides: list[str]):
+    return load(**dict(o.split("=", 1) for o in overrides))
 
 
 def load(**values: object):
@@ -124,7 +128,7 @@ def test_the_plan_gives_docker_the_derived_limits(shared_plan: PlanFactory) -> N
     settings = load(profiles="full,reference")
     planned = containers(run)
     assert len(planned) == 23
-    for service in SERVICES:
+    for service in services_for(settings.profiles):
         inputs = planned[service.container_name]
         assert inputs["memory"] == settings.memory[service.name].limit_mb
         assert inputs["memoryReservation"] == service.limits.floor_mb
@@ -137,7 +141,7 @@ def test_a_new_budget_updates_limits_in_place() -> None:
     before = plan_for("dev", [*base, "memoryBudget=8GiB"])
     after = plan_for("dev", [*base, "memoryBudget=10GiB"], state=before.state)
     changes = [c for c in diff_plans(before, after).changes if c.type == CONTAINER]
-    assert len(changes) == len([s for s in SERVICES if s.limits.weight])
+    assert len(changes) == len([s for s in services_for(settings_for(base).profiles) if s.limits.weight])
     for change in changes:
         assert (change.action, change.properties) == ("update", ("memory",)), change
 
@@ -148,7 +152,7 @@ def test_with_tuning_a_new_budget_restarts_the_tuned_servers() -> None:
     before = plan_for("dev", [*base, "memoryBudget=8GiB"])
     after = plan_for("dev", [*base, "memoryBudget=10GiB"], state=before.state)
     replaced = {c.name for c in diff_plans(before, after).of("replace") if c.type == CONTAINER}
-    assert replaced == {s.name for s in SERVICES if s.tuning is not None}
+    assert replaced == {s.name for s in services_for(settings_for(base).profiles) if s.tuning is not None}
 
 
 def test_budget_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,8 +35,8 @@ def _tools() -> None:
             pytest.skip(f"{tool} is installed by .ci/run (.ci/apt-packages)")
 
 
-def _planned_conf() -> str:
-    inputs = containers(make_plan("profiles=standard", "phase=3"))["dev-redis-1"]
+def _planned_conf(*overrides: str) -> str:
+    inputs = containers(make_plan("profiles=standard", "phase=3", *overrides))["dev-redis-1"]
     conf = next(u["content"] for u in inputs["uploads"] if u["file"] == redis.CONF_PATH)
     assert "cluster-require-full-coverage no" in conf.splitlines()
     assert "appendonly yes" in conf.splitlines()
@@ -153,13 +153,11 @@ def test_with_full_coverage_required_the_whole_cluster_stops() -> None:
 
 def test_with_a_replica_per_master_a_killed_master_is_replaced_and_writes_continue() -> None:
     _tools()
-    # A replica logs in to its master: the admin's password, as `masterauth` (which the
-    # wrapper would render from the node's secret; a config file never holds it).
-    plain = plan_redis_conf(_planned_conf())
-
-    def conf(port: int, home: Path) -> str:
-        return plain(port, home) + f"masterauth {ADMIN_PASSWORD}\n"
-
+    # With redisReplicas the plan's file includes the wrapper's masterauth file (a replica logs
+    # in to its master); tunedservers writes that file as the wrapper would.
+    planned = _planned_conf("redisReplicas=true")
+    assert "include /run/devstack/masterauth.conf" in planned.splitlines()
+    conf = plan_redis_conf(planned)
     with running_nodes([conf] * 6) as nodes:
         _form(nodes, replicas=1)
         roles = [n.call("ROLE")[0] for n in nodes]  # type: ignore[index]

@@ -38,6 +38,7 @@ def _rewrite(line: str, port: int, home: Path) -> str | None:
         "dir": f"dir {home}",
         "aclfile": f"aclfile {home / 'users.acl'}",
         "cluster-announce-ip": f"cluster-announce-ip {LOCALHOST}",
+        "include": f"include {home / 'masterauth.conf'}",  # as the wrapper renders it
     }
     if key.startswith("tls-"):
         return None
@@ -136,6 +137,7 @@ def running_nodes(confs: list[NodeConf]) -> Iterator[list[Node]]:
         for conf in confs:
             home = stack.enter_context(_server_dir("devstack-redis-"))
             _write_owned(home / "users.acl", f"user default on #{verifier} ~* &* +@all\n")
+            _write_owned(home / "masterauth.conf", f"masterauth {ADMIN_PASSWORD}\n")
             node = Node(home, node_port(), conf)
             stack.callback(node.stop)
             nodes.append(node)

@@ -40,6 +40,10 @@ _DATA_CLIENT_FLOWS = (
     Flow("redis-1", "redis"),
     Flow("redis-2", "redis"),
     Flow("redis-3", "redis"),
+    # ... and to the replicas (redisReplicas), one of which may have taken over a master's slots
+    Flow("redis-4", "redis"),
+    Flow("redis-5", "redis"),
+    Flow("redis-6", "redis"),
     Flow("rabbitmq", "amqp"),
 )
 

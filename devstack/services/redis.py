@@ -35,6 +35,7 @@ from devstack.model import (
     SecretField,
     ServerTls,
     Service,
+    Template,
     Tier,
     TlsSupport,
     Tuning,
@@ -155,6 +156,8 @@ def redis_conf(settings: Settings, service: Service, cluster: bool, memory_mb: i
             # Redirects name the static address, which every cluster client can reach.
             f"cluster-announce-ip {settings.static_ip(service)}",
         ]
+        if settings.redis_replicas:
+            lines.append(f"include {MASTERAUTH_CONF}")  # the password stays in the wrapper's file
     return "\n".join(lines) + "\n"
 
 
@@ -267,8 +270,13 @@ SERVES = AccountServer("redis", port="redis", users_file=users_file, every_node=
 # --- The catalog entries --------------------------------------------------------------------------
 
 
-def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Service:
-    others = [n for n in (1, 2, 3) if n != index]
+REPLICAS_KEY = "redisReplicas"  # the config key that adds a replica per master
+NODE_NUMBERS = (1, 2, 3, 4, 5, 6)  # 1-3 the masters; 4-6 their replicas, with the key on
+MASTERAUTH_CONF = f"{SECRETS_DIR}/masterauth.conf"  # rendered by the wrapper: a replica logs in to its master
+
+
+def node(index: int, host_id: int, host_port: int | None, tls_host_port: int | None, replica: bool = False) -> Service:
+    others = [n for n in NODE_NUMBERS if n != index]
     return Service(
         name=f"redis-{index}",
         image="redis",
@@ -280,6 +288,7 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
             Port("tls", 6380, tls_host_port, TLS_PORT),
             Port("bus", 16379),  # cluster gossip stays between the nodes
         ),
+        switch=REPLICAS_KEY if replica else None,
         volumes=(VolumeMount(f"redis-{index}-data", "/data"),),
         # A NOAUTH reply still proves the server answers; the password stays out of argv.
         healthcheck=Healthcheck(
@@ -297,6 +306,7 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
         credentials=Credentials(
             entrypoint=("docker-entrypoint.sh", "redis-server", CONF_PATH),
             fields=(SecretField("password"),),
+            templates=(Template("masterauth.conf", MASTERAUTH_CONF, "masterauth {{password}}\n"),),
             owner="redis:redis",
             shared_with="redis-cluster",
         ),
@@ -310,3 +320,5 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
 
 
 NODES: tuple[Service, ...] = (node(1, 13, 6379, 6390), node(2, 16, 6380, 6391), node(3, 17, 6381, 6392))
+# With redisReplicas: one replica per master, unpublished (clients find them through the cluster).
+REPLICAS: tuple[Service, ...] = tuple(node(i, h, None, None, replica=True) for i, h in ((4, 18), (5, 19), (6, 21)))
