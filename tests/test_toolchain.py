@@ -5,8 +5,12 @@ uses is either built at its SDK's version or recorded as refused by the module p
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
-from tests.toolchain import ROOT, SCRIPT, read_versions
+import pytest
+
+from tests.toolchain import ROOT, SCRIPT, bin_dir_for_these_versions, read_versions
 
 REQUIREMENTS = ROOT / "requirements.txt"
 PULUMI_GO_MOD = ROOT / "toolchain" / "pulumi" / "go.mod"
@@ -70,3 +74,23 @@ def test_every_plugin_the_program_pins_is_built_at_its_version_or_recorded_as_re
         assert (key in versions) != bool(refused), f"{key}: either built or recorded as refused"
         for entry in refused:
             assert MODULE_AT_VERSION.match(entry), f"REFUSED_{key}: not module@version: {entry!r}"
+
+
+def test_the_cache_folder_changes_with_any_version_or_wrapper_file(tmp_path: Path) -> None:
+    """`--bin-dir` builds nothing; a copy of the script and toolchain/ shows the key following
+    versions.env and the wrapper modules, so a changed version never reuses an old binary."""
+    copy = tmp_path / "repo"
+    (copy / ".ci").mkdir(parents=True)
+    shutil.copy(SCRIPT, copy / ".ci" / "toolchain")
+    shutil.copytree(ROOT / "toolchain", copy / "toolchain")
+    script = copy / ".ci" / "toolchain"
+    first = bin_dir_for_these_versions(script)
+    if first is None:
+        pytest.skip("Go is not installed: the cache is keyed by `go version`")
+    assert first == bin_dir_for_these_versions(script)
+    assert first.name == "bin"
+    seen: set[Path | None] = {first}
+    for changed in (copy / "toolchain" / "versions.env", copy / "toolchain" / "pulumi" / "go.sum"):
+        changed.write_text(changed.read_text() + "\n")
+        seen.add(bin_dir_for_these_versions(script))
+    assert len(seen) == 3

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.toolchain import ROOT, binary, environment, read_versions
+from tests.toolchain import ROOT, SCRIPT, bin_dir_for_these_versions, binary, environment, read_versions
 
 pytestmark = pytest.mark.real
 
@@ -85,3 +86,16 @@ def test_real_cli_refuses_a_value_of_the_wrong_type(project: Path) -> None:
     error = _preview_error(pulumi, project)
     assert "validating stack config" in error
     assert "'phase' must be of type 'integer'" in error
+
+
+def test_a_second_run_finds_everything_built_and_prints_the_bin_directory_last() -> None:
+    pulumi = binary("pulumi")
+    if bin_dir_for_these_versions() != pulumi.parent:
+        pytest.skip("DEVSTACK_TOOLCHAIN_BIN names another folder than this checkout's cache")
+    started = time.monotonic()
+    result = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120, check=False)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.splitlines()[-1]) == pulumi.parent
+    assert "pulumi: cached" in result.stderr
+    assert elapsed < 30, f"a run with everything built took {elapsed:.0f} s"

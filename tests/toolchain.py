@@ -36,15 +36,19 @@ def read_versions(path: Path = VERSIONS) -> dict[str, str]:
     return versions
 
 
+def bin_dir_for_these_versions(script: Path = SCRIPT) -> Path | None:
+    """The cache's bin directory that `script --bin-dir` names, or None without Go (the cache
+    is keyed by `go version`)."""
+    if shutil.which("go") is None:
+        return None
+    result = subprocess.run(["bash", str(script), "--bin-dir"], capture_output=True, text=True, timeout=60, check=False)
+    return Path(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else None
+
+
 def bin_dir() -> Path | None:
     """The toolchain's bin directory for this checkout, or None when it cannot even be named."""
     configured = os.environ.get("DEVSTACK_TOOLCHAIN_BIN")
-    if configured:
-        return Path(configured)
-    if shutil.which("go") is None:  # the script keys its cache by `go version`
-        return None
-    result = subprocess.run(["bash", str(SCRIPT), "--bin-dir"], capture_output=True, text=True, timeout=60, check=False)
-    return Path(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else None
+    return Path(configured) if configured else bin_dir_for_these_versions()
 
 
 def binary(name: str) -> Path:
