@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_stackconfig_types import CASES, offline_accepts, write_stack
 from tests.toolchain import ROOT, SCRIPT, bin_dir_for_these_versions, binary, environment, read_versions
 
 pytestmark = pytest.mark.real
@@ -99,3 +100,37 @@ def test_a_second_run_finds_everything_built_and_prints_the_bin_directory_last()
     assert Path(result.stdout.splitlines()[-1]) == pulumi.parent
     assert "pulumi: cached" in result.stderr
     assert elapsed < 30, f"a run with everything built took {elapsed:.0f} s"
+
+
+@pytest.fixture(scope="module")
+def bare_stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One dev stack for the type table, and its encryptionsalt line (the CLI writes it into
+    Pulumi.dev.yaml and needs it back each time the test rewrites the file)."""
+    pulumi = binary("pulumi")
+    folder = tmp_path_factory.mktemp("types") / "devstack"
+    folder.mkdir()
+    write_stack(folder, "phase", "0")
+    (folder.parent / "pass").write_text("a passphrase for this test only\n")
+    created = _pulumi(pulumi, folder, "stack", "select", "--create", "dev")
+    assert created.returncode == 0, created.stderr
+    salt = [
+        line for line in (folder / "Pulumi.dev.yaml").read_text().splitlines() if line.startswith("encryptionsalt:")
+    ]
+    assert len(salt) == 1
+    return folder, salt[0] + "\n"
+
+
+@pytest.mark.parametrize(("key", "text", "accepted"), CASES)
+def test_real_cli_and_offline_plan_agree_on_config_types(
+    bare_stack: tuple[Path, str], key: str, text: str, accepted: bool
+) -> None:
+    pulumi = binary("pulumi")
+    folder, salt = bare_stack
+    write_stack(folder, key, text, extra=salt)
+    error = _preview_error(pulumi, folder)
+    if NO_LANGUAGE_HOST in error:
+        real = True
+    else:
+        assert f"configuration key '{key}' must be of type" in error, error
+        real = False
+    assert (real, offline_accepts(folder)) == (accepted, accepted)
