@@ -18,6 +18,7 @@ import pytest
 
 from tests.test_stackconfig_types import CASES, offline_accepts, write_stack
 from tests.toolchain import ROOT, SCRIPT, bin_dir_for_these_versions, binary, environment, read_versions
+from tools.stackconfig import load_stack_config
 
 pytestmark = pytest.mark.real
 
@@ -134,3 +135,13 @@ def test_real_cli_and_offline_plan_agree_on_config_types(
         assert f"configuration key '{key}' must be of type" in error, error
         real = False
     assert (real, offline_accepts(folder)) == (accepted, accepted)
+
+
+def test_the_cli_rewrites_the_stack_file_without_changing_what_the_plan_reads(project: Path) -> None:
+    """`pulumi stack select --create dev` rewrites Pulumi.dev.yaml in the checkout (it adds the
+    user's encryptionsalt and quotes numbers), so a user's first run leaves the file changed; the
+    values the offline plan and the program read must stay the same."""
+    rewritten = (project / "Pulumi.dev.yaml").read_text()
+    assert "encryptionsalt:" in rewritten
+    assert "encryptionsalt:" not in (ROOT / "Pulumi.dev.yaml").read_text()
+    assert load_stack_config("dev", project_dir=project) == load_stack_config("dev", project_dir=ROOT)
