@@ -10,7 +10,6 @@ skipping."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -38,9 +37,7 @@ def read_versions(path: Path = VERSIONS) -> dict[str, str]:
 
 def bin_dir_for_these_versions(script: Path = SCRIPT) -> Path | None:
     """The cache's bin directory that `script --bin-dir` names, or None without Go (the cache
-    is keyed by `go version`)."""
-    if shutil.which("go") is None:
-        return None
+    is keyed by `go version`; the script also looks in /usr/local/go/bin)."""
     result = subprocess.run(["bash", str(script), "--bin-dir"], capture_output=True, text=True, timeout=60, check=False)
     return Path(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else None
 
