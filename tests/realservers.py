@@ -15,6 +15,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -373,8 +374,10 @@ RespValue = str | int | bytes | None | list["RespValue"] | RedisError
 class RespConnection:
     """A minimal RESP2 client: enough to send commands and read replies, errors as values."""
 
-    def __init__(self, port: int) -> None:
-        self._sock = socket.create_connection((LOCALHOST, port), timeout=5)
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
+        """Plaintext, or TLS verified for the name localhost with `tls`."""
+        sock = socket.create_connection((LOCALHOST, port), timeout=5)
+        self._sock = tls.wrap_socket(sock, server_hostname="localhost") if tls is not None else sock
         self._buffer = b""
 
     def close(self) -> None:
