@@ -259,13 +259,23 @@ class Scratch:
             rendered = re.sub(r"\{\{ *(\w+) *\}\}", lambda m: secret[m[1]], template)
             self._write(self.host(dest), self.rewrite(rendered), int(mode[0], 8) if mode else 0o400)
 
-    def _write(self, path: Path, text: str, mode: int) -> None:
+    def directory(self, container_path: str) -> Path:
+        """A directory of the container (a volume's mount point), the server's to write in."""
+        path = self.host(container_path)
+        self._make_dirs(path)
+        return path
+
+    def _make_dirs(self, path: Path) -> None:
         identity = _server_identity()
-        missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
+        missing = [d for d in [path, *path.parents] if not d.exists()]
         for directory in reversed(missing):  # new directories only: a data directory keeps its mode
             directory.mkdir(mode=0o755)
             if identity is not None:
                 os.chown(directory, identity.uid, identity.gid)
+
+    def _write(self, path: Path, text: str, mode: int) -> None:
+        identity = _server_identity()
+        self._make_dirs(path.parent)
         path.write_text(text)
         path.chmod(mode)
         if identity is not None:
@@ -318,8 +328,7 @@ def start_redis(s: Scratch) -> Iterator[Scratch]:
     (conf,) = s.shipped.args_after("redis-server")
     s.check_rules(s.shipped.text(conf))
     args = [server, s.arg(conf)]
-    s.host("/data").mkdir(exist_ok=True)
-    _chown(s.host("/data"))
+    s.directory("/data")
     ports = [s.port(p) for p in s.shipped.container_ports() if f"port {p}" in s.shipped.text(conf)]
     with _server_process(args, _log(s), signal.SIGTERM) as process:
         _wait_until(lambda: all(listening(p) for p in ports), process, _log(s), "redis-server")
@@ -394,9 +403,3 @@ def start_mariadb(s: Scratch) -> Iterator[MariaDb]:
         if s.shipped.accounts_script:
             _check_process(server.apply(s.shipped.accounts_script), "the plan's accounts script")
         yield server
-
-
-def _chown(path: Path) -> None:
-    identity = _server_identity()
-    if identity is not None:
-        os.chown(path, identity.uid, identity.gid)
