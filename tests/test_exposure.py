@@ -1,0 +1,104 @@
+"""What `docker inspect` shows of each container holds no secret, and every published port binds
+only the chosen address: at every phase with every container (profiles full,reference), and for
+each profile on its own at phases 0 and 4, the two ends (the unit suite must stay fast: a plan is
+about a second).
+
+The leak check reads each container's inputs with the secrets revealed (tools.engine keeps the
+real value inside each Secret: `unwrap`), so a password the program puts in a label or a
+healthcheck is found even where Pulumi tracks that field as secret and the masked plan prints
+"[secret]". Every field but `uploads` is searched (environment, command, entrypoint, labels,
+healthcheck, hostname, log options, networks, mounts, and any field added later): uploads are
+files inside the container, where credentials are meant to be (0400, see test_vault_baseline).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import CONTAINER, PlanFactory
+from tests.test_vault_baseline import all_secret_values
+from tools.engine import PlanRun, Secret, unwrap
+
+PHASES = range(5)
+PROFILES = ["minimal", "standard", "full", "reference"]
+FILES_INSIDE = "uploads"  # not shown by docker inspect
+KEY_TYPE = "tls:index/privateKey:PrivateKey"
+CHOSEN = "10.0.5.5"  # a bindAddress other than the default
+
+
+def _key_lines(run: PlanRun) -> set[str]:
+    """Each base64 line of every private key: a key pasted anywhere shows one of them."""
+    lines: set[str] = set()
+    for key in run.by_type(KEY_TYPE):
+        for field in ("privateKeyPem", "privateKeyOpenssh", "privateKeyPemPkcs8"):
+            text = unwrap(key.outputs.get(field)) or ""
+            lines.update(line for line in text.splitlines() if len(line) >= 40 and "PRIVATE KEY" not in line)
+    return lines
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    """(field path, text) for every string in a value, keys included."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [(f"{path}.{k}", str(k)), *_strings(v, f"{path}.{k}")]]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings(v, f"{path}[{i}]")]
+    return [(path, str(value))] if value is not None else []
+
+
+def _visible(record: Any) -> dict[str, Any]:
+    return {k: v for k, v in record.inputs.items() if k != FILES_INSIDE}
+
+
+def _secret_fields(value: Any, path: str) -> list[str]:
+    if isinstance(value, Secret):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _secret_fields(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_fields(v, f"{path}[{i}]")]
+    return []
+
+
+def _overrides(phase: int, profiles: str) -> tuple[str, str]:
+    return (f"profiles={profiles}", f"phase={phase}")
+
+
+ALL = "full,reference"
+CASES = [(phase, ALL) for phase in PHASES] + [(phase, profiles) for profiles in PROFILES for phase in (0, 4)]
+
+
+@pytest.mark.parametrize(("phase", "profiles"), CASES)
+def test_docker_inspect_shows_no_secret(shared_plan: PlanFactory, phase: int, profiles: str) -> None:
+    run = shared_plan(*_overrides(phase, profiles))
+    secrets = all_secret_values(run) | _key_lines(run)
+    assert len(secrets) > 10
+    records = run.by_type(CONTAINER)
+    assert records
+    for record in records:
+        visible = _visible(record)
+        # A field Pulumi tracks as secret is one the program fed a secret into.
+        assert not _secret_fields(visible, record.name), _secret_fields(visible, record.name)
+        for path, text in _strings(unwrap(visible), record.name):
+            leaked = [s for s in secrets if s in text]
+            assert not leaked, f"{path} holds a secret value ({len(leaked)} of them)"
+
+
+@pytest.mark.parametrize(("phase", "profiles"), CASES)
+def test_every_published_port_binds_the_default_address_only(
+    shared_plan: PlanFactory, phase: int, profiles: str
+) -> None:
+    _assert_bound(shared_plan(*_overrides(phase, profiles)), "127.0.0.1")
+
+
+@pytest.mark.parametrize("phase", [0, 1, 4])  # none, then all of the TLS and migration ports
+def test_every_published_port_binds_the_chosen_address_only(shared_plan: PlanFactory, phase: int) -> None:
+    _assert_bound(shared_plan(f"profiles={ALL}", f"phase={phase}", f"bindAddress={CHOSEN}"), CHOSEN)
+
+
+def _assert_bound(run: PlanRun, address: str) -> None:
+    published = [(r.name, p) for r in run.by_type(CONTAINER) for p in unwrap(r.inputs).get("ports", [])]
+    assert published
+    wrong = [(name, p.get("external"), p.get("ip")) for name, p in published if p.get("ip") != address]
+    assert not wrong, f"published beyond {address}: {wrong}"
