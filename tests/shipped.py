@@ -327,7 +327,11 @@ def start_redis(s: Scratch) -> Iterator[Scratch]:
     server = _find("redis-server")
     (conf,) = s.shipped.args_after("redis-server")
     s.check_rules(s.shipped.text(conf))
-    args = [server, s.arg(conf)]
+    # Redis's own default port, mapped, stated before the shipped file (which may override it):
+    # a shipped file that says nothing about `port` listens on the container's 6379.
+    defaults = s.root / "defaults.conf"
+    s._write(defaults, f"port {s.port(6379)}\ninclude {s.arg(conf)}\n", 0o400)
+    args = [server, str(defaults)]
     s.directory("/data")
     ports = [s.port(p) for p in s.shipped.container_ports() if f"port {p}" in s.shipped.text(conf)]
     with _server_process(args, _log(s), signal.SIGTERM) as process:

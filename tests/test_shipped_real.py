@@ -32,6 +32,7 @@ from tests.realservers import (
 )
 from tests.shipped import (
     Scratch,
+    listening,
     scratch,
     shipped,
     start_mariadb,
@@ -364,6 +365,8 @@ def test_redis_plaintext_on_its_published_ports_until_tls_is_required(redis: Scr
         elif port == redis.port(6379):
             assert isinstance(reply, RedisError), reply
             assert str(reply).startswith("NOAUTH"), reply
+    # Once TLS is required no plaintext listener is left, published or not (other containers).
+    assert listening(redis.port(6379)) is not _required(redis)
 
 
 def test_redis_refuses_weak_tls(redis: Scratch) -> None:
