@@ -26,7 +26,7 @@ import re
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,8 @@ class Scratch:
     root: Path
     ports: dict[int, int] = field(default_factory=dict)  # container port -> 127.0.0.1 port
     peers: dict[str, int] = field(default_factory=dict)  # other container -> its test port
+    # Vault values a test sets itself (e.g. its own users' ACL): the files come from the plan.
+    secret_overrides: dict[str, str] = field(default_factory=dict, repr=False)
 
     def port(self, container_port: int) -> int:
         if container_port not in self.ports:
@@ -246,7 +248,7 @@ class Scratch:
 
     def _hand_over(self) -> None:
         """What the entrypoint wrapper writes before it execs the server."""
-        env, secret = self.shipped.env, self.shipped.vault_secret
+        env, secret = self.shipped.env, {**self.shipped.vault_secret, **self.secret_overrides}
         if not secret:
             return
         secrets_dir = self.host(env.get("DEVSTACK_SECRETS_DIR", "/run/devstack"))
@@ -284,14 +286,17 @@ class Scratch:
 
 @contextlib.contextmanager
 def scratch(
-    shipped: Shipped, peers: Mapping[str, int] | None = None, ports: Mapping[int, int] | None = None
+    shipped: Shipped,
+    peers: Mapping[str, int] | None = None,
+    ports: Mapping[int, int] | None = None,
+    secret_overrides: Mapping[str, str] | None = None,
 ) -> Iterator[Scratch]:
     """A fresh root (removed afterwards) holding the container's materialised files."""
     with _server_dir(f"devstack-{shipped.service}-") as root:
         chosen = dict(ports or {})
         for container_port in shipped.container_ports():
             chosen.setdefault(container_port, _loopback_port())
-        yield Scratch(shipped, root, chosen, dict(peers or {})).materialise()
+        yield Scratch(shipped, root, chosen, dict(peers or {}), dict(secret_overrides or {})).materialise()
 
 
 def _loopback_port() -> int:
@@ -322,15 +327,16 @@ def _log(s: Scratch) -> Path:
 
 
 @contextlib.contextmanager
-def start_redis(s: Scratch) -> Iterator[Scratch]:
-    """redis-server with the shipped redis.conf (the command's own argument)."""
+def start_redis(s: Scratch, test_defaults: Sequence[str] = ()) -> Iterator[Scratch]:
+    """redis-server with the shipped redis.conf (the command's own argument); `test_defaults`
+    are lines a test adds before it (the shipped file wins where it says otherwise)."""
     server = _find("redis-server")
     (conf,) = s.shipped.args_after("redis-server")
     s.check_rules(s.shipped.text(conf))
     # Redis's own default port, mapped, stated before the shipped file (which may override it):
     # a shipped file that says nothing about `port` listens on the container's 6379.
     defaults = s.root / "defaults.conf"
-    s._write(defaults, f"port {s.port(6379)}\ninclude {s.arg(conf)}\n", 0o400)
+    s._write(defaults, "\n".join([f"port {s.port(6379)}", *test_defaults, f"include {s.arg(conf)}", ""]), 0o400)
     args = [server, str(defaults)]
     s.directory("/data")
     ports = [s.port(p) for p in s.shipped.container_ports() if f"port {p}" in s.shipped.text(conf)]
@@ -340,7 +346,7 @@ def start_redis(s: Scratch) -> Iterator[Scratch]:
 
 
 @contextlib.contextmanager
-def start_postgres(s: Scratch) -> Iterator[Postgres]:
+def start_postgres(s: Scratch, *, accounts: bool = True) -> Iterator[Postgres]:
     """initdb as the image's entrypoint does (the user and password from the files the plan's
     environment names), then postgres with the container's arguments and the plan's accounts."""
     bin_dir = _postgres_bin()
@@ -364,7 +370,7 @@ def start_postgres(s: Scratch) -> Iterator[Postgres]:
         _wait_until(lambda: server.apply("SELECT 1;").returncode == 0, process, log, "postgres")
         database = s.host(env["POSTGRES_DB_FILE"]).read_text()
         server.admin_query(f'CREATE DATABASE "{database}"')
-        if s.shipped.accounts_script:
+        if accounts and s.shipped.accounts_script:
             _check_process(server.apply(s.shipped.accounts_script, "-q"), "the plan's accounts script")
         yield server
 
@@ -380,7 +386,7 @@ def start_pgbouncer(s: Scratch) -> Iterator[Scratch]:
 
 
 @contextlib.contextmanager
-def start_mariadb(s: Scratch) -> Iterator[MariaDb]:
+def start_mariadb(s: Scratch, *, accounts: bool = True) -> Iterator[MariaDb]:
     """mariadbd for the mysql image: root with the password file the plan's environment names,
     the container's arguments after `mysqld`, then the plan's accounts script as root."""
     server_bin, install_db = _find("mariadbd"), _find("mariadb-install-db")
@@ -404,6 +410,6 @@ def start_mariadb(s: Scratch) -> Iterator[MariaDb]:
         )
         _check_process(bootstrap.apply(secure), "securing root")
         server = MariaDb(client, sock, s.port(3306), root_password)
-        if s.shipped.accounts_script:
+        if accounts and s.shipped.accounts_script:
             _check_process(server.apply(s.shipped.accounts_script), "the plan's accounts script")
         yield server
