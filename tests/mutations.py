@@ -89,7 +89,7 @@ MUTATIONS = (
         "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]"
         ' + [docker.ContainerLabelArgs(label="devstack.debug", value=u.content)'
         ' for u in args.uploads if u.permissions == "0400"],',
-        (EXPOSURE, "-k", "docker_inspect and full_reference"),
+        (EXPOSURE, "-k", "docker_inspect and full_reference_127"),
     ),
     Mutation(
         "secret-in-label-unmarked",
@@ -98,7 +98,7 @@ MUTATIONS = (
         "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]"
         ' + [docker.ContainerLabelArgs(label="devstack.debug", value=pulumi.Output.unsecret(u.content))'
         ' for u in args.uploads if u.permissions == "0400"],',
-        (EXPOSURE, "-k", "docker_inspect and full_reference"),
+        (EXPOSURE, "-k", "docker_inspect and full_reference_127"),
     ),
     Mutation(
         "secret-in-healthcheck",
@@ -106,7 +106,7 @@ MUTATIONS = (
         "healthcheck=_healthcheck(args.healthcheck or service.healthcheck),",
         'healthcheck=docker.ContainerHealthcheckArgs(tests=["CMD", "true"]'
         ' + [u.content for u in args.uploads if u.permissions == "0400"]),',
-        (EXPOSURE, "-k", "docker_inspect and full_reference"),
+        (EXPOSURE, "-k", "docker_inspect and full_reference_127"),
     ),
     Mutation(
         "cbc-sha1-suites",

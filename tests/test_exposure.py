@@ -1,7 +1,7 @@
 """What `docker inspect` shows of each container holds no secret, and every published port binds
-only the chosen address: at every phase with every container (profiles full,reference), and for
-each profile on its own at phases 0 and 4, the two ends (the unit suite must stay fast: a plan is
-about a second).
+only the chosen address (the default, and another): at every phase with every container
+(profiles full,reference), and for each profile on its own at phases 0 and 4, the two ends (the
+unit suite must stay fast: a plan is about a second).
 
 The leak check reads each container's inputs with the secrets revealed (tools.engine keeps the
 real value inside each Secret: `unwrap`), so a password the program puts in a label or a
@@ -61,21 +61,28 @@ def _secret_fields(value: Any, path: str) -> list[str]:
     return []
 
 
-def _overrides(phase: int, profiles: str) -> tuple[str, str]:
-    return (f"profiles={profiles}", f"phase={phase}")
-
-
+DEFAULT = "127.0.0.1"
 ALL = "full,reference"
-CASES = [(phase, ALL) for phase in PHASES] + [(phase, profiles) for profiles in PROFILES for phase in (0, 4)]
+# (phase, profiles, bindAddress): every phase with every container; each profile alone at the two
+# ends, phase 4 (every TLS and migration port there is) with a chosen address; the chosen
+# address at phase 1 too. Each case's plan is checked for leaks and for its bind address.
+CASES = (
+    [(phase, ALL, DEFAULT) for phase in PHASES]
+    + [(0, profiles, DEFAULT) for profiles in PROFILES]
+    + [(4, profiles, CHOSEN) for profiles in PROFILES]
+    + [(1, ALL, CHOSEN)]
+)
+IDS = [f"phase{p}_{profiles.replace(',', '_')}_{a}" for p, profiles, a in CASES]  # for -k
 
 
-def _case_id(case: tuple[int, str]) -> str:
-    return f"phase{case[0]}_{case[1].replace(',', '_')}"  # e.g. phase4_full_reference, for -k
+def _run(shared_plan: PlanFactory, phase: int, profiles: str, address: str) -> PlanRun:
+    chosen = () if address == DEFAULT else (f"bindAddress={address}",)
+    return shared_plan(f"profiles={profiles}", f"phase={phase}", *chosen)
 
 
-@pytest.mark.parametrize(("phase", "profiles"), CASES, ids=[_case_id(c) for c in CASES])
-def test_docker_inspect_shows_no_secret(shared_plan: PlanFactory, phase: int, profiles: str) -> None:
-    run = shared_plan(*_overrides(phase, profiles))
+@pytest.mark.parametrize(("phase", "profiles", "address"), CASES, ids=IDS)
+def test_docker_inspect_shows_no_secret(shared_plan: PlanFactory, phase: int, profiles: str, address: str) -> None:
+    run = _run(shared_plan, phase, profiles, address)
     secrets = all_secret_values(run) | _key_lines(run)
     assert len(secrets) > 10
     records = run.by_type(CONTAINER)
@@ -90,16 +97,11 @@ def test_docker_inspect_shows_no_secret(shared_plan: PlanFactory, phase: int, pr
                 pytest.fail(f"{path} holds a secret value ({leaked} of them)")
 
 
-@pytest.mark.parametrize(("phase", "profiles"), CASES, ids=[_case_id(c) for c in CASES])
-def test_every_published_port_binds_the_default_address_only(
-    shared_plan: PlanFactory, phase: int, profiles: str
+@pytest.mark.parametrize(("phase", "profiles", "address"), CASES, ids=IDS)
+def test_every_published_port_binds_the_chosen_address_only(
+    shared_plan: PlanFactory, phase: int, profiles: str, address: str
 ) -> None:
-    _assert_bound(shared_plan(*_overrides(phase, profiles)), "127.0.0.1")
-
-
-@pytest.mark.parametrize("phase", [0, 1, 4])  # none, then all of the TLS and migration ports
-def test_every_published_port_binds_the_chosen_address_only(shared_plan: PlanFactory, phase: int) -> None:
-    _assert_bound(shared_plan(f"profiles={ALL}", f"phase={phase}", f"bindAddress={CHOSEN}"), CHOSEN)
+    _assert_bound(_run(shared_plan, phase, profiles, address), address)
 
 
 def _assert_bound(run: PlanRun, address: str) -> None:
