@@ -8,12 +8,12 @@ file per key in DEVSTACK_SECRETS_DIR and each DEVSTACK_TEMPLATES entry rendered 
 itself is tested against a Vault API in test_entrypoint_*_sh.py). The `start_*` functions run the
 Debian server with those files and the container's own arguments.
 
-A loopback test must change a few things, and these are all of them (MAPPINGS below says why):
-the container's directories move under the scratch root, files belong to the server's user,
-each container port becomes a free port of 127.0.0.1, a listener on 0.0.0.0 listens on
-127.0.0.1 and another container's name and port become 127.0.0.1 and that server's test port.
-Every line of the shipped files that names a container port must be covered by a rule, or the
-server does not start: a new setting cannot slip past unmapped.
+A loopback test must change a few things, all listed in MAPPINGS below: the container's
+directories move under the scratch root, files belong to the server's user, each container port
+becomes a free port of 127.0.0.1, a listener on 0.0.0.0 listens on 127.0.0.1 and another
+container's name and port become 127.0.0.1 and that server's test port. Every line of the
+shipped files that names a container port must be covered by a rule, or the server does not
+start: a new setting cannot slip past unmapped.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from typing import Any
 
 from devstack.accounts import mysql_literal
 from devstack.catalog import SERVICES_BY_NAME
+from devstack.phases import TlsMode
+from devstack.settings import load_settings
 from tests.realservers import (
     LOCALHOST,
     MariaDb,
@@ -67,15 +69,21 @@ MOVED_DIRS = (
     "/data",
 )
 
-# Why each rewrite exists (the rules themselves are in LOOPBACK_RULES, by service kind).
+# Every difference between a container and its loopback stand-in, and where it is made. Nothing
+# else of the plan's files, arguments or secrets is changed.
 MAPPINGS = {
-    "paths": "the container's directories (MOVED_DIRS) under the scratch root",
-    "owner": "files the image's users own belong to the server's user (nobody when run as root)",
-    "ports": "each container port of the service is a free port of 127.0.0.1",
-    "listen": "0.0.0.0 becomes 127.0.0.1: a test never listens beyond loopback",
-    "peers": "another container's name and port become 127.0.0.1 and its test port",
-    "announce": "a Redis node announces 127.0.0.1 instead of its static address",
-    "versions": "a setting Debian's older server lacks is commented out, saying which version has it",
+    "paths": "the container's directories (MOVED_DIRS) live under the scratch root (Scratch.moved)",
+    "owner": "files the image's users own belong to the server's user, nobody when run as root",
+    "ports": "each container port of the service is a free port of 127.0.0.1 (LOOPBACK_RULES)",
+    "listen": "0.0.0.0, or an image's every-address default, becomes 127.0.0.1 (LOOPBACK_RULES, "
+    "start_postgres, start_mariadb, the Prometheus and RabbitMQ tests)",
+    "peers": "another container's name and port become 127.0.0.1 and its test port (LOOPBACK_RULES)",
+    "announce": "a Redis node announces 127.0.0.1 instead of its static address (LOOPBACK_RULES)",
+    "versions": "a setting Debian's older server lacks is commented out, naming the version (LOOPBACK_RULES)",
+    "wrapper": "the entrypoint wrapper's hand-off from Vault is replayed (Scratch._hand_over)",
+    "image": "what the image's own entrypoint does first (initdb with the user and password files, "
+    "root on the socket only, Redis's default port) is done by the start_* function",
+    "speed": "PostgreSQL and MariaDB run without fsync and with small buffers (start_postgres, start_mariadb)",
 }
 
 
@@ -92,6 +100,7 @@ class Shipped:
 
     service: str
     overrides: tuple[str, ...]
+    tls: TlsMode  # the TLS mode the plan's settings give this phase and features
     entrypoint: tuple[str, ...]
     command: tuple[str, ...]
     env: Mapping[str, str]
@@ -125,6 +134,7 @@ def shipped(service: str, *overrides: str) -> Shipped:
     return Shipped(
         service=service,
         overrides=tuple(overrides),
+        tls=load_settings(run.config, stack=run.stack).features.tls,
         entrypoint=tuple(inputs.get("entrypoints", [])),
         command=tuple(inputs.get("command", [])),
         env=env,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.phases import TlsMode
 from devstack.tls import CA_FILE
 from tests import tlsprobe
 from tests.realservers import (
@@ -70,7 +71,7 @@ def _overrides(phase: int, profiles: str) -> tuple[str, ...]:
 
 
 def _tls(s: Scratch) -> bool:
-    return (TLS_DIR + "/" + CA_FILE) in s.shipped.uploads
+    return s.shipped.tls is not TlsMode.OFF
 
 
 def _ca(s: Scratch) -> Path:
@@ -83,7 +84,7 @@ def _published(s: Scratch) -> list[int]:
 
 
 def _required(s: Scratch) -> bool:
-    return s.shipped.overrides[0] == "phase=4"
+    return s.shipped.tls is TlsMode.REQUIRED
 
 
 # --- PostgreSQL and PgBouncer -------------------------------------------------------------------
@@ -313,10 +314,14 @@ def test_mariadb_refuses_weak_tls(mariadb: tuple[Scratch, MariaDb]) -> None:
 REDIS_PROFILES = "minimal,reference"
 
 
-@pytest.fixture(scope="module", params=PHASES, ids=lambda p: f"phase{p}")
+# The phases, and phase 4 with its TLS mode set back to dual by a feature override.
+REDIS_CASES = {f"phase{p}": (f"phase={p}",) for p in PHASES} | {"phase4-tls-dual": ("phase=4", "features=tls=dual")}
+
+
+@pytest.fixture(scope="module", params=list(REDIS_CASES.values()), ids=list(REDIS_CASES))
 def redis(request: pytest.FixtureRequest) -> Iterator[Scratch]:
     _need("redis-server")
-    with scratch(shipped("redis-1", *_overrides(request.param, REDIS_PROFILES))) as s, start_redis(s):
+    with scratch(shipped("redis-1", *request.param, f"profiles={REDIS_PROFILES}")) as s, start_redis(s):
         yield s
 
 

@@ -172,7 +172,7 @@ def _running_node(item: Shipped) -> Iterator[Node]:
             (base / name).mkdir()
             if identity is not None:
                 os.chown(base / name, identity.uid, identity.gid)
-        mode = TlsMode.REQUIRED if item.overrides[0] == "phase=4" else TlsMode.DUAL
+        mode = item.tls
         node_name = f"devstack-tls-{os.getpid()}-{secrets.token_hex(3)}@localhost"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
