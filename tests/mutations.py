@@ -65,7 +65,7 @@ MUTATIONS = (
         "Redis protected-mode no",
         '"protected-mode yes",',
         '"protected-mode no",',
-        (SHIPPED, "-k", "redis_protected_mode and phase0"),
+        (SHIPPED, "-k", "protected_mode_refuses_remote"),
     ),
     Mutation(
         "redis-plaintext-kept",

@@ -174,7 +174,7 @@ def _apply(replace: Rewrite, s: Scratch, match: re.Match[str]) -> str:
 
 LOOPBACK_RULES: dict[str, list[tuple[str, Rewrite]]] = {
     "redis": [
-        (r"^bind 0\.0\.0\.0$", lambda m, s: f"bind {LOCALHOST}"),
+        (r"^bind 0\.0\.0\.0$", lambda m, s: f"bind {' '.join(s.listen)}"),
         (r"^port (\d+)$", _port("port ")),
         (r"^tls-port (\d+)$", _port("tls-port ")),
         (r"^cluster-announce-ip \S+$", lambda m, s: f"cluster-announce-ip {LOCALHOST}"),
@@ -206,6 +206,8 @@ class Scratch:
     root: Path
     ports: dict[int, int] = field(default_factory=dict)  # container port -> 127.0.0.1 port
     peers: dict[str, int] = field(default_factory=dict)  # other container -> its test port
+    # The addresses a wildcard listener listens on here: loopback, or a test's own network too.
+    listen: tuple[str, ...] = (LOCALHOST,)
     # Vault values a test sets itself (e.g. its own users' ACL): the files come from the plan.
     secret_overrides: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -300,13 +302,15 @@ def scratch(
     peers: Mapping[str, int] | None = None,
     ports: Mapping[int, int] | None = None,
     secret_overrides: Mapping[str, str] | None = None,
+    listen: Sequence[str] = (LOCALHOST,),
 ) -> Iterator[Scratch]:
     """A fresh root (removed afterwards) holding the container's materialised files."""
     with _server_dir(f"devstack-{shipped.service}-") as root:
         chosen = dict(ports or {})
         for container_port in shipped.container_ports():
             chosen.setdefault(container_port, _loopback_port())
-        yield Scratch(shipped, root, chosen, dict(peers or {}), dict(secret_overrides or {})).materialise()
+        overrides = dict(secret_overrides or {})
+        yield Scratch(shipped, root, chosen, dict(peers or {}), tuple(listen), overrides).materialise()
 
 
 def _loopback_port() -> int:

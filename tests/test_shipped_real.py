@@ -21,7 +21,7 @@ import pytest
 
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE
-from tests import tlsprobe
+from tests import netns, tlsprobe
 from tests.realservers import (
     LOCALHOST,
     MariaDb,
@@ -356,6 +356,29 @@ def test_redis_protected_mode_is_on(redis: Scratch) -> None:
     with _redis(redis) as conn:
         assert conn.call("AUTH", redis.shipped.vault_secret["password"]) == "OK"
         assert conn.call("CONFIG", "GET", "protected-mode") == [b"protected-mode", b"yes"]
+
+
+def test_redis_protected_mode_refuses_remote_clients_if_the_acl_file_is_lost() -> None:
+    """Protected mode is the second lock: should the ACL file ever leave the default user without
+    a password, Redis still refuses every client that is not local. Shown with the shipped
+    redis.conf, a password-less default user, and a client in a network namespace of our own."""
+    _need("redis-server")
+    if (reason := netns.unavailable()) is not None:
+        pytest.skip(reason)
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli missing: apt-get install redis-tools")
+    item = shipped("redis-1", "phase=0", f"profiles={REDIS_PROFILES}")
+    no_password = {"users_acl": "user default on nopass ~* &* +@all\n"}
+    with netns.remote_peer() as peer:
+        listen = (LOCALHOST, peer.host_address)
+        with scratch(item, secret_overrides=no_password, listen=listen) as s, start_redis(s):
+            port = str(s.port(6379))
+            with RespConnection(s.port(6379)) as local:
+                assert local.call("PING") == "PONG"  # locally, no password asked: the lost ACL
+            remote = peer.run(["redis-cli", "-h", peer.host_address, "-p", port, "ping"])
+            answer = (remote.stdout + remote.stderr).strip()
+            assert "PONG" not in answer, "a remote client got in without a password"
+            assert "DENIED" in answer, answer
 
 
 def test_redis_plaintext_on_its_published_ports_until_tls_is_required(redis: Scratch) -> None:
