@@ -40,8 +40,14 @@ def unavailable() -> str | None:
     return None
 
 
+class NetnsUnavailableError(RuntimeError):
+    """This machine does not let us make a namespace (no CAP_NET_ADMIN, no veth): a skip."""
+
+
 def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=True)
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=False)
+    if result.returncode != 0:
+        raise NetnsUnavailableError(f"ip {' '.join(args[:2])}: {result.stderr.strip()}")
 
 
 @contextlib.contextmanager

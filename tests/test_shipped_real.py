@@ -10,6 +10,7 @@ and protected mode are in force."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -369,7 +370,11 @@ def test_redis_protected_mode_refuses_remote_clients_if_the_acl_file_is_lost() -
         pytest.skip("redis-cli missing: apt-get install redis-tools")
     item = shipped("redis-1", "phase=0", f"profiles={REDIS_PROFILES}")
     no_password = {"users_acl": "user default on nopass ~* &* +@all\n"}
-    with netns.remote_peer() as peer:
+    with contextlib.ExitStack() as stack:
+        try:
+            peer = stack.enter_context(netns.remote_peer())
+        except netns.NetnsUnavailableError as error:
+            pytest.skip(f"no network namespace here ({error})")
         listen = (LOCALHOST, peer.host_address)
         with scratch(item, secret_overrides=no_password, listen=listen) as s, start_redis(s):
             port = str(s.port(6379))
