@@ -43,7 +43,7 @@ class Mutation:
 
 
 SHIPPED = "tests/test_shipped_real.py"
-EXPOSURE = "tests/test_exposure.py"
+EXPOSURE = "tests/test_docker_inspect.py"
 
 MUTATIONS = (
     Mutation(
