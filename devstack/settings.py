@@ -33,6 +33,12 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("phase", "integer", "0", "Rollout phase 0-4 (0: insecure baseline and rollback target)."),
     ConfigKey("profiles", "string", "standard", "Comma-separated profiles: minimal, standard, full, reference."),
     ConfigKey("bindAddress", "string", "127.0.0.1", "Host address that published ports bind to."),
+    ConfigKey(
+        "exposeBeyondLoopback",
+        "boolean",
+        "false",
+        "Acknowledges a bindAddress other than loopback: every published port is reachable from the network.",
+    ),
     ConfigKey("hostPorts", "string", "", "Host port overrides: service[.port]=N|none, comma-separated."),
     ConfigKey("imageTags", "string", "", "Image tag overrides: service=tag, comma-separated (never latest)."),
     ConfigKey("staticIps", "string", "", "Static IP overrides: service=address, comma-separated."),
@@ -71,6 +77,7 @@ class Settings:
     phase: int
     profiles: frozenset[Profile]
     bind_address: str
+    expose_beyond_loopback: bool  # the user acknowledged a non-loopback bindAddress
     subnets: Subnets
     features: Features
     static_ips: Mapping[str, str]  # every catalog service -> its address
@@ -190,6 +197,32 @@ def _bind_address(text: str) -> str:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:
         raise ConfigError("bindAddress", f"must be an IP address such as 127.0.0.1, got '{text}'") from None
+
+
+def _exposure(bind_address: str, text: str) -> bool:
+    """A bind address beyond loopback publishes Vault and every database to the network: only on
+    an explicit acknowledgement."""
+    words = {"true": True, "false": False}
+    acknowledged = words.get(text.strip().lower())
+    if acknowledged is None:
+        raise ConfigError("exposeBeyondLoopback", f"must be true or false, got '{text}'")
+    if not acknowledged and not ipaddress.ip_address(bind_address).is_loopback:
+        raise ConfigError(
+            "bindAddress",
+            f"{bind_address} is not a loopback address and would publish every port to the network; "
+            f"set {PROJECT}:exposeBeyondLoopback to true to accept that, or use 127.0.0.1",
+        )
+    return acknowledged
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """One line for the plan's reader whenever ports are published beyond this machine."""
+    if ipaddress.ip_address(settings.bind_address).is_loopback:
+        return None
+    return (
+        f"warning: {PROJECT}:bindAddress is {settings.bind_address} ({PROJECT}:exposeBeyondLoopback=true): "
+        "every published port, Vault's included, is reachable from the network"
+    )
 
 
 def _subnet(key: str, text: str) -> ipaddress.IPv4Network:
@@ -347,12 +380,14 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
     features = _features(phase, values["features"])
     host_ports = _host_ports(values)
     _check_vault_published(host_ports, features.tls)
+    bind_address = _bind_address(values["bindAddress"])
     return Settings(
         project=project,
         stack=stack,
         phase=phase,
         profiles=_profiles(values["profiles"]),
-        bind_address=_bind_address(values["bindAddress"]),
+        bind_address=bind_address,
+        expose_beyond_loopback=_exposure(bind_address, values["exposeBeyondLoopback"]),
         subnets=subnets,
         features=features,
         static_ips=MappingProxyType(_static_ips(values, subnets)),

@@ -56,7 +56,9 @@ def test_no_port_binds_all_interfaces_by_default(shared_plan: PlanFactory) -> No
 
 
 def test_bind_address_and_host_port_overrides_reach_the_container(shared_plan: PlanFactory) -> None:
-    ports = containers(shared_plan("bindAddress=10.0.5.5", "hostPorts=postgres=15432"))["dev-postgres"]["ports"]
+    ports = containers(shared_plan("bindAddress=10.0.5.5", "exposeBeyondLoopback=true", "hostPorts=postgres=15432"))[
+        "dev-postgres"
+    ]["ports"]
     assert ports == [{"internal": 5432, "external": 15432, "ip": "10.0.5.5", "protocol": "tcp"}]
 
 

@@ -124,7 +124,8 @@ def test_pulumi_yaml_declares_exactly_the_keys_read() -> None:
     for key in CONFIG_KEYS:
         entry = declared[key.name]
         assert entry["type"] == key.type
-        assert str(entry["default"]) == key.default
+        default = entry["default"]
+        assert (str(default).lower() if isinstance(default, bool) else str(default)) == key.default
         assert entry["description"] == key.description
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 
 from devstack.errors import ConfigError
+from devstack.settings import exposure_warning, load_settings
 from tools.access import access_matrix, matrix_json, render_matrix
 from tools.certs import inventory, inventory_json, render_inventory
 from tools.diff import PlanDiff, diff_plans
@@ -47,11 +48,23 @@ def _base_arguments(parser: argparse.ArgumentParser) -> None:
 def plan_for(stack: str, overrides: Sequence[str], state: Any = None) -> PlanRun:
     try:
         config = apply_overrides(load_stack_config(stack), overrides)
-        return run_program(config, stack=stack, state=state)
+        run = run_program(config, stack=stack, state=state)
+        _warn_once(exposure_warning(load_settings(config, stack=stack)))
+        return run
     except (ConfigError, OverrideError) as error:
         raise PlanError(str(error)) from None
     except pulumi.RunError as error:
         raise PlanError(str(error)) from None
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(warning: str | None) -> None:
+    """On stderr, so --json output stays one JSON document; once per command (diff plans twice)."""
+    if warning and warning not in _WARNED:
+        _WARNED.add(warning)
+        print(warning, file=sys.stderr)
 
 
 def _masked_config(config: dict[str, str]) -> dict[str, str]:
@@ -221,6 +234,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {"diff": _diff, "access": 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _WARNED.clear()
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         text = command(argv[1:]) if command else _show(argv)
