@@ -82,7 +82,7 @@ def test_rollback_to_phase0_never_destroys_the_flat_network(shared_plan: PlanFac
     """With the networks the plan really has at the current phase (names and URNs), not a list
     made up here: the flat network is never among those removed first (with --target-dependents
     that would take every container with it), and from phase 0 nothing is removed at all."""
-    run = shared_plan("profiles=standard", f"phase={current_phase}")
+    run = shared_plan("profiles=full,reference", f"phase={current_phase}")  # every network there is
     networks = {r.inputs["name"]: r.urn for r in run.by_type(NETWORK)}
     plan = plan_rollback(FakeStack(history(), networks), 1, "dev")
     assert networks.get(rollback.FLAT_NETWORK, "(none)") not in plan.networks_first
