@@ -40,9 +40,11 @@ class Mutation:
     old: str  # exact source text, once in the program (outside tests/)
     new: str
     tests: tuple[str, ...]  # pytest arguments: only the tests that guard it
+    more: tuple[tuple[str, str], ...] = ()  # further (old, new) edits of the same defect
 
 
 SHIPPED = "tests/test_shipped_real.py"
+_CIPHERS = 'CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"'
 EXPOSURE = "tests/test_docker_inspect.py"
 
 MUTATIONS = (
@@ -111,9 +113,55 @@ MUTATIONS = (
     Mutation(
         "cbc-sha1-suites",
         "a cipher list that allows CBC suites with SHA-1",
-        'CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"',
+        _CIPHERS,
         'CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!MD5:!3DES:!RC4"',
         (SHIPPED, "-k", "postgres_refuses_weak_tls and phase4"),
+    ),
+    Mutation(
+        "postgres-plaintext-at-phase4",
+        "PostgreSQL's required-mode pg_hba lets plaintext clients in",
+        "hostnossl all  all  0.0.0.0/0       reject",
+        "hostnossl all  all  0.0.0.0/0       scram-sha-256",
+        (SHIPPED, "-k", "postgres_plaintext and phase4"),
+    ),
+    Mutation(
+        "postgres-trusts-the-network",
+        "PostgreSQL's required-mode pg_hba trusts TLS clients without a password",
+        "hostssl   all  all  0.0.0.0/0       scram-sha-256",
+        "hostssl   all  all  0.0.0.0/0       trust",
+        (SHIPPED, "-k", "postgres_takes_each_client and phase4"),
+    ),
+    # A lower protocol floor alone changes nothing while every suite is TLS 1.2's AEAD (and
+    # OpenSSL 3's default security level refuses TLS 1.1 anyway): the defect is both together.
+    Mutation(
+        "postgres-tls10",
+        "PostgreSQL accepts TLS 1.0 and 1.1 (floor lowered, legacy suites and security level 0)",
+        '"ssl_min_protocol_version": "TLSv1.2",',
+        '"ssl_min_protocol_version": "TLSv1",',
+        (SHIPPED, "-k", "postgres_refuses_weak_tls and phase1"),
+        ((_CIPHERS, 'CIPHERS = "DEFAULT:@SECLEVEL=0"'),),
+    ),
+    Mutation(
+        "redis-tls10",
+        "Redis accepts TLS 1.0 and 1.1 (floor lowered, legacy suites and security level 0)",
+        """'tls-protocols "TLSv1.2 TLSv1.3"',""",
+        """'tls-protocols "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"',""",
+        (SHIPPED, "-k", "redis_refuses_weak_tls and phase4"),
+        ((_CIPHERS, 'CIPHERS = "DEFAULT:@SECLEVEL=0"'),),
+    ),
+    Mutation(
+        "mysql-plaintext-at-phase4",
+        "MySQL without --require-secure-transport once TLS is required",
+        'args += ("--require-secure-transport=ON",)',
+        "args += ()",
+        (SHIPPED, "-k", "mariadb_plaintext and phase4"),
+    ),
+    Mutation(
+        "pgbouncer-plaintext-at-phase4",
+        "PgBouncer allows plaintext clients once TLS is required",
+        "f\"client_tls_sslmode = {'require' if required else 'allow'}\",",
+        'f"client_tls_sslmode = allow",',
+        (SHIPPED, "-k", "pgbouncer_plaintext and phase4"),
     ),
     Mutation(
         "rollback-destroys-flat-network",
@@ -168,7 +216,7 @@ def _locate(root: Path, files: Sequence[str], text: str) -> tuple[Path | None, s
 def _pytest(root: Path, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-rfEs", *args]
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-rfEs", "--tb=short", *args]
     return subprocess.run(command, cwd=root, capture_output=True, text=True, env=env, timeout=TIMEOUT, check=False)
 
 
@@ -177,7 +225,8 @@ def _verdict(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
     summary = lines[-1] if lines else result.stderr.strip()[-200:]
     if result.returncode == 1:
         failed = [line.split(" - ")[0] for line in lines if line.startswith(("FAILED ", "ERROR "))]
-        return "caught", failed[0] if failed else summary
+        why = next((line[1:].strip() for line in lines if line.startswith("E ") and "Error" in line), "")
+        return "caught", " | ".join(part[:160] for part in (failed[0] if failed else summary, why) if part)
     if result.returncode == 0 and not any(line.startswith("SKIPPED") for line in lines):
         return "MISSED", "the tests passed"
     return "error", f"the tests did not run cleanly (status {result.returncode}): {summary}"
@@ -185,19 +234,29 @@ def _verdict(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
 
 def run(mutation: Mutation, root: Path, files: Sequence[str]) -> Outcome:
     start = time.monotonic()
-    path, where = _locate(root, files, mutation.old)
-    if path is None:
-        return Outcome(mutation, "error", where, 0.0)
-    original = path.read_text()
-    path.write_text(original.replace(mutation.old, mutation.new))
+    originals: dict[Path, str] = {}
+    places = []
+    for old, new in ((mutation.old, mutation.new), *mutation.more):
+        path, where = _locate(root, files, old)
+        if path is None:
+            _restore(originals)
+            return Outcome(mutation, "error", where, 0.0)
+        originals.setdefault(path, path.read_text())
+        path.write_text(path.read_text().replace(old, new))
+        places.append(where)
     try:
         result = _pytest(root, mutation.tests)
     except subprocess.TimeoutExpired:
         return Outcome(mutation, "error", f"the tests ran over {TIMEOUT}s", time.monotonic() - start)
     finally:
-        path.write_text(original)
+        _restore(originals)
     verdict, detail = _verdict(result)
-    return Outcome(mutation, verdict, f"{where}: {detail}", time.monotonic() - start)
+    return Outcome(mutation, verdict, f"{', '.join(sorted(set(places)))}: {detail}", time.monotonic() - start)
+
+
+def _restore(originals: dict[Path, str]) -> None:
+    for path, text in originals.items():
+        path.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
