@@ -157,7 +157,7 @@ def test_postgres_plaintext_on_its_published_port_until_tls_is_required(pg: Pg) 
     for port in _published(pg.scratch):
         plain = _psql(port, user, password, user, sslmode="disable")
         if _required(pg.scratch):
-            assert plain.returncode != 0
+            assert plain.returncode != 0, f"plaintext accepted on published port {port} with TLS required"
             assert "no encryption" in plain.stderr, plain.stderr
         else:
             assert plain.returncode == 0, plain.stderr
@@ -214,7 +214,7 @@ def test_pgbouncer_plaintext_on_its_published_port_until_tls_is_required(bouncer
     for port in _published(bouncer.scratch):
         plain = _psql(port, user, forgejo["postgres_password"], "postgres", sslmode="disable")
         if _required(bouncer.scratch):
-            assert plain.returncode != 0
+            assert plain.returncode != 0, f"plaintext accepted on published port {port} with TLS required"
             assert "SSL required" in plain.stderr, plain.stderr
         else:
             assert plain.returncode == 0, plain.stderr
@@ -293,7 +293,7 @@ def test_mariadb_plaintext_on_its_published_port_until_tls_is_required(mariadb: 
         plain = _mysql(s, port, own["mysql_user"], own["mysql_password"], "--skip-ssl")
         if _required(s):
             # MariaDB answers ERROR 1045 (MySQL 8.0: 3159) to a client without TLS.
-            assert plain.returncode != 0
+            assert plain.returncode != 0, f"plaintext accepted on published port {port} with TLS required"
             assert "ERROR 1045" in plain.stderr or "ERROR 3159" in plain.stderr, plain.stderr
         else:
             assert plain.returncode == 0, plain.stderr
@@ -399,7 +399,8 @@ def test_redis_plaintext_on_its_published_ports_until_tls_is_required(redis: Scr
             assert isinstance(reply, RedisError), reply
             assert str(reply).startswith("NOAUTH"), reply
     # Once TLS is required no plaintext listener is left, published or not (other containers).
-    assert listening(redis.port(6379)) is not _required(redis)
+    left_open = listening(redis.port(6379))
+    assert left_open is not _required(redis), f"plaintext listener {'left open' if left_open else 'missing'}"
 
 
 def test_redis_refuses_weak_tls(redis: Scratch) -> None:
