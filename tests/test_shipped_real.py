@@ -222,23 +222,29 @@ def test_pgbouncer_plaintext_on_its_published_port_until_tls_is_required(bouncer
 
 def test_pgbouncer_refuses_weak_tls(bouncer: Bouncer) -> None:
     if not _tls(bouncer.scratch):
-        pytest.skip("no TLS at phase 0")
+        with pytest.raises(ConnectionRefusedError):  # phase 0: no TLS offered at all
+            tlsprobe.handshake(bouncer.scratch.port(5432), tlsprobe.postgres, tlsprobe.context(_ca_or_system()))
+        return
     tlsprobe.weak_handshakes_refused(bouncer.scratch.port(5432), tlsprobe.postgres, _ca(bouncer.scratch))
 
 
 def test_pgbouncer_verifies_postgres_once_tls_is_required(bouncer: Bouncer) -> None:
-    """The same PgBouncer trusting other CAs than the plan's gets no server connection."""
-    if not _required(bouncer.scratch):
-        pytest.skip("verify-full only once TLS is required")
+    """The same PgBouncer trusting other CAs than the plan's gets no server connection once TLS
+    is required (verify-full); before, it does not verify PostgreSQL at all (prefer, or none)."""
     item = bouncer.scratch.shipped
     with scratch(item, peers={"postgres": bouncer.postgres.server.port}) as s:
-        s.host(f"{TLS_DIR}/{CA_FILE}").write_text(_ca_or_system().read_text())
+        if _tls(s):
+            s.host(f"{TLS_DIR}/{CA_FILE}").write_text(_ca_or_system().read_text())
         with start_pgbouncer(s):
             forgejo, _ = _clients(item.overrides)
-            user = forgejo["postgres_user"]
-            attempt = _psql(s.port(5432), user, forgejo["postgres_password"], "postgres", sslmode="require")
-            assert attempt.returncode != 0
-            assert "certificate verify failed" in (s.root / "server.log").read_text()
+            user, password = forgejo["postgres_user"], forgejo["postgres_password"]
+            sslmode = "require" if _tls(s) else "disable"  # (the client itself verifies nothing)
+            attempt = _psql(s.port(5432), user, password, "postgres", sslmode=sslmode)
+            if _required(s):
+                assert attempt.returncode != 0
+                assert "certificate verify failed" in (s.root / "server.log").read_text()
+            else:
+                assert attempt.returncode == 0, attempt.stderr
 
 
 # --- MariaDB (the mysql container) ----------------------------------------------------------
@@ -301,8 +307,9 @@ def test_mariadb_plaintext_on_its_published_port_until_tls_is_required(mariadb: 
 
 def test_mariadb_refuses_weak_tls(mariadb: tuple[Scratch, MariaDb]) -> None:
     s, server = mariadb
+    assert tlsprobe.mysql_offers_tls(server.port) is _tls(s)
     if not _tls(s):
-        pytest.skip("no TLS at phase 0")
+        return
     tlsprobe.weak_handshakes_refused(server.port, tlsprobe.mysql, _ca(s))
     # A client that trusts other CAs stops at the certificate, before any login.
     untrusted = _mysql(s, server.port, "x", "y", f"--ssl-ca={_ca_or_system()}", "--ssl-verify-server-cert")
@@ -405,7 +412,8 @@ def test_redis_plaintext_on_its_published_ports_until_tls_is_required(redis: Scr
 
 def test_redis_refuses_weak_tls(redis: Scratch) -> None:
     if not _tls(redis):
-        pytest.skip("no TLS at phase 0")
+        assert not listening(redis.port(6380))  # phase 0: no TLS port at all
+        return
     tlsprobe.weak_handshakes_refused(redis.port(6380), tlsprobe.direct, _ca(redis))
 
 

@@ -40,6 +40,16 @@ def mysql(sock: socket.socket) -> None:
     sock.sendall(len(payload).to_bytes(3, "little") + bytes([header[3] + 1]) + payload)
 
 
+def mysql_offers_tls(port: int) -> bool:
+    """Whether the server's greeting announces CLIENT_SSL (protocol 10: version, NUL-terminated
+    server version, thread id, 8 bytes of scramble, a filler, then the capability flags)."""
+    with socket.create_connection((LOCALHOST, port), timeout=10) as sock:
+        header = _exact(sock, 4)
+        greeting = _exact(sock, int.from_bytes(header[:3], "little"))
+    flags_at = greeting.index(b"\0", 1) + 1 + 4 + 8 + 1
+    return bool(int.from_bytes(greeting[flags_at : flags_at + 2], "little") & 0x800)
+
+
 def _exact(sock: socket.socket, size: int) -> bytes:
     data = b""
     while len(data) < size:
