@@ -111,7 +111,11 @@ class ServiceContainer(pulumi.ComponentResource):
             opts=child,
         )
         capabilities = (
-            docker.ContainerCapabilitiesArgs(adds=list(service.capabilities)) if service.capabilities else None
+            docker.ContainerCapabilitiesArgs(
+                adds=list(service.capabilities) or None, drops=["ALL"] if service.confined else None
+            )
+            if service.capabilities or service.confined
+            else None
         )
         ports: Sequence[docker.ContainerPortArgs] = [
             docker.ContainerPortArgs(internal=p.container, external=p.host, ip=p.bind_address, protocol="tcp")
@@ -132,6 +136,10 @@ class ServiceContainer(pulumi.ComponentResource):
             uploads=_uploads(args.uploads) or None,
             tmpfs=dict(args.tmpfs) or None,
             capabilities=capabilities,
+            user=service.user,
+            read_only=service.confined or None,
+            security_opts=["no-new-privileges:true"] if service.confined else None,
+            cgroupns_mode="host" if service.host_cgroups else None,
             healthcheck=_healthcheck(args.healthcheck or service.healthcheck),
             memory=service.limits.memory_mb,
             memory_reservation=service.limits.reservation_mb,

@@ -13,10 +13,13 @@ from components.service import ServiceContainer, ServiceContainerArgs
 
 BOOTSTRAP = "sh ./scripts/vault-bootstrap.sh"
 KV_PATH = "secret"
-# Public data, but written whole or not at all: a half-written CA would fail every TLS check.
+# The CA is public data, but written whole or not at all: a half-written CA would fail every TLS
+# check. Its folder is the recovery file's (0700, as the bootstrap makes it): this step may run
+# first, so it creates the missing folders 0700 whatever the caller's umask, and makes its own
+# folder private even if an earlier version left it open.
 WRITE_CA = (
-    'mkdir -p "$(dirname "$DEVSTACK_CA_FILE")" && umask 022 && cat >"$DEVSTACK_CA_FILE.tmp" '
-    '&& mv -f "$DEVSTACK_CA_FILE.tmp" "$DEVSTACK_CA_FILE"'
+    'dir=$(dirname "$DEVSTACK_CA_FILE") && (umask 077 && mkdir -p "$dir") && chmod 700 "$dir" '
+    '&& umask 022 && cat >"$DEVSTACK_CA_FILE.tmp" && mv -f "$DEVSTACK_CA_FILE.tmp" "$DEVSTACK_CA_FILE"'
 )
 
 

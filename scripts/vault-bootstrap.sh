@@ -19,11 +19,15 @@
 #   DEVSTACK_NO_INIT           1: never initialise (the unseal-only step); an uninitialised Vault
 #                              is then an error (exit 5)
 #
-# Steps: wait until sys/seal-status answers; initialise if needed (the answer goes straight into
-# the recovery file, mode 0600, its directory created 0700); unseal with the file's keys if
+# Steps: wait until sys/seal-status answers; initialise if needed; unseal with the file's keys if
 # sealed; wait until Vault is active; print {"root_token":"..."} as the only line on stdout.
 # An unsealed Vault is left alone; no key or token is ever written to stderr or put in argv
 # (request bodies go through 0600 temporary files).
+#
+# Vault answers its init call once: that answer is the only copy of the keys. It is written
+# 0600 into the recovery file's folder (made 0700 first), renamed onto the recovery file before
+# anything else can fail, and flushed; no failure or signal ever deletes a file that holds a key
+# (a previous recovery file is copied aside before the init call, never overwritten unkept).
 #
 # Exit status: 0 done; 1 bad settings, no HTTP client or an unexpected answer from Vault;
 # 2 Vault did not answer (or become active) in time; 3 Vault is initialised but the recovery
@@ -105,11 +109,33 @@ wget_quietly() {
     http_proxy='' https_proxy='' HTTP_PROXY='' HTTPS_PROXY='' $with_timeout wget -q -S "$@"
 }
 
+# holds_keys FILE: whether FILE may hold (part of) an init answer, a key or the root token. Shell
+# builtins only, and an unreadable file counts as holding keys: a missing or failing tool must
+# never make the only copy of the keys look disposable.
+holds_keys() {
+    [ -s "$1" ] || return 1
+    [ -r "$1" ] || return 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+            *'"keys"'* | *'"keys_base64"'* | *'"root_token"'*) return 0 ;;
+        esac
+    done <"$1"
+    return 1
+}
+
 tmp_dir=$(mktemp -d "${TMPDIR:-/tmp}/devstack-vault.XXXXXX") || die 1 "cannot create a temporary directory"
 init_tmp=
 cleanup() {
     rm -rf "$tmp_dir"
-    [ -z "$init_tmp" ] || rm -f "$init_tmp"
+    # Vault's init answer is removed only when it holds no key (Vault refused, or never answered)
+    if [ -n "$init_tmp" ] && [ -f "$init_tmp" ]; then
+        if holds_keys "$init_tmp"; then
+            printf '%s: error: the unseal keys and root token Vault answered are in %s: keep that file, it is their only copy (rename it to %s)\n' \
+                "$prog" "$init_tmp" "$init_file" >&2
+        else
+            rm -f "$init_tmp"
+        fi
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -203,20 +229,32 @@ fi
 if [ "$initialized" = false ]; then
     init_dir=$(dirname "$init_file")
     mkdir -p "$init_dir" || die 1 "cannot create $init_dir"
-    init_tmp=$(mktemp "$init_dir/.vault-init.XXXXXX") || die 1 "cannot create a file in $init_dir"
-    printf '{"secret_shares":%s,"secret_threshold":%s}' "$key_shares" "$key_threshold" >"$body"
-    log "initialising Vault ($key_shares key shares, threshold $key_threshold)"
-    if ! request PUT sys/init "$body" "$init_tmp"; then
-        die 1 "initialising Vault failed ($(describe_failure "$init_tmp"))"
-    fi
+    # the keys' only copy goes here: no one else may list or open the folder
+    chmod 700 "$init_dir" || die 1 "cannot make $init_dir private (chmod 700)"
     if [ -s "$init_file" ]; then
-        # never destroy a recovery file: it may belong to a Vault whose volume still exists
+        # never destroy a recovery file: it may belong to a Vault whose volume still exists. Copied
+        # before the init call, so nothing stands between Vault's answer and its rename below.
         backup=$init_file.replaced-$(date +%Y%m%d%H%M%S)
-        mv -f "$init_file" "$backup" || die 1 "cannot move the old $init_file aside"
+        cp "$init_file" "$backup" || die 1 "cannot copy the old $init_file aside to $backup"
         log "kept the previous recovery file as $backup"
     fi
-    mv -f "$init_tmp" "$init_file" || die 1 "cannot write $init_file"
+    init_tmp=$(mktemp "$init_file.new.XXXXXX") || die 1 "cannot create a file in $init_dir"
+    printf '{"secret_shares":%s,"secret_threshold":%s}' "$key_shares" "$key_threshold" >"$body"
+    log "initialising Vault ($key_shares key shares, threshold $key_threshold)"
+    init_ok=true
+    request PUT sys/init "$body" "$init_tmp" || init_ok=false
+    # Whatever the status: an answer with a key in it is the only copy, put in place at once
+    # (a rename in one folder is atomic) and flushed before any other step can fail.
+    holds_keys "$init_tmp" || {
+        "$init_ok" || die 1 "initialising Vault failed ($(describe_failure "$init_tmp"))"
+        die 1 "Vault's answer to the init call holds no keys"
+    }
+    mv -f "$init_tmp" "$init_file" || die 1 "cannot rename $init_tmp to $init_file"
     init_tmp=
+    if command -v sync >/dev/null 2>&1; then
+        sync
+    fi
+    "$init_ok" || die 1 "Vault's answer to the init call was cut short ($(describe_failure)); what arrived of it is in $init_file: keep that file, then run again"
     log "Vault initialised; its unseal keys and root token are in $init_file (mode 0600): back it up"
     sealed=true
     progress=0
@@ -225,7 +263,7 @@ fi
 # -- 3. read the recovery file ----------------------------------------------------------------
 
 if [ ! -s "$init_file" ]; then
-    die 3 "Vault at $VAULT_ADDR is initialised but its recovery file $init_file is missing; restore that file from your backup and run again (without its keys Vault cannot be unsealed: the only other way out is to remove the dev-vault-data volume, losing every secret in it)"
+    die 3 "Vault at $VAULT_ADDR is initialised but its recovery file $init_file is missing; restore that file from your backup (or rename a $init_file.new.* file beside it, left by an interrupted first run) and run again (without its keys Vault cannot be unsealed: the only other way out is to remove the dev-vault-data volume, losing every secret in it)"
 fi
 [ -r "$init_file" ] || die 3 "cannot read the recovery file $init_file"
 root_token=$(json_field root_token "$init_file")

@@ -26,7 +26,9 @@ address is the request's source address (127.0.0.1 in tests): bind a role, a sec
 token to e.g. ``10.9.9.9/32`` to see what an address outside the binding gets.
 
 More endpoints plug in with :meth:`FakeVault.add_route`; :attr:`FakeVault.after_request` runs
-after each answer (to advance the clock between two requests of a script, say).
+after each answer (to advance the clock between two requests of a script, say), and
+:attr:`FakeVault.before_request` before each request: returning a :class:`Fault` makes that one
+request fail (an error status, or a connection closed without an answer).
 
 Plain HTTP by default. ``FakeVault(tls=(cert_chain_path, key_path))`` (or ``tls=`` an
 ``ssl.SSLContext`` made for the server side) serves HTTPS instead, TLS 1.2 or newer: each
@@ -421,6 +423,9 @@ class _HttpHandler(BaseHTTPRequestHandler):
         status, payload = self.server.vault.handle(
             self.command, self.path, self.headers, raw, remote_addr=str(self.client_address[0])
         )
+        if status == DROPPED:  # a Fault(drop=True): the connection closes without an answer
+            self.close_connection = True
+            return
         self.send_response(status)
         if isinstance(payload, bytes):  # a raw answer set with FakeVault.override
             self.send_header("Content-Type", "application/json")
@@ -484,6 +489,19 @@ def server_tls_context(cert_chain: str | os.PathLike[str], key: str | os.PathLik
     return context
 
 
+# The status a dropped request is recorded with (no answer was sent).
+DROPPED = 0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What FakeVault.before_request may answer a request with instead of serving it."""
+
+    status: int = 500
+    body: bytes = b'{"errors":["injected fault"]}\n'
+    drop: bool = False  # close the connection without any answer (status and body unused)
+
+
 @dataclass
 class RequestRecord:
     method: str
@@ -540,6 +558,9 @@ class FakeVault:
         self.overrides: dict[str, tuple[int, bytes]] = {}
         # called with each request's record once it is answered (under the fake's lock)
         self.after_request: Callable[[RequestRecord], None] | None = None
+        # called before each request is handled (under the fake's lock), with its number (1: the
+        # first), method and path: None serves it; a Fault answers it instead (fault injection)
+        self.before_request: Callable[[int, str, str], Fault | None] | None = None
         self._install_routes()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -871,7 +892,12 @@ class FakeVault:
         path = url.path[len("/v1/") :] if url.path.startswith("/v1/") else None
         with self._lock:
             payload: Any
-            if path is None:
+            fault = None
+            if self.before_request is not None:
+                fault = self.before_request(len(self.log) + 1, method.upper(), path or url.path)
+            if fault is not None:
+                status, payload = (DROPPED, None) if fault.drop else (fault.status, fault.body)
+            elif path is None:
                 status, payload = 404, None
             elif path in self.overrides:
                 status, payload = self.overrides[path]

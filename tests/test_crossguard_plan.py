@@ -27,11 +27,7 @@ PROFILES = ["minimal", "standard", "full", "reference", "full,reference"]
 
 # Real defects the pack finds in the current program, each with its issue. Remove an entry when
 # its fix lands (the sweep fails until then, and after, if the entry stays).
-KNOWN_DEFECTS = {
-    # Issue 10: cAdvisor mounts the host's / (read-only), which holds /var/run/docker.sock: a
-    # read-only bind does not stop connect(), so cAdvisor can drive the engine (root on the host).
-    ("no-engine-socket", "cadvisor"),
-}
+KNOWN_DEFECTS: set[tuple[str, str]] = set()  # issue 10's cAdvisor bind of / is gone
 
 
 def _run(shared_plan: PlanFactory, profiles: str, phase: int) -> PlanRun:
@@ -233,11 +229,9 @@ def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--set", "profiles=minimal", "--set", "phase=1"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == f"0 violation(s) of {len(validators.RULE_NAMES)} rules"
-    assert main(["check", "--json", "--set", "profiles=full"]) == 1  # the known cAdvisor defect
+    assert main(["check", "--json", "--set", "profiles=full"]) == 0  # cAdvisor no longer binds /
     document = json.loads(capsys.readouterr().out)
-    assert [(v["rule"], v["resource"].rsplit("::", 1)[-1]) for v in document["violations"]] == [
-        ("no-engine-socket", "cadvisor")
-    ]
+    assert document["violations"] == []
 
 
 def test_config_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,7 +40,23 @@ pytestmark = [
 ]
 
 # what the script may call, for the toolboxes made of the system's own tools
-GNU_TOOLS = ("cat", "date", "dirname", "mkdir", "mktemp", "mv", "rm", "sed", "sleep", "tail", "timeout", "tr")
+GNU_TOOLS = (
+    "cat",
+    "chmod",
+    "cp",
+    "date",
+    "dirname",
+    "mkdir",
+    "mktemp",
+    "mv",
+    "rm",
+    "sed",
+    "sleep",
+    "sync",
+    "tail",
+    "timeout",
+    "tr",
+)
 
 
 @dataclass(frozen=True)
@@ -118,12 +134,14 @@ class Bootstrap:
     path: str
     home: Path
     tmpdir: Path
+    pid: int | None = None  # the running script's shell, while run() runs (to signal it)
 
     @property
     def init_file(self) -> Path:
         return self.home / ".config" / "devstack" / "dev" / "vault-init.json"
 
-    def run(self, address: str, *, wait: int = 5, **extra: str) -> Run:
+    def run(self, address: str, *, wait: int = 5, script: Path = SCRIPT, tmp_left: bool = False, **extra: str) -> Run:
+        """Runs the script; ``tmp_left``: its temporary folder may be left (and is removed)."""
         env = {
             "PATH": self.path,
             "HOME": str(self.home),
@@ -138,11 +156,28 @@ class Bootstrap:
         assert program is not None
         shell[0] = program
         started = time.monotonic()
-        done = subprocess.run(
-            [*shell, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False, cwd=self.home
-        )
-        run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+        with subprocess.Popen(
+            [*shell, str(script)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.home,
+        ) as process:
+            self.pid = process.pid
+            try:
+                stdout, stderr = process.communicate(timeout=60)
+            finally:
+                self.pid = None
+                if process.poll() is None:
+                    process.kill()
+        run = Run(process.returncode, stdout, stderr, time.monotonic() - started)
         leftovers = [p.name for p in self.tmpdir.iterdir()]
+        if tmp_left:
+            assert all(name.startswith("devstack-vault.") for name in leftovers), leftovers
+            for name in leftovers:
+                shutil.rmtree(self.tmpdir / name)
+            leftovers = []
         assert leftovers == [], f"temporary files left behind: {leftovers}"
         return run
 
