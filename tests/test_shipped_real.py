@@ -167,12 +167,12 @@ def test_postgres_plaintext_on_its_published_port_until_tls_is_required(pg: Pg) 
 def test_postgres_refuses_weak_tls(pg: Pg) -> None:
     if not _tls(pg.scratch):
         with pytest.raises(ConnectionRefusedError):  # phase 0: the server does not offer TLS at all
-            tlsprobe.handshake(pg.server.port, tlsprobe.postgres, tlsprobe.context(_ca_or_system()))
+            tlsprobe.handshake(pg.server.port, tlsprobe.postgres, tlsprobe.context(_system_cas()))
         return
     tlsprobe.weak_handshakes_refused(pg.server.port, tlsprobe.postgres, _ca(pg.scratch))
 
 
-def _ca_or_system() -> Path:
+def _system_cas() -> Path:
     return Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -223,7 +223,7 @@ def test_pgbouncer_plaintext_on_its_published_port_until_tls_is_required(bouncer
 def test_pgbouncer_refuses_weak_tls(bouncer: Bouncer) -> None:
     if not _tls(bouncer.scratch):
         with pytest.raises(ConnectionRefusedError):  # phase 0: no TLS offered at all
-            tlsprobe.handshake(bouncer.scratch.port(5432), tlsprobe.postgres, tlsprobe.context(_ca_or_system()))
+            tlsprobe.handshake(bouncer.scratch.port(5432), tlsprobe.postgres, tlsprobe.context(_system_cas()))
         return
     tlsprobe.weak_handshakes_refused(bouncer.scratch.port(5432), tlsprobe.postgres, _ca(bouncer.scratch))
 
@@ -234,7 +234,7 @@ def test_pgbouncer_verifies_postgres_once_tls_is_required(bouncer: Bouncer) -> N
     item = bouncer.scratch.shipped
     with scratch(item, peers={"postgres": bouncer.postgres.server.port}) as s:
         if _tls(s):
-            s.host(f"{TLS_DIR}/{CA_FILE}").write_text(_ca_or_system().read_text())
+            s.host(f"{TLS_DIR}/{CA_FILE}").write_text(_system_cas().read_text())
         with start_pgbouncer(s):
             forgejo, _ = _clients(item.overrides)
             user, password = forgejo["postgres_user"], forgejo["postgres_password"]
@@ -312,7 +312,7 @@ def test_mariadb_refuses_weak_tls(mariadb: tuple[Scratch, MariaDb]) -> None:
         return
     tlsprobe.weak_handshakes_refused(server.port, tlsprobe.mysql, _ca(s))
     # A client that trusts other CAs stops at the certificate, before any login.
-    untrusted = _mysql(s, server.port, "x", "y", f"--ssl-ca={_ca_or_system()}", "--ssl-verify-server-cert")
+    untrusted = _mysql(s, server.port, "x", "y", f"--ssl-ca={_system_cas()}", "--ssl-verify-server-cert")
     assert untrusted.returncode != 0
     assert "ERROR 1045" not in untrusted.stderr, untrusted.stderr
 
