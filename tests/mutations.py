@@ -46,6 +46,7 @@ class Mutation:
 SHIPPED = "tests/test_shipped_real.py"
 _CIPHERS = 'CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"'
 EXPOSURE = "tests/test_docker_inspect.py"
+RABBITMQ = "tests/test_tls_rabbitmq_real.py"
 
 MUTATIONS = (
     Mutation(
@@ -162,6 +163,27 @@ MUTATIONS = (
         "f\"client_tls_sslmode = {'require' if required else 'allow'}\",",
         'f"client_tls_sslmode = allow",',
         (SHIPPED, "-k", "pgbouncer_plaintext and phase4"),
+    ),
+    Mutation(
+        "rabbitmq-plaintext-at-phase4",
+        "RabbitMQ keeps plaintext AMQP once TLS is required",
+        'lines.append("listeners.tcp = none")',
+        "pass",
+        (RABBITMQ, "-k", "plaintext_amqp and required"),
+    ),
+    Mutation(
+        "rabbitmq-cbc-suites",
+        "RabbitMQ's suite list takes a CBC suite with SHA-1",
+        '    "ECDHE-ECDSA-AES128-GCM-SHA256",\n    "ECDHE-RSA-AES128-GCM-SHA256",\n)',
+        '    "ECDHE-ECDSA-AES128-GCM-SHA256",\n    "ECDHE-RSA-AES128-GCM-SHA256",\n    "ECDHE-ECDSA-AES256-SHA",\n)',
+        (RABBITMQ, "-k", "aead_suites and required"),
+    ),
+    Mutation(
+        "prometheus-cbc-suites",
+        "the Go servers' suite list (Prometheus's web config) takes a CBC suite with SHA-1",
+        '    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",\n)',
+        '    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",\n    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",\n)',
+        ("tests/test_tls_web.py", "-m", "real", "-k", "forward_secret_aead"),
     ),
     Mutation(
         "rollback-destroys-flat-network",
