@@ -3,9 +3,9 @@
 `shipped(service, *overrides)` takes one container from the offline plan (tools.engine on the
 mock engine, stack `dev`, `--set`-style overrides for the phase, profile or TLS mode) with the
 real values of its secrets. `Scratch` writes exactly its uploads (path, content, mode) under a
-scratch root, plus what the entrypoint wrapper hands over from the service's Vault secret: one
-file per key in DEVSTACK_SECRETS_DIR and each DEVSTACK_TEMPLATES entry rendered (the wrapper
-itself is tested against a Vault API in test_entrypoint_*_sh.py). The `start_*` functions run the
+scratch root, then runs the shipped entrypoint wrapper against a fake Vault API holding the
+plan's secret, so that what it hands over (one file per key in DEVSTACK_SECRETS_DIR, each
+DEVSTACK_TEMPLATES entry rendered) is the wrapper's own work. The `start_*` functions run the
 Debian server with those files and the container's own arguments.
 
 A loopback test must change a few things, all listed in MAPPINGS below: the container's
@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ from devstack.accounts import mysql_literal
 from devstack.catalog import SERVICES_BY_NAME
 from devstack.phases import TlsMode
 from devstack.settings import load_settings
+from tests.fakevault import FakeVault
 from tests.realservers import (
     LOCALHOST,
     MariaDb,
@@ -54,6 +56,12 @@ from tools.engine import PlanRun, unwrap
 from tools.plan import plan_for
 
 CONTAINER = "docker:index/container:Container"
+WRAPPER = "/devstack/entrypoint.sh"
+# The wrapper's login settings: here it logs in to the fake Vault with a token over HTTP.
+WRAPPER_LOGIN = frozenset(
+    {"VAULT_ADDR", "DEVSTACK_AUTH", "DEVSTACK_TOKEN_FILE", "DEVSTACK_ROLE_ID_FILE", "DEVSTACK_SECRET_ID_FILE"}
+    | {"DEVSTACK_VAULT_CA"}
+)
 COMMAND = "command:local:Command"
 SECRET_V2 = "vault:kv/secretV2:SecretV2"
 
@@ -80,7 +88,8 @@ MAPPINGS = {
     "peers": "another container's name and port become 127.0.0.1 and its test port (LOOPBACK_RULES)",
     "announce": "a Redis node announces 127.0.0.1 instead of its static address (LOOPBACK_RULES)",
     "versions": "a setting Debian's older server lacks is commented out, naming the version (LOOPBACK_RULES)",
-    "wrapper": "the entrypoint wrapper's hand-off from Vault is replayed (Scratch._hand_over)",
+    "wrapper": "the shipped entrypoint wrapper logs in to a fake Vault on 127.0.0.1 with a token over "
+    "HTTP and chowns to the server's user (Scratch._hand_over)",
     "image": "what the image's own entrypoint does first (initdb with the user and password files, "
     "root on the socket only, Redis's default port) is done by the start_* function",
     "speed": "PostgreSQL and MariaDB run without fsync and with small buffers (start_postgres, start_mariadb)",
@@ -242,9 +251,16 @@ class Scratch:
 
     def materialise(self) -> Scratch:
         for upload in self.shipped.uploads.values():
-            self._write(self.host(upload.path), self.rewrite(upload.content), upload.mode)
+            self._write(self.host(upload.path), self.as_written(upload), upload.mode)
         self._hand_over()
         return self
+
+    def as_written(self, upload: Upload) -> str:
+        """The upload with the loopback rules applied: to the servers' configuration files only;
+        the wrapper script and the certificates and keys are written byte for byte."""
+        if upload.path == WRAPPER or "-----BEGIN " in upload.content:
+            return upload.content
+        return self.rewrite(upload.content)
 
     def check_rules(self, *texts: str) -> None:
         """No container port left in a shipped text outside the rules, no wildcard listener."""
@@ -259,19 +275,46 @@ class Scratch:
                 assert "0.0.0.0" not in line, f"{self.shipped.service}: listens beyond loopback: {line!r}"
 
     def _hand_over(self) -> None:
-        """What the entrypoint wrapper writes before it execs the server."""
-        env, secret = self.shipped.env, {**self.shipped.vault_secret, **self.secret_overrides}
-        if not secret:
+        """What the entrypoint wrapper writes before it execs the server, written by the shipped
+        wrapper itself: it runs (busybox sh) against a fake Vault API on 127.0.0.1 that holds the
+        plan's secret, and execs `true`. Its login here is a token over HTTP whatever the phase
+        (the AppRole and HTTPS logins are tested in test_entrypoint_*_sh.py), and the files go
+        to the server's user."""
+        env = self.shipped.env
+        if "DEVSTACK_SECRET_PATH" not in env:
             return
-        secrets_dir = self.host(env.get("DEVSTACK_SECRETS_DIR", "/run/devstack"))
-        for key, value in secret.items():
-            self._write(secrets_dir / key, value, 0o400)
-        template_dir = env.get("DEVSTACK_TEMPLATE_DIR", "/devstack/templates")
-        for entry in env.get("DEVSTACK_TEMPLATES", "").split():
-            name, dest, *mode = entry.split(":")
-            template = self.shipped.text(f"{template_dir}/{name}")
-            rendered = re.sub(r"\{\{ *(\w+) *\}\}", lambda m: secret[m[1]], template)
-            self._write(self.host(dest), self.rewrite(rendered), int(mode[0], 8) if mode else 0o400)
+        secret = {**self.shipped.vault_secret, **self.secret_overrides}
+        run_env = {k: self.moved(v) for k, v in env.items() if k not in WRAPPER_LOGIN}
+        identity = _server_identity()
+        if "DEVSTACK_SECRETS_OWNER" in env:
+            del run_env["DEVSTACK_SECRETS_OWNER"]
+        if identity is not None:  # root: the wrapper chowns (the image's user is the server's)
+            run_env["DEVSTACK_SECRETS_OWNER"] = f"{identity.uid}:{identity.gid}"
+        shell = [_find("busybox"), "sh"] if shutil.which("busybox") else ["sh"]
+        with FakeVault() as vault:
+            token_file = self.root / "vault-token"
+            token_file.write_text(vault.ready() + "\n")
+            token_file.chmod(0o400)
+            vault.put_secret(env["DEVSTACK_SECRET_PATH"], secret)
+            run_env |= {"VAULT_ADDR": vault.address, "DEVSTACK_TOKEN_FILE": str(token_file)}
+            run_env |= {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DEVSTACK_WAIT_SECONDS": "10"}
+            result = subprocess.run(
+                [*shell, str(self.host(WRAPPER)), "true"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                env=run_env,
+                timeout=60,
+                check=False,
+            )
+            token_file.unlink()
+        if result.returncode != 0:
+            raise RuntimeError(f"the shipped entrypoint wrapper failed: {result.stderr.strip()}")
+        for entry in run_env.get("DEVSTACK_TEMPLATES", "").split():  # the loopback rules apply
+            rendered = Path(entry.split(":")[1])
+            text = rendered.read_text()
+            if self.rewrite(text) != text:
+                rendered.write_text(self.rewrite(text))
 
     def directory(self, container_path: str) -> Path:
         """A directory of the container (a volume's mount point), the server's to write in."""

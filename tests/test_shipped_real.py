@@ -423,4 +423,6 @@ def test_materialised_files_are_the_plans(redis: Scratch) -> None:
     for upload in redis.shipped.uploads.values():
         path = redis.host(upload.path)
         assert path.stat().st_mode & 0o777 == upload.mode, upload.path
-        assert path.read_text() == redis.rewrite(upload.content)
+        assert path.read_text() == redis.as_written(upload)
+        if upload.path == "/devstack/entrypoint.sh" or "-----BEGIN " in upload.content:
+            assert path.read_text() == upload.content
