@@ -52,8 +52,8 @@ MUTATIONS = (
     Mutation(
         "redis-no-aclfile",
         "the shipped redis.conf without its aclfile line: Redis with no authentication",
-        'f"aclfile {SECRETS_DIR}/{USERS_ACL_KEY}",',
-        "",
+        'f"aclfile {SECRETS_DIR}/{',
+        'f"# aclfile {SECRETS_DIR}/{',  # the line becomes a comment: no aclfile directive
         (SHIPPED, "-k", "redis_acl and phase0"),
     ),
     Mutation(

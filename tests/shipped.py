@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.accounts import mysql_literal
 from devstack.catalog import SERVICES_BY_NAME
 from devstack.phases import TlsMode
 from devstack.settings import load_settings
@@ -442,6 +441,11 @@ def start_pgbouncer(s: Scratch) -> Iterator[Scratch]:
         yield s
 
 
+def _sql_literal(value: str) -> str:
+    """A MySQL string literal (backslashes and quotes escaped) for the image's root password."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @contextlib.contextmanager
 def start_mariadb(s: Scratch, *, accounts: bool = True) -> Iterator[MariaDb]:
     """mariadbd for the mysql image: root with the password file the plan's environment names,
@@ -463,7 +467,7 @@ def start_mariadb(s: Scratch, *, accounts: bool = True) -> Iterator[MariaDb]:
         # As the image: root only on the socket, with the password.
         secure = (
             "DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost';\nFLUSH PRIVILEGES;\n"
-            f"ALTER USER 'root'@'localhost' IDENTIFIED BY {mysql_literal(root_password)};\n"
+            f"ALTER USER 'root'@'localhost' IDENTIFIED BY {_sql_literal(root_password)};\n"
         )
         _check_process(bootstrap.apply(secure), "securing root")
         server = MariaDb(client, sock, s.port(3306), root_password)
