@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_tls as tls
 
-from devstack.tls import LEAF_VALIDITY_DAYS, RENEWAL_WINDOW_DAYS, LeafSpec
+from devstack.certificates import LEAF_VALIDITY_DAYS, RENEWAL_WINDOW_DAYS, LeafSpec
 
 ROOT_VALIDITY_HOURS = 10 * 365 * 24
 INTERMEDIATE_VALIDITY_HOURS = 5 * 365 * 24

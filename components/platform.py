@@ -8,7 +8,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_vault as vault
 
-from components.accounts import AccountSetup, AccountSetupArgs, redis_users_file
+from components.accounts import AccountSetup, AccountSetupArgs, docker_exec, users_file
 from components.identity import ServiceIdentity, ServiceIdentityArgs
 from components.network import NetworkTopology, NetworkTopologyArgs
 from components.pki import CertificateAuthority, CertificateAuthorityArgs, ServiceCertificate, ServiceCertificateArgs
@@ -18,12 +18,10 @@ from components.service import ServiceContainer, ServiceContainerArgs, Upload
 from components.vault_server import VaultServer, VaultServerArgs
 from components.volumes import DataVolumes, DataVolumesArgs
 from devstack import clock
-from devstack.catalog import APP_DIR, SERVICES, SERVICES_BY_NAME, Service
-from devstack.configs import pgbouncer_ini, redis_conf, vault_hcl
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.certificates import RENEWAL_PERIOD_DAYS, leaf_spec, tls_services
 from devstack.credentials import (
-    USERS_ACL_KEY,
     ClientAccount,
-    account_system,
     accounts_of,
     accounts_on,
     client_accounts,
@@ -31,26 +29,16 @@ from devstack.credentials import (
     secret_keys,
 )
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
+from devstack.model import APP_DIR, USERS_FILE_KEY, ConfigContext, Service
 from devstack.phases import TlsMode
+from devstack.services import vault as vault_service
+from devstack.services.vault import VAULT
 from devstack.settings import Settings
-from devstack.tls import (
-    CA_FILE,
-    CERT_FILE,
-    COMBINED_PEM,
-    KEY_FILE,
-    RENEWAL_PERIOD_DAYS,
-    TLS_DIR,
-    TLS_OWNERS,
-    leaf_spec,
-    tls_services,
-)
-from devstack.tls_configs import pgbouncer_ini_lines, server_tls
+from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR, server_tls
 from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
 
-VAULT = SERVICES_BY_NAME["vault"]
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
-FORGEJO_ADMIN = ROOT / "scripts" / "forgejo-admin.sh"
 MANAGEMENT = "management"  # the read-only identity for backup tooling on this machine
 SYSTEM_CA_BUNDLE = "/etc/ssl/cert.pem"  # Alpine's, the only trust its busybox wget has
 
@@ -103,23 +91,24 @@ class Platform(pulumi.ComponentResource):
 
         self.services = {}
         self.account_setups: dict[str, AccountSetup] = {}
+        self.post_start: dict[str, command.local.Command] = {}
         for service in _start_order(selected, self.accounts):
             if service is VAULT:
                 continue
             self.services[service.name] = self._service(service, selected)
             self._after_start(service)
 
-        redis_nodes = [s for s in selected if account_system(s) == "redis"]
+        cluster_nodes = [s for s in selected if s.cluster is not None]
         self.redis_cluster = None
-        if len(redis_nodes) > 1:
+        if len(cluster_nodes) > 1:
             self.redis_cluster = RedisCluster(
                 "redis-cluster",
                 RedisClusterArgs(
-                    nodes=tuple(s.container_name for s in redis_nodes),
-                    addresses=tuple(f"{settings.static_ip(s)}:{self._redis_client_port(s)}" for s in redis_nodes),
+                    nodes=tuple(s.container_name for s in cluster_nodes),
+                    addresses=tuple(f"{settings.static_ip(s)}:{self._cluster_port(s)}" for s in cluster_nodes),
                     tls_ca=f"{TLS_DIR}/{CA_FILE}" if settings.features.tls is TlsMode.REQUIRED else None,
-                    password=self.secrets[redis_nodes[0].name].value("password"),
-                    node_resources=tuple(self.services[s.name].container for s in redis_nodes),
+                    password=self.secrets[cluster_nodes[0].name].value("password"),
+                    node_resources=tuple(self.services[s.name].container for s in cluster_nodes),
                 ),
                 opts=child,
             )
@@ -140,7 +129,7 @@ class Platform(pulumi.ComponentResource):
         settings = self.settings
         mode = self._tls_mode(VAULT)
         tls = server_tls(VAULT, mode)
-        uploads = (Upload("/vault/config/vault.hcl", vault_hcl(VAULT, mode)), *self._tls_uploads(VAULT))
+        uploads = (Upload(vault_service.CONFIG_PATH, vault_service.vault_hcl(VAULT, mode)), *self._tls_uploads(VAULT))
         extra: dict[str, object] = {"healthcheck": tls.healthcheck} if tls.healthcheck else {}
         ca_pem = self.authority.root_pem if self.certificates else None
         return VaultServer(
@@ -159,10 +148,12 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _redis_client_port(self, service: Service) -> int:
-        """Where a client reaches the node: the TLS port once plaintext is refused."""
+    def _cluster_port(self, service: Service) -> int:
+        """Where the cluster reaches a node: its TLS port once plaintext is refused."""
+        if service.cluster is None:
+            raise ValueError(f"{service.name} is not a cluster node")
         required = self.settings.features.tls is TlsMode.REQUIRED
-        return service.port("tls" if required else "redis").container
+        return service.port(service.cluster.tls_port if required else service.cluster.plain_port).container
 
     def _container_args(self, service: Service, **extra: object) -> ServiceContainerArgs:
         settings = self.settings
@@ -181,8 +172,8 @@ class Platform(pulumi.ComponentResource):
     def _service_secrets(self) -> dict[str, ServiceSecret]:
         secrets: dict[str, ServiceSecret] = {}
         cluster_passwords: dict[str, pulumi.Output[str]] = {}
-        # Clients first: a Redis node's users file is computed from its clients' passwords.
-        ordered = sorted(SERVICES, key=lambda s: account_system(s) == "redis")
+        # Clients first: a server's users file is computed from its clients' passwords.
+        ordered = sorted(SERVICES, key=lambda s: s.serves is not None and s.serves.users_file is not None)
         for service in ordered:
             if not needs_secret(service, self.accounts) or service.credentials is None:
                 continue
@@ -195,9 +186,9 @@ class Platform(pulumi.ComponentResource):
                     )
                 shared["password"] = cluster_passwords[credentials.shared_with]
             derived = {}
-            if account_system(service) == "redis":
-                derived[USERS_ACL_KEY] = redis_users_file(
-                    shared["password"], accounts_on(service, self.accounts), secrets
+            if service.serves is not None and service.serves.users_file is not None:
+                derived[USERS_FILE_KEY] = users_file(
+                    service.serves.users_file, shared["password"], accounts_on(service, self.accounts), secrets
                 )
             fixed = {f.key: f.fixed for f in credentials.fields if f.fixed is not None}
             fixed |= {a.user_key: a.user for a in accounts_of(service, self.accounts)}
@@ -241,7 +232,9 @@ class Platform(pulumi.ComponentResource):
         if certificate is None:
             # A client only: it gets the CA to verify the servers it talks to.
             return [Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem)]
-        owner = TLS_OWNERS[service.name]
+        if service.tls is None:
+            raise ValueError(f"{service.name} has a certificate but no TLS support")
+        owner = service.tls.owner
         # The server sends its certificate and the intermediate; clients trust the root.
         chain = pulumi.Output.concat(certificate.cert_pem, self.authority.intermediate.cert_pem)
         uploads = [
@@ -249,9 +242,9 @@ class Platform(pulumi.ComponentResource):
             Upload(f"{TLS_DIR}/{KEY_FILE}", certificate.key_pem, permissions="0600", owner=owner),
             Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem),
         ]
-        if service.name in COMBINED_PEM:
+        if service.tls.combined_pem is not None:
             combined = pulumi.Output.secret(pulumi.Output.concat(chain, certificate.key_pem))
-            path = f"{TLS_DIR}/{COMBINED_PEM[service.name]}"
+            path = f"{TLS_DIR}/{service.tls.combined_pem}"
             uploads.append(Upload(path, combined, permissions="0600", owner=owner))
         return uploads
 
@@ -312,7 +305,9 @@ class Platform(pulumi.ComponentResource):
                 # Phase 0 posture on purpose: the root token, as a file only the service's user reads.
                 uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=owner))
             depends.append(secret.secret)
-        uploads += [Upload(path, content) for path, content in self._config_files(service, selected)]
+        if service.config_files is not None:
+            context = ConfigContext(self.settings, selected, self._tls_mode(service))
+            uploads += [Upload(f.path, f.content) for f in service.config_files(service, context)]
         uploads += [Upload(path, content) for path, content in tls.files.items()]
         uploads += self._tls_uploads(service)
         if service.app:
@@ -335,36 +330,25 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _config_files(self, service: Service, selected: tuple[Service, ...]) -> list[tuple[str, str]]:
-        if account_system(service) == "redis":
-            cluster = sum(1 for s in selected if account_system(s) == "redis") > 1
-            return [("/devstack/redis.conf", redis_conf(self.settings, service, cluster))]
-        if service.name == "pgbouncer":
-            ini = pgbouncer_ini(service, SERVICES_BY_NAME["postgres"], pgbouncer_ini_lines(self._tls_mode(service)))
-            return [("/etc/pgbouncer/pgbouncer.ini", ini)]
-        return []
-
     def _after_start(self, service: Service) -> None:
-        """Accounts on a data service, created as code once its container is healthy."""
+        """Steps once the container is healthy: its own setup step, and its clients' accounts."""
         container = self.services[service.name].container
-        if service.name == "forgejo":
-            # First-run setup as code: the database is configured by env, the admin made here.
-            self.forgejo_admin = command.local.Command(
-                "forgejo-admin",
-                create="docker exec -i dev-forgejo sh -s",
-                stdin=FORGEJO_ADMIN.read_text(),
+        if service.post_start is not None:
+            self.post_start[service.name] = command.local.Command(
+                service.post_start.name,
+                create=docker_exec(service.container_name, ("sh", "-s")),
+                stdin=service.post_start.script.read_text(),
                 logging=command.local.Logging.STDERR,
                 triggers=[container.id],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
             )
-        system = account_system(service)
-        if system is None or system == "redis":
-            return  # Redis users come with the node's config
+        if service.serves is None or service.serves.setup is None:
+            return  # no accounts, or they come with the server's own secret (a users file)
         self.account_setups[service.name] = AccountSetup(
             f"{service.name}-accounts",
             AccountSetupArgs(
                 server=service,
-                system=system,
+                setup=service.serves.setup,
                 accounts=accounts_on(service, self.accounts),
                 admin=self.secrets[service.name],
                 clients=self.secrets,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from devstack.catalog import Healthcheck, Service
+from devstack.model import Healthcheck, Service
 from devstack.topology import Attachment, PublishedPort
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}

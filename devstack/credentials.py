@@ -1,33 +1,14 @@
 """Who needs which credentials: derived from the catalog's flows, never listed by hand.
 
-A service that talks to a data service (a flow to its client port) gets its own account
-there, and the password for it lives under the client's own path secret/<client>.
+A service that talks to a data service (a flow to the port its AccountServer names) gets its own
+account there, and the password for it lives under the client's own path secret/<client>.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devstack.catalog import ClientRole, Service, account_user
-
-# (server, port) -> the account system a flow to it needs
-_ACCOUNT_PORTS = {
-    ("postgres", "postgres"): "postgres",
-    ("mysql", "mysql"): "mysql",
-    ("mongodb", "mongodb"): "mongodb",
-    ("rabbitmq", "amqp"): "rabbitmq",
-    ("redis-1", "redis"): "redis",
-    ("redis-2", "redis"): "redis",
-    ("redis-3", "redis"): "redis",
-}
-ACCOUNT_SYSTEMS = ("postgres", "mysql", "mongodb", "rabbitmq", "redis")
-USERS_ACL_KEY = "users_acl"  # a Redis node's users, as verifiers (no client's plaintext)
-
-
-def account_system(service: Service) -> str | None:
-    """The account system a service *serves*, if any."""
-    systems = {system for (server, _), system in _ACCOUNT_PORTS.items() if server == service.name}
-    return systems.pop() if systems else None
+from devstack.model import USERS_FILE_KEY, ClientRole, Service, account_user
 
 
 @dataclass(frozen=True)
@@ -48,22 +29,22 @@ class ClientAccount:
 
 
 def client_accounts(selected: tuple[Service, ...]) -> tuple[ClientAccount, ...]:
-    names = {s.name for s in selected}
-    redis_nodes = tuple(s.name for s in selected if account_system(s) == "redis")
+    servers = {s.name: s.serves for s in selected if s.serves is not None}
     accounts: dict[tuple[str, str], ClientAccount] = {}
     for client in selected:
-        own_system = account_system(client)
+        own_system = client.serves.system if client.serves else None
         for flow in client.flows:
-            system = _ACCOUNT_PORTS.get((flow.to, flow.port))
-            if system is None or flow.to not in names or system == own_system:
+            serves = servers.get(flow.to)
+            if serves is None or serves.port != flow.port or serves.system == own_system:
                 continue  # cluster peers share the node password; they are not clients
-            servers = (flow.to,)
-            if system == "redis" and client.client_role is ClientRole.APP:
-                servers = redis_nodes  # a cluster client is redirected to every node
-            key = (client.name, system)
+            targets = (flow.to,)
+            if serves.every_node and client.client_role is ClientRole.APP:
+                targets = tuple(name for name, other in servers.items() if other.system == serves.system)
+            key = (client.name, serves.system)
             if key in accounts:
-                servers = tuple(dict.fromkeys(accounts[key].servers + servers))
-            accounts[key] = ClientAccount(client.name, system, servers, account_user(client.name), client.client_role)
+                targets = tuple(dict.fromkeys(accounts[key].servers + targets))
+            user = account_user(client.name)
+            accounts[key] = ClientAccount(client.name, serves.system, targets, user, client.client_role)
     return tuple(accounts.values())
 
 
@@ -80,8 +61,8 @@ def secret_keys(service: Service, accounts: tuple[ClientAccount, ...]) -> tuple[
     keys = [f.key for f in service.credentials.fields] if service.credentials else []
     for account in accounts_of(service, accounts):
         keys += [account.user_key, account.password_key]
-    if account_system(service) == "redis":
-        keys.append(USERS_ACL_KEY)
+    if service.serves is not None and service.serves.users_file is not None:
+        keys.append(USERS_FILE_KEY)
     return tuple(keys)
 
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from devstack.catalog import SECRETS_DIR, TEMPLATE_DIR, Service
-from devstack.configs import ConfigFile
+from devstack.model import SECRETS_DIR, TEMPLATE_DIR, ConfigFile, Service
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, TLS_DIR
 

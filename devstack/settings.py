@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from devstack.catalog import SERVICES, SERVICES_BY_NAME, Profile, Service, Tier
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.errors import PROJECT, ConfigError
+from devstack.model import Profile, Service, Tier
 from devstack.phases import MAX_PHASE, Features, TlsMode, resolve_features
+from devstack.services import vault
+from devstack.services.vault import VAULT
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class Settings:
         elif ":" in host:
             host = f"[{host}]"
         scheme = "http" if self.features.tls is TlsMode.OFF else "https"
-        return f"{scheme}://{host}:{self.host_ports[('vault', vault_host_port(self.features.tls))]}"
+        return f"{scheme}://{host}:{self.host_ports[(VAULT.name, vault.host_port_name(self.features.tls))]}"
 
     @property
     def vault_ca_file(self) -> str | None:
@@ -311,8 +314,10 @@ def _host_ports(values: Mapping[str, str]) -> dict[tuple[str, str], int | None]:
             names = ", ".join(p.name for p in service.ports)
             raise ConfigError("hostPorts", f"{name} has no port '{port_name}'; allowed: {names}")
         if text.lower() == "none":
-            if (name, port_name) == ("vault", "api"):
-                raise ConfigError("hostPorts", "vault.api must stay published: `pulumi up` bootstraps Vault through it")
+            if (name, port_name) == (VAULT.name, vault.BOOTSTRAP_PORT):
+                raise ConfigError(
+                    "hostPorts", f"{name}.{port_name} must stay published: `pulumi up` bootstraps Vault through it"
+                )
             ports[(name, port_name)] = None
             continue
         if not text.isdigit() or not 1 <= int(text) <= 65535:
@@ -359,16 +364,10 @@ def _features(phase: int, text: str) -> Features:
     return resolve_features(phase, dict(_pairs("features", text)))
 
 
-def vault_host_port(tls: TlsMode) -> str:
-    """The Vault port `pulumi up` uses: dual mode offers HTTPS on its own port, and this machine
-    moves to it at once."""
-    return "https" if tls is TlsMode.DUAL else "api"
-
-
 def _check_vault_published(host_ports: Mapping[tuple[str, str], int | None], tls: TlsMode) -> None:
     """`pulumi up` reaches Vault through its published port: the one this TLS mode uses."""
-    port = vault_host_port(tls)
-    if host_ports[("vault", port)] is None:
+    port = vault.host_port_name(tls)
+    if host_ports[(VAULT.name, port)] is None:
         raise ConfigError("hostPorts", f"vault.{port} must stay published: `pulumi up` reaches Vault through it")
 
 

@@ -1,68 +1,66 @@
-"""Which services get a certificate, with which names, and where its files go."""
+"""The shared TLS machinery the service modules use: where a server's files go, the cipher
+policy, and the probes that verify a server against the stack's CA. TLS modes: off (nothing),
+dual (TLS offered, plaintext still accepted while clients migrate) and required (plaintext
+refused). What each server needs in each mode is in its own module (TlsSupport.settings)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
-from devstack.catalog import Service
-from devstack.settings import Settings
-from devstack.topology import attachments
+from devstack.model import Healthcheck, ServerTls, Service
+from devstack.phases import TlsMode
 
 TLS_DIR = "/devstack/tls"
 CERT_FILE, KEY_FILE, CA_FILE = "server.crt", "server.key", "ca.crt"
-LEAF_VALIDITY_DAYS = 90
-RENEWAL_WINDOW_DAYS = 30
-# A new certificate every 60 days: one is never older than 60 days when `pulumi up` runs, so it
-# always has at least the 30-day window left, and is replaced on the first run of a new period.
-RENEWAL_PERIOD_DAYS = LEAF_VALIDITY_DAYS - RENEWAL_WINDOW_DAYS
 
-# TLS-capable service -> the uid its server process runs as (servers refuse a key they cannot
-# read, and Postgres one that others can).
-TLS_OWNERS: dict[str, int] = {
-    "vault": 100,
-    "postgres": 999,
-    "pgbouncer": 70,
-    "mysql": 999,
-    "redis-1": 999,
-    "redis-2": 999,
-    "redis-3": 999,
-    "rabbitmq": 100,
-    "mongodb": 999,
-    "forgejo": 1000,
-    "reference-api": 0,
-    "api-first": 0,
-    "golang-api": 0,
-    "nodejs-api": 0,
-    # rust-api: Rust's standard library has no TLS, and the app fetches nothing at start.
-    "prometheus": 65534,
-    "grafana": 472,
-    "loki": 10001,
-    "redis-exporter-1": 59000,
-    "redis-exporter-2": 59000,
-    "redis-exporter-3": 59000,
-}
+# TLS 1.2 suites: forward-secret AEAD only (TLS 1.3 suites are strong by construction).
+CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"
+
+# TLS 1.2 suites by Go's names (crypto/tls CipherSuiteName): ECDHE key exchange with AES-GCM or
+# ChaCha20-Poly1305 only, like CIPHERS. Our leaves are ECDSA P-256, so the ECDSA suites are the
+# ones used; the RSA ones keep an RSA leaf working. TLS 1.3 suites are not configurable in Go
+# and are all AEAD.
+GO_CIPHER_SUITES: tuple[str, ...] = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+)
 
 
-# Servers that want the certificate, its chain and the key in one file.
-COMBINED_PEM: dict[str, str] = {"mongodb": "mongodb.pem"}
+def server_tls(service: Service, mode: TlsMode) -> ServerTls:
+    """What the server needs in this mode: its own module says, if it has anything to say."""
+    if service.tls is None or service.tls.settings is None:
+        return ServerTls()
+    return service.tls.settings(service, mode)
 
 
-@dataclass(frozen=True)
-class LeafSpec:
-    service: str
-    dns_names: tuple[str, ...]
-    ip_addresses: tuple[str, ...]
-    owner: int
+def tls_files(tls_dir: str = TLS_DIR) -> tuple[str, str, str]:
+    """(certificate with chain, key, CA) as the server sees them."""
+    return f"{tls_dir}/{CERT_FILE}", f"{tls_dir}/{KEY_FILE}", f"{tls_dir}/{CA_FILE}"
 
 
-def tls_services(selected: tuple[Service, ...]) -> tuple[Service, ...]:
-    return tuple(s for s in selected if s.name in TLS_OWNERS)
+def with_probe(service: Service, test: tuple[str, ...]) -> Healthcheck:
+    """The service's health check with another probe (one that works in this TLS mode)."""
+    return dataclasses.replace(service.healthcheck, test=test)
 
 
-def leaf_spec(settings: Settings, service: Service) -> LeafSpec:
-    """SANs: the service name, its container name, every alias, every static address, localhost."""
-    links = attachments(settings, service)
-    aliases = [alias for a in links for alias in a.aliases]
-    dns = dict.fromkeys([service.name, service.container_name, *aliases, "localhost"])
-    addresses = dict.fromkeys([*(a.ipv4_address for a in links if a.ipv4_address), "127.0.0.1"])
-    return LeafSpec(service.name, tuple(dns), tuple(addresses), TLS_OWNERS[service.name])
+def curl_probe(ca: str, url: str) -> tuple[str, ...]:
+    """The images that ship curl verify their own certificate against the CA."""
+    return ("CMD", "curl", "-fsS", "-o", "/dev/null", "--cacert", ca, url)
+
+
+def https_url(service: Service, port: str, path: str) -> str:
+    return f"https://localhost:{service.port(port).container}{path}"
+
+
+def merged(server: ServerTls, client: ServerTls) -> ServerTls:
+    """A server's own TLS settings with its settings as a client of another server."""
+    return dataclasses.replace(
+        server,
+        env={**server.env, **client.env},
+        files={**server.files, **client.files},
+        args=server.args + client.args,
+    )

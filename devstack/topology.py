@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from devstack.catalog import SERVICES, SERVICES_BY_NAME, Port, Service, Tier
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.model import Port, Service, Tier
 from devstack.settings import Settings
 
 FLAT_NETWORK = "dev-network"
 FLAT_KEY = "network"
-VAULT_NAME = "vault"
 LINK_PREFIX = 28  # 14 usable addresses: a client and up to a dozen servers
 
 
@@ -68,8 +68,8 @@ class Link:
 
 
 def cross_tier_links(services: tuple[Service, ...] = SERVICES) -> tuple[Link, ...]:
-    """Derived from the flows: one link per (client, foreign tier) it talks to. Vault is not
-    linked: it joins every tier it serves instead."""
+    """Derived from the flows: one link per (client, foreign tier) it talks to. Vault's tier is
+    not linked: Vault joins every tier it serves instead."""
     links: dict[tuple[str, Tier], list[str]] = {}
     names = {s.name for s in services}
     for client in services:
@@ -83,10 +83,10 @@ def cross_tier_links(services: tuple[Service, ...] = SERVICES) -> tuple[Link, ..
     return tuple(Link(client, tier, tuple(servers)) for (client, tier), servers in links.items())
 
 
-def vault_tiers(services: tuple[Service, ...]) -> tuple[Tier, ...]:
-    """The tiers whose services talk to Vault: Vault joins each of them."""
-    tiers = {s.tier for s in services for f in s.flows if f.to == VAULT_NAME}
-    return tuple(t for t in Tier if t in tiers and t is not Tier.VAULT)
+def client_tiers(server: Service, services: tuple[Service, ...]) -> tuple[Tier, ...]:
+    """The other tiers whose services talk to the server (Vault joins each of them)."""
+    tiers = {s.tier for s in services for f in s.flows if f.to == server.name}
+    return tuple(t for t in Tier if t in tiers and t is not server.tier)
 
 
 def _link_subnets(settings: Settings) -> dict[str, ipaddress.IPv4Network]:
@@ -121,8 +121,8 @@ def attachments(settings: Settings, service: Service) -> tuple[Attachment, ...]:
         return (Attachment(FLAT_KEY, settings.static_ip(service), aliases),)
     result = [Attachment(tier_key(service.tier), settings.static_ip(service), aliases)]
     selected = selected_services(settings)
-    if service.name == VAULT_NAME:
-        for tier in vault_tiers(selected):
+    if service.joins_client_tiers:
+        for tier in client_tiers(service, selected):
             address = settings.subnets.tiers[tier].network_address + service.host_id
             result.append(Attachment(tier_key(tier), str(address), aliases))
     for link in cross_tier_links(selected):

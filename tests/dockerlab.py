@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.catalog import SERVICES_BY_NAME, Port, Service
+from devstack.catalog import SERVICES_BY_NAME
+from devstack.model import Port, Service
 from devstack.settings import Settings, load_settings
 from devstack.topology import active_ports
 from tools.plan import plan_for, plan_json

@@ -18,22 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from devstack.accounts import (
-    MAX_NAME_LENGTH,
-    Account,
-    AccountKind,
-    RedisRole,
-    RedisUser,
-    mongo_setup_js,
-    mysql_literal,
-    mysql_setup_sql,
-    pg_literal,
-    postgres_setup_sql,
-    rabbitmq_setup_sh,
-    redis_acl_lines,
-    sha256_hex,
-    validate_name,
-)
+from devstack.accounts import MAX_NAME_LENGTH, Account, AccountKind, validate_name
+from devstack.services.mongodb import mongo_setup_js
+from devstack.services.mysql import mysql_literal, mysql_setup_sql
+from devstack.services.postgres import pg_literal, postgres_setup_sql
+from devstack.services.rabbitmq import rabbitmq_setup_sh
+from devstack.services.redis import RedisRole, RedisUser, redis_acl_lines, sha256_hex
 
 TRICKY = 'it\'s "q" \\ $1 $$ `x` :v ;-- \\gexec %_ é'
 INJECTION = "x'; DROP ROLE victim; --"

@@ -15,17 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from devstack.accounts import (
-    PGBOUNCER_AUTH_QUERY,
-    Account,
-    AccountKind,
-    RedisRole,
-    RedisUser,
-    mysql_setup_sql,
-    postgres_setup_sql,
-    redis_acl_lines,
-    sha256_hex,
-)
+from devstack.accounts import Account, AccountKind
+from devstack.services.mysql import mysql_setup_sql
+from devstack.services.postgres import PGBOUNCER_AUTH_QUERY, postgres_setup_sql
+from devstack.services.redis import RedisRole, RedisUser, redis_acl_lines, sha256_hex
 from tests.realservers import (
     MariaDb,
     Postgres,

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from devstack.catalog import SERVICES, SERVICES_BY_NAME, Profile
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.model import Profile
 from devstack.settings import load_settings
 from devstack.topology import selected_services
 

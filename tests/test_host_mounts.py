@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from devstack.catalog import Profile
+from devstack.model import Profile
 from tests.conftest import PlanFactory, containers
 from tools.engine import PlanRun
 

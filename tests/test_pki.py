@@ -12,9 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from devstack.catalog import SERVICES_BY_NAME
-from devstack.tls import TLS_DIR, TLS_OWNERS
-from devstack.tls_configs import CIPHERS, RABBITMQ_CIPHERS
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.services.rabbitmq import RABBITMQ_CIPHERS
+from devstack.tls import CIPHERS, TLS_DIR
 from tests.conftest import CONTAINER, PlanFactory
 from tools.diff import diff_plans
 from tools.engine import PlanRun, Secret, unwrap
@@ -29,7 +29,7 @@ T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def clock() -> Iterator[None]:
-    from tools import tls_mocks
+    from tools.engine import tls_mocks
 
     os.environ["DEVSTACK_NOW"] = T0.isoformat()
     tls_mocks.set_clock(T0)
@@ -83,7 +83,7 @@ def test_every_leaf_chains_to_the_root_with_the_right_names(shared_plan: PlanFac
     run = shared_plan(ALL, "phase=1")
     root, intermediate = _chain(run)
     leaves = {r.name.removesuffix("-tls"): _pem(r) for r in run.by_type(SIGNED) if r.name.endswith("-tls")}
-    assert set(leaves) == set(TLS_OWNERS)
+    assert set(leaves) == {s.name for s in SERVICES if s.tls is not None}
     from cryptography.x509.verification import PolicyBuilder, Store
 
     policy = PolicyBuilder().store(Store([root])).time(T0 + timedelta(hours=1))
@@ -129,7 +129,7 @@ def test_files_reach_the_containers_with_owner_and_mode(shared_plan: PlanFactory
 
 
 def test_a_certificate_is_replaced_once_in_its_renewal_window(clock: None) -> None:
-    from tools import tls_mocks
+    from tools.engine import tls_mocks
 
     issued = plan_for("dev", ["phase=1", "profiles=minimal"])
     # Ten days later nothing is due.

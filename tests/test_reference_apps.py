@@ -180,7 +180,7 @@ def _start_tls(
 def _probe(service: str, port: int, https: bool, ca: Path) -> int:
     """The catalog's own health probe for this mode, run here (ports and CA path adjusted)."""
     from devstack.phases import TlsMode
-    from devstack.tls_configs import api_healthcheck
+    from devstack.services.apis import api_healthcheck
 
     entry = SERVICES_BY_NAME[service]
     check = api_healthcheck(entry, TlsMode.REQUIRED, str(ca.parent)) if https else entry.healthcheck

@@ -10,7 +10,8 @@ import itertools
 
 import pytest
 
-from devstack.catalog import SERVICES_BY_NAME, Tier
+from devstack.catalog import SERVICES_BY_NAME
+from devstack.model import Tier
 from devstack.settings import load_settings
 from devstack.topology import cross_tier_links, networks
 from tests.conftest import CONTAINER, NETWORK, PlanFactory

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from devstack.catalog import SERVICES_BY_NAME, Service, Tier
-from devstack.topology import FLAT_NETWORK, VAULT_NAME, selected_services
+from devstack.catalog import SERVICES_BY_NAME
+from devstack.model import Service, Tier
+from devstack.services.vault import VAULT
+from devstack.topology import FLAT_NETWORK, selected_services
 from tests.dockerlab import (
     Lab,
     Probe,
@@ -59,7 +61,7 @@ class Expectations:
         ]
 
     def vault_tiers(self) -> set[Tier]:
-        return {s.tier for s in self.selected for f in s.flows if f.to == VAULT_NAME} | {Tier.VAULT}
+        return {s.tier for s in self.selected for f in s.flows if f.to == VAULT.name} | {Tier.VAULT}
 
     def may_connect(self, client: Service, server: Service) -> bool:
         if client.tier == server.tier:
@@ -67,7 +69,7 @@ class Expectations:
         pairs = {(c.name, s.name) for c, s, _ in self.declared()}
         if (client.name, server.name) in pairs or (server.name, client.name) in pairs:
             return True
-        other = client if server.name == VAULT_NAME else server if client.name == VAULT_NAME else None
+        other = client if server.name == VAULT.name else server if client.name == VAULT.name else None
         return other is not None and other.tier in self.vault_tiers()
 
 

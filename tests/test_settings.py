@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack.catalog import Profile, Tier
 from devstack.errors import ConfigError
+from devstack.model import Profile, Tier
 from devstack.phases import PHASE_FEATURES, TlsMode
 from devstack.settings import CONFIG_KEYS, load_settings
 

@@ -1,4 +1,4 @@
-"""tools.tls_mocks: the pulumi-tls mocks issue real keys and certificates, checked with
+"""tools.engine.tls_mocks: the pulumi-tls mocks issue real keys and certificates, checked with
 `cryptography` (and the openssl CLI when it is installed)."""
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from tools import mocks, tls_mocks
-from tools.mocks import MockContext
-from tools.provider_rules import SECRET_OUTPUTS
-from tools.tls_mocks import CERT_REQUEST, LOCALLY_SIGNED_CERT, PRIVATE_KEY, SELF_SIGNED_CERT
+from tools.engine import mocks, tls_mocks
+from tools.engine.context import MockContext
+from tools.engine.provider_rules import SECRET_OUTPUTS
+from tools.engine.tls_mocks import CERT_REQUEST, LOCALLY_SIGNED_CERT, PRIVATE_KEY, SELF_SIGNED_CERT
 
 T0 = datetime(2026, 11, 26, 12, 0, 0, 250000, tzinfo=UTC)
 CA_USES = ["cert_signing", "crl_signing", "digital_signature"]
@@ -142,8 +142,7 @@ def extension(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> 
 # --- registration ------------------------------------------------------------------------------
 
 
-def test_handlers_are_registered_with_tools_mocks() -> None:
-    tls_mocks.register()  # idempotent
+def test_handlers_are_registered_with_the_engine_mocks() -> None:
     for type_token, handler in tls_mocks.HANDLERS.items():
         assert mocks.HANDLERS[type_token] is handler
 
@@ -519,7 +518,7 @@ def test_write_only_private_key() -> None:
 def test_a_ca_certificate_that_is_no_ca_only_warns(chain: Chain, caplog: pytest.LogCaptureFixture) -> None:
     other = key("other", algorithm="ECDSA", ecdsaCurve="P256")
     request = csr("other", other["privateKeyPem"], subject={"commonName": "other"})
-    with caplog.at_level(logging.WARNING, logger="tools.tls_mocks"):
+    with caplog.at_level(logging.WARNING, logger="tools.engine.tls_mocks"):
         _, state = signed(
             "other",
             request["certRequestPem"],

@@ -10,8 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from devstack.catalog import SERVICES_BY_NAME
+from devstack.certificates import tls_services
 from devstack.phases import TlsMode
-from devstack.tls import TLS_DIR, tls_services
+from devstack.tls import TLS_DIR
 from tests.conftest import PlanFactory, containers
 from tools.engine import unwrap
 

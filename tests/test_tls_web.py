@@ -1,7 +1,8 @@
-"""devstack.tls_web: the single-listener web servers stay on plain HTTP in off and dual and serve
-HTTPS only in required mode, with probes that still work; Forgejo verifies PostgreSQL from dual
-on. The `real` tests run Debian's Prometheus and promtool with the generated files and the plan's
-own certificates."""
+"""The single-listener web servers (Forgejo, Prometheus, Grafana, Loki, the Redis exporters: each
+in its module in devstack/services/) stay on plain HTTP in off and dual and serve HTTPS only in
+required mode, with probes that still work; Forgejo verifies PostgreSQL from dual on. The `real`
+tests run Debian's Prometheus and promtool with the generated files and the plan's own
+certificates."""
 
 from __future__ import annotations
 
@@ -20,21 +21,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack.catalog import SERVICES_BY_NAME, Service
+from devstack.catalog import SERVICES_BY_NAME
+from devstack.model import ServerTls, Service
 from devstack.phases import TlsMode
-from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
-from devstack.tls_server import ServerTls
-from devstack.tls_web import (
-    GO_CIPHER_SUITES,
-    LOKI_DEFAULT_ARGS,
+from devstack.services.exporters import redis_exporter_tls
+from devstack.services.forgejo import forgejo_tls
+from devstack.services.grafana import grafana_tls
+from devstack.services.loki import LOKI_DEFAULT_ARGS, loki_tls
+from devstack.services.prometheus import (
     PROMETHEUS_DEFAULT_ARGS,
     PROMETHEUS_WEB_CONFIG,
     PROMTOOL_HTTP_CONFIG,
-    WEB_TLS,
-    forgejo_tls,
     prometheus_tls,
-    web_tls,
 )
+from devstack.tls import CA_FILE, CERT_FILE, GO_CIPHER_SUITES, KEY_FILE, TLS_DIR, server_tls
 from tests.realservers import (
     _find,
     _server_process,
@@ -52,14 +52,27 @@ NO_CHECK = "--no-check-certificate"
 LIVENESS_ONLY = {"loki"}
 
 
+# Each web server's settings function in its own module (redis-exporter: the web listener alone).
+WEB_TLS = {
+    "forgejo": forgejo_tls,
+    "prometheus": prometheus_tls,
+    "grafana": grafana_tls,
+    "loki": loki_tls,
+    "redis-exporter": redis_exporter_tls,
+}
+
+
 def _service(name: str) -> Service:
     return SERVICES_BY_NAME[name]
 
 
+def _kind(name: str) -> str:
+    return "redis-exporter" if name.startswith("redis-exporter") else name
+
+
 def _required(name: str) -> ServerTls:
-    settings = web_tls(_service(name), TlsMode.REQUIRED)
-    assert settings is not None
-    return settings
+    """The web listener's settings (an exporter's, without its settings as a Redis client)."""
+    return WEB_TLS[_kind(name)](_service(name), TlsMode.REQUIRED)
 
 
 def _test(settings: ServerTls) -> tuple[str, ...]:
@@ -77,16 +90,7 @@ def _probe(settings: ServerTls) -> str:
 @pytest.mark.parametrize("name", [n for n in WEB_SERVERS if n != "forgejo"])
 @pytest.mark.parametrize("mode", [TlsMode.OFF, TlsMode.DUAL])
 def test_off_and_dual_leave_the_server_alone(name: str, mode: TlsMode) -> None:
-    assert web_tls(_service(name), mode) == ServerTls()
-
-
-@pytest.mark.parametrize("name", ["postgres", "mysql", "vault", "reference-api", "redis-1", "cadvisor"])
-def test_other_services_are_not_web_servers(name: str) -> None:
-    assert all(web_tls(_service(name), mode) is None for mode in TlsMode)
-
-
-def test_one_entry_per_server_kind() -> None:
-    assert set(WEB_TLS) == {"forgejo", "prometheus", "grafana", "loki", "redis-exporter"}
+    assert server_tls(_service(name), mode) == ServerTls()
 
 
 @pytest.mark.parametrize("name", WEB_SERVERS)
@@ -147,8 +151,7 @@ def test_required_files_are_under_the_tls_directory(name: str) -> None:
 @pytest.mark.parametrize("name", WEB_SERVERS)
 def test_the_tls_directory_is_a_parameter(name: str) -> None:
     service = _service(name)
-    base = "redis-exporter" if name.startswith("redis-exporter") else name
-    settings = WEB_TLS[base](service, TlsMode.REQUIRED, "/elsewhere")
+    settings = WEB_TLS[_kind(name)](service, TlsMode.REQUIRED, "/elsewhere")
     text = repr(settings)
     assert TLS_DIR not in text
     assert "/elsewhere/" in text

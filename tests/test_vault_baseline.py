@@ -13,8 +13,8 @@ from devstack.credentials import client_accounts, needs_secret
 from devstack.delivery import TOKEN_PATH, WRAPPER_PATH
 from tests.conftest import CONTAINER, PlanFactory, containers
 from tools.engine import PlanRun, Secret, masked, unwrap
+from tools.engine.provider_rules import SECRET_OUTPUTS
 from tools.plan import plan_json
-from tools.provider_rules import SECRET_OUTPUTS
 
 COMMAND = "command:local:Command"
 SECRET_V2 = "vault:kv/secretV2:SecretV2"

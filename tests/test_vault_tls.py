@@ -8,9 +8,9 @@ import pytest
 from cryptography import x509
 
 from devstack.catalog import SERVICES, SERVICES_BY_NAME
-from devstack.configs import vault_hcl
 from devstack.errors import ConfigError
 from devstack.phases import TlsMode
+from devstack.services.vault import vault_hcl
 from devstack.settings import load_settings
 from devstack.tls import CA_FILE, TLS_DIR
 from tests.conftest import PlanFactory, containers

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tools.engine import PlanRun, ResourceRecord, unwrap
-from tools.provider_rules import changes_force_replacement, state_only
+from tools.engine.provider_rules import changes_force_replacement, state_only
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from devstack.catalog import SERVICES
 from devstack.settings import Settings, load_settings
-from devstack.topology import VAULT_NAME, selected_services, vault_tiers
+from devstack.topology import client_tiers, selected_services
 from policies.crossguard import validators
 from policies.crossguard.validators import Resource, Violation
 from tools.engine import PlanRun, masked
@@ -43,7 +43,11 @@ def pack_config(settings: Settings) -> dict[str, dict[str, Any]]:
             "tiers": {service.name: service.tier.value for service in SERVICES},
             "flows": sorted([client.name, flow.to] for client in SERVICES for flow in client.flows),
             # Vault joins every tier whose services talk to it, instead of link networks.
-            "hubs": {VAULT_NAME: [tier.value for tier in vault_tiers(selected)]},
+            "hubs": {
+                hub.name: [tier.value for tier in client_tiers(hub, selected)]
+                for hub in SERVICES
+                if hub.joins_client_tiers
+            },
         },
     }
 

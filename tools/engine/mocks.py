@@ -9,46 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 
-from tools.provider_rules import SECRET_OUTPUTS, changes_force_replacement
-
-Handler = Callable[["MockContext"], tuple[str, dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class StoredResource:
-    inputs: dict[str, Any]
-    id: str
-    outputs: dict[str, Any]
-    generation: int  # bumped by each replacement, so a replaced resource gets new values
-
-
-@dataclass
-class MockState:
-    """URN -> what the last run produced: the offline stand-in for a checkpoint."""
-
-    resources: dict[str, StoredResource] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MockContext:
-    urn: str
-    type: str
-    name: str
-    inputs: dict[str, Any]  # plain values (secrets revealed)
-    generation: int = 0
-
-    def seed(self, *salt: str) -> bytes:
-        parts = (self.urn, str(self.generation), *salt)
-        return hashlib.sha256("\0".join(parts).encode()).digest()
-
-    def hex(self, *salt: str, length: int = 64) -> str:
-        return self.seed(*salt).hex()[:length]
+from tools.engine import tls_mocks
+from tools.engine.context import Handler, MockContext, MockState, StoredResource
+from tools.engine.provider_rules import SECRET_OUTPUTS, changes_force_replacement
+from tools.engine.values import Secret, unwrap
 
 
 def _echo(ctx: MockContext, id_: str, **extra: Any) -> tuple[str, dict[str, Any]]:
@@ -162,11 +130,9 @@ HANDLERS: dict[str, Handler] = {
     "docker:index/container:Container": _docker_container,
     "random:index/randomPassword:RandomPassword": _random_password,
     "random:index/randomString:RandomString": _random_string,
+    # The tls provider's mocks make real keys and certificates (kept in their own module).
+    **tls_mocks.HANDLERS,
 }
-
-
-def register_handler(type_token: str, handler: Handler) -> None:
-    HANDLERS[type_token] = handler
 
 
 def _contains_secret(value: Any, secret_type: type) -> bool:
@@ -187,8 +153,6 @@ class DevstackMocks(pulumi.runtime.Mocks):
         self, urn: str, type_token: str, name: str, inputs: dict[str, Any], custom: bool
     ) -> tuple[str, dict[str, Any]]:
         """Called by the recording monitor with inputs that still carry Secret markers."""
-        from tools.engine import Secret, unwrap
-
         if not custom:
             return "", {}
         plain = unwrap(inputs)
@@ -216,7 +180,3 @@ class DevstackMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         return {}, None
-
-
-# The tls provider's mocks make real keys and certificates (kept in their own module).
-import tools.tls_mocks  # noqa: E402, F401

@@ -26,83 +26,11 @@ from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from tools.mocks import DevstackMocks, MockState
+from tools.engine.mocks import DevstackMocks, MockState
+from tools.engine.values import Secret, from_wire, to_wire, unwrap
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 MAIN = PROJECT_DIR / "__main__.py"
-
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-
-
-class Secret:
-    """A value the engine would keep encrypted; printed as "[secret]" everywhere."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(repr(self.value))
-
-    def __repr__(self) -> str:
-        return "[secret]"
-
-
-def _from_wire(value: Any) -> Any:
-    """A property from the wire with secret markers kept as Secret objects."""
-    if isinstance(value, dict):
-        sig = value.get(SIG_KEY)
-        if sig == SECRET_SIG:
-            return Secret(_from_wire(value.get("value")))
-        if sig == RESOURCE_SIG:
-            return value.get("urn")
-        return {k: _from_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_wire(v) for v in value]
-    if value == UNKNOWN:
-        return "[unknown]"
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # protobuf Structs carry every number as a double
-    return value
-
-
-def unwrap(value: Any) -> Any:
-    """The plain value, secrets revealed (for comparing and computing, never for printing)."""
-    if isinstance(value, Secret):
-        return unwrap(value.value)
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
-
-
-def masked(value: Any) -> Any:
-    """The printable value: every secret is "[secret]"."""
-    if isinstance(value, Secret):
-        return "[secret]"
-    if isinstance(value, dict):
-        return {k: masked(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v) for v in value]
-    return value
-
-
-def _to_wire(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return {SIG_KEY: SECRET_SIG, "value": _to_wire(value.value)}
-    if isinstance(value, dict):
-        return {k: _to_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_wire(v) for v in value]
-    return value
 
 
 @dataclass
@@ -173,7 +101,7 @@ class RecordingMonitor(MockMonitor):
 
         urn = self.make_urn(request.parent, request.type, request.name)
         self._thread_loop()
-        inputs = _from_wire(_struct(request.object))
+        inputs = from_wire(_struct(request.object))
         custom = bool(request.custom)
         record = ResourceRecord(
             urn=urn,
@@ -205,7 +133,7 @@ class RecordingMonitor(MockMonitor):
         }
         record.id, record.outputs = id_, outputs
         self._keep(record)
-        obj_proto = _sync_await(rpc.serialize_properties(_to_wire(outputs), {}))
+        obj_proto = _sync_await(rpc.serialize_properties(to_wire(outputs), {}))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
@@ -214,7 +142,7 @@ class RecordingMonitor(MockMonitor):
         with self._lock:
             record = self._by_urn.get(request.urn)
             if record is not None:
-                record.outputs = _from_wire(_struct(request.outputs))
+                record.outputs = from_wire(_struct(request.outputs))
         return empty_pb2.Empty()
 
     def _keep(self, record: ResourceRecord) -> None:
@@ -231,7 +159,7 @@ def _default_provider(type_token: str) -> str:
 async def _resolve(value: Any) -> Any:
     output = pulumi.Output.from_input(value)
     resolved = await output.future(with_unknowns=True)
-    plain = _from_wire(resolved) if resolved is not None else None
+    plain = from_wire(resolved) if resolved is not None else None
     return Secret(plain) if await output.is_secret() else plain
 
 

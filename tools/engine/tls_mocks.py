@@ -1,7 +1,7 @@
 """pulumi-tls 5.6.2 mocks that issue REAL keys, certificate requests and certificates.
 
 pulumi-tls 5.6.2 bridges hashicorp/terraform-provider-tls (d72d90e1, the commit
-tools/provider_rules.py cites), which builds Go crypto/x509 templates. These handlers build the
+tools/engine/provider_rules.py cites), which builds Go crypto/x509 templates. These handlers build the
 same certificates with `cryptography`, including the quirks that Go and the provider add:
 
 - `maxPathLength = 0` puts NO pathLenConstraint in the certificate. The provider sets MaxPathLen
@@ -42,10 +42,8 @@ Clock: every "now" goes through `now()`. `set_clock(moment)` pins it (tests), an
 `set_clock(None)` releases it. When it is not pinned, now() is devstack.clock.now(), which
 honours DEVSTACK_NOW, so certificates follow the same clock as the program.
 
-Registration: `register()` adds the four handlers through tools.mocks.register_handler. It runs
-when this module is imported and can be called again at no cost. tools.mocks can import this
-module at its end, and this module only imports tools.mocks inside register(), so either import
-order works.
+Registration: tools.engine.mocks merges HANDLERS into its own table; this module knows nothing
+of it (it imports only tools.engine.context), so the imports run one way.
 """
 
 from __future__ import annotations
@@ -60,7 +58,7 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -69,8 +67,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID, ObjectIdentifier
 
-if TYPE_CHECKING:
-    from tools.mocks import MockContext
+from tools.engine.context import MockContext
 
 PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 SELF_SIGNED_CERT = "tls:index/selfSignedCert:SelfSignedCert"
@@ -1027,14 +1024,3 @@ def ready_for_renewal(outputs: Mapping[str, Any], at: datetime | None = None) ->
 def refresh(outputs: Mapping[str, Any], at: datetime | None = None) -> dict[str, Any]:
     """The provider's Read: the stored outputs, with readyForRenewal set once it is due."""
     return {**outputs, "readyForRenewal": True} if ready_for_renewal(outputs, at) else dict(outputs)
-
-
-def register() -> None:
-    """Add the handlers to tools.mocks (idempotent)."""
-    from tools.mocks import register_handler
-
-    for type_token, handler in HANDLERS.items():
-        register_handler(type_token, handler)
-
-
-register()

@@ -1,0 +1,304 @@
+"""The vocabulary a service is described in: ports, volumes, flows, credentials, limits, and
+the hooks through which the shared machinery asks a service what is particular to it.
+
+Each service's own module (devstack/services/) describes it in these terms; devstack.catalog
+lists them. A hook is an optional field: a service fills in only those it has something to
+say for (its TLS switches, its config files, the accounts it hosts, a step after it starts).
+
+Static IPs are stored as a host number inside the service's tier subnet, so moving a subnet
+moves its services with it. Flows say which other service (and which of its named ports) a
+service talks to; network membership is derived from them, never listed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from devstack.phases import TlsMode
+
+if TYPE_CHECKING:
+    from devstack.credentials import ClientAccount
+    from devstack.settings import Settings
+
+
+class Tier(StrEnum):
+    VAULT = "vault"
+    DATA = "data"
+    APP = "app"
+    OBSERVABILITY = "observability"
+
+
+class Profile(StrEnum):
+    MINIMAL = "minimal"
+    STANDARD = "standard"
+    FULL = "full"
+    REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    container: int
+    host: int | None = None  # None: reachable only from other containers
+    open_in: frozenset[TlsMode] = frozenset(TlsMode)  # the TLS modes the server listens on it in
+
+
+# A port's life through the TLS modes.
+TLS_PORT = frozenset({TlsMode.DUAL, TlsMode.REQUIRED})  # exists only while the TLS feature is on
+PLAIN_BESIDE_TLS = frozenset({TlsMode.OFF, TlsMode.DUAL})  # plaintext: closed once TLS is required
+# TLS beside plaintext while clients migrate; closed once required, when the main port speaks TLS.
+MIGRATION_PORT = frozenset({TlsMode.DUAL})
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    volume: str  # Docker volume name suffix: dev-<volume>
+    path: str
+
+
+@dataclass(frozen=True)
+class HostBind:
+    """A read-only view of a host path (observability agents only)."""
+
+    host_path: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    test: tuple[str, ...]
+    interval: str = "30s"
+    timeout: str = "10s"
+    retries: int = 3
+    start_period: str = "30s"
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpus: float
+    memory_mb: int
+
+    @property
+    def reservation_mb(self) -> int:
+        # A quarter of the limit keeps a laptop's memory free for what is actually busy.
+        return max(self.memory_mb // 4, 16)
+
+
+@dataclass(frozen=True)
+class Flow:
+    to: str  # service name
+    port: str  # the target's port name
+
+
+class ClientRole(StrEnum):
+    """What a client's own account on a data service may do."""
+
+    APP = "app"  # its own database / key prefix
+    MONITOR = "monitor"  # read-only statistics
+    AUTH = "auth"  # PgBouncer's auth_query lookup
+
+
+@dataclass(frozen=True)
+class SecretField:
+    """One key of the service's own secret at secret/<service>."""
+
+    key: str
+    fixed: str | None = None  # a non-secret value kept beside the passwords (a user name); None: generated
+
+
+@dataclass(frozen=True)
+class Template:
+    """A file the wrapper renders from the service's secret ({{key}} placeholders)."""
+
+    name: str
+    dest: str
+    content: str
+
+
+SECRETS_DIR = "/run/devstack"  # a tmpfs: secret files never touch a disk
+TEMPLATE_DIR = "/devstack/templates"  # the wrapper's templates, rendered into SECRETS_DIR
+APP_DIR = "/devstack/app"  # where Service.app is uploaded
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How the entrypoint wrapper hands the service its secret: files, never env or argv."""
+
+    entrypoint: tuple[str, ...]  # the image's own ENTRYPOINT + CMD, exec'd by the wrapper
+    fields: tuple[SecretField, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # points at the files
+    templates: tuple[Template, ...] = ()
+    owner: str | None = None  # user:group the image's process reads the files as
+    run_as_uid: int = 0  # the image's USER, which owns the tmpfs
+    shared_with: str | None = None  # services of one group share the generated values (a cluster)
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file written into the container; never a secret (those come through the wrapper)."""
+
+    path: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """What a server's container needs for a TLS mode beyond its certificate files."""
+
+    args: tuple[str, ...] = ()  # appended to the command the container runs
+    # Replaces the image's own CMD, for servers with no entrypoint wrapper whose TLS switches are
+    # command-line flags (the image's default arguments have to be restated with them).
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, str] = field(default_factory=dict)  # extra config files to upload
+    healthcheck: Healthcheck | None = None  # a probe that still works in this mode
+
+
+@dataclass(frozen=True)
+class TlsSupport:
+    """A service that gets a certificate (devstack.tls: the chain, the names, the files)."""
+
+    owner: int  # the uid its server process runs as: it must read the key, and nobody else
+    # What the server needs in a TLS mode (called in every mode, off included, once it has a
+    # certificate); None: the certificate files alone (its switches are in its config files).
+    settings: Callable[[Service, TlsMode], ServerTls] | None = None
+    combined_pem: str | None = None  # a file name, for a server that wants chain and key in one file
+
+
+@dataclass(frozen=True)
+class ConfigContext:
+    """What a service's config files may depend on."""
+
+    settings: Settings
+    selected: tuple[Service, ...]  # the services that run
+    tls: TlsMode  # the service's own TLS mode
+
+
+ConfigFiles = Callable[["Service", ConfigContext], tuple[ConfigFile, ...]]
+# A client's account, with its password: what a server's account script is made from.
+Login = tuple["ClientAccount", str]
+
+
+@dataclass(frozen=True)
+class SetupScript:
+    """How the accounts are created once the server is healthy: a script on the stdin of the
+    server's own CLI in its container (`docker exec -i`), so no password is an argument."""
+
+    cli: tuple[str, ...]  # what runs in the container, reading the script on stdin; no secret in it
+    script: Callable[[Sequence[Login], Mapping[str, str]], str]  # logins, admin values -> the script
+    admin_keys: tuple[str, ...] = ()  # keys of the server's own secret the script needs
+    env: Mapping[str, str] = field(default_factory=dict)  # secret environment: variable -> own key
+
+
+@dataclass(frozen=True)
+class AccountServer:
+    """A data service on which each client gets its own account (devstack.credentials)."""
+
+    system: str  # names the client's keys: secret/<client> <system>_user and <system>_password
+    port: str  # a flow to this port makes the client an account holder
+    setup: SetupScript | None = None
+    # Or: the users come as a file in the server's own secret (key USERS_FILE_KEY), rendered
+    # from its admin password and the logins.
+    users_file: Callable[[str, Sequence[Login]], str] | None = None
+    every_node: bool = False  # an app client is redirected to every server of this system
+
+
+@dataclass(frozen=True)
+class PostStart:
+    """A setup step run in the container once it is healthy (`docker exec -i ... sh -s`)."""
+
+    name: str  # the command's resource name
+    script: Path
+
+
+@dataclass(frozen=True)
+class ClusterMember:
+    """A node of the cluster formed once all its members run (components/redis_cluster)."""
+
+    plain_port: str  # the port the cluster is formed through
+    tls_port: str  # ... once TLS is required
+
+
+USERS_FILE_KEY = "users_acl"  # AccountServer.users_file's key in the server's own secret
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    image: str  # repository, no tag
+    tag: str  # exact version; never "latest"
+    tier: Tier
+    host_id: int  # last part of the static IP inside the tier subnet
+    ports: tuple[Port, ...]
+    healthcheck: Healthcheck
+    limits: Limits
+    profiles: frozenset[Profile]  # empty: always on
+    volumes: tuple[VolumeMount, ...] = ()
+    binds: tuple[HostBind, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    flows: tuple[Flow, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    command: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    # Least privilege beyond Docker's defaults, for a service that needs no more:
+    user: str | None = None  # uid:gid it runs as; None: the image's own USER
+    confined: bool = False  # no capability, a read-only root filesystem, no privilege gain by setuid
+    host_cgroups: bool = False  # the host's cgroup tree (Docker mounts it read-only) instead of its own
+    credentials: Credentials | None = None
+    # The image's only HTTPS client that verifies certificates is Alpine's busybox wget (through
+    # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: once
+    # TLS is required the stack's CA is put there. Docker's upload writes through Alpine's
+    # symlink, so the public bundle behind it becomes the CA too (tests/test_system_bundle_docker):
+    # none of these images reaches a public TLS server.
+    system_ca_bundle: bool = False
+    client_role: ClientRole = ClientRole.APP
+    app: str | None = None  # a source file from apps/, uploaded to /devstack/app/
+    # Hooks: what only this service knows, for the shared machinery to ask.
+    tls: TlsSupport | None = None  # None: no certificate, no TLS
+    config_files: ConfigFiles | None = None
+    serves: AccountServer | None = None
+    post_start: PostStart | None = None
+    cluster: ClusterMember | None = None
+    # Joins every tier whose services talk to it (Vault), instead of clients linking to its tier.
+    joins_client_tiers: bool = False
+
+    @property
+    def container_name(self) -> str:
+        return f"dev-{self.name}"
+
+    def port(self, name: str) -> Port:
+        for port in self.ports:
+            if port.name == name:
+                return port
+        raise KeyError(f"{self.name} has no port named {name!r}")
+
+
+MIN_UP = frozenset({Profile.MINIMAL, Profile.STANDARD, Profile.FULL})
+STD_UP = frozenset({Profile.STANDARD, Profile.FULL})
+FULL = frozenset({Profile.FULL})
+REF = frozenset({Profile.REFERENCE})
+ALWAYS: frozenset[Profile] = frozenset()
+
+
+def account_user(client: str) -> str:
+    """A client's own user name on every data service it uses."""
+    return client.replace("-", "_")
+
+
+def secret_files(**env_to_key: str) -> Mapping[str, str]:
+    """Image variables that take a file path (the *_FILE convention) -> the wrapper's file."""
+    return MappingProxyType({env: f"{SECRETS_DIR}/{key}" for env, key in env_to_key.items()})
+
+
+def shell(script: str) -> tuple[str, ...]:
+    return ("CMD-SHELL", script)
+
+
+def http_probe(url: str) -> tuple[str, ...]:
+    # busybox wget ships in every alpine- and busybox-based image used here
+    return shell(f"wget -q -O /dev/null {url} || exit 1")

@@ -1,0 +1,61 @@
+"""Loki: the catalog entry and its TLS settings (HTTP in dual mode, HTTPS once required)."""
+
+from __future__ import annotations
+
+from devstack.model import (
+    FULL,
+    Healthcheck,
+    Limits,
+    Port,
+    ServerTls,
+    Service,
+    Tier,
+    TlsSupport,
+    VolumeMount,
+    http_probe,
+)
+from devstack.phases import TlsMode
+from devstack.tls import GO_CIPHER_SUITES, TLS_DIR, https_url, tls_files, with_probe
+
+# grafana/loki:3.3.2's CMD (grafana/loki@v3.3.2:cmd/loki/Dockerfile, the file the release
+# workflow builds); ENTRYPOINT is /usr/bin/loki.
+LOKI_DEFAULT_ARGS: tuple[str, ...] = ("-config.file=/etc/loki/local-config.yaml",)
+
+
+def loki_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> ServerTls:
+    """HTTP TLS flags of grafana/dskit@53283a0f6b41 (the version loki v3.3.2 requires):
+    server/server.go -server.http-tls-cert-path, -server.http-tls-key-path,
+    -server.tls-min-version (VersionTLS12), -server.tls-cipher-suites (Go names,
+    server/tls_config.go); command-line flags override the config file (loki@v3.3.2:
+    pkg/util/cfg/dynamic.go). gRPC (9095, not published) stays as the config file has it.
+
+    The image is distroless with busybox, whose wget cannot verify a certificate: the probe is
+    a liveness check over TLS only (it sends no secret)."""
+    if mode is not TlsMode.REQUIRED:
+        return ServerTls()
+    cert, key, _ = tls_files(tls_dir)
+    command = (
+        *LOKI_DEFAULT_ARGS,
+        f"-server.http-tls-cert-path={cert}",
+        f"-server.http-tls-key-path={key}",
+        "-server.tls-min-version=VersionTLS12",
+        f"-server.tls-cipher-suites={','.join(GO_CIPHER_SUITES)}",
+    )
+    url = https_url(service, "http", "/ready")
+    probe = ("CMD-SHELL", f"wget -q --no-check-certificate -O /dev/null {url} || exit 1")
+    return ServerTls(command=command, healthcheck=with_probe(service, probe))
+
+
+LOKI = Service(
+    name="loki",
+    image="grafana/loki",
+    tag="3.3.2",
+    tier=Tier.OBSERVABILITY,
+    host_id=30,
+    ports=(Port("http", 3100, 3100),),
+    volumes=(VolumeMount("loki-data", "/loki"),),
+    healthcheck=Healthcheck(http_probe("http://127.0.0.1:3100/ready")),
+    limits=Limits(1, 1024),
+    profiles=FULL,
+    tls=TlsSupport(owner=10001, settings=loki_tls),
+)

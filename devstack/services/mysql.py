@@ -1,0 +1,138 @@
+"""MySQL 8 (and MariaDB, which the real tests run): the catalog entry, its TLS options per mode,
+and its clients' accounts with the mysql-client script that creates them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
+from devstack.model import (
+    STD_UP,
+    AccountServer,
+    Credentials,
+    Healthcheck,
+    Limits,
+    Port,
+    SecretField,
+    ServerTls,
+    Service,
+    SetupScript,
+    Tier,
+    TlsSupport,
+    VolumeMount,
+    secret_files,
+)
+from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
+from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR
+
+
+def mysql_args(mode: TlsMode, tls_dir: str = TLS_DIR) -> tuple[str, ...]:
+    """`mysqld` options (appended to the image's command) for MySQL 8.0 that MariaDB 10.11 takes
+    too. The TLS 1.3 suites stay the library's (all AEAD); `--ssl-cipher` limits TLS 1.2."""
+    if mode is TlsMode.OFF:
+        return ()
+    args = (
+        f"--ssl-cert={tls_dir}/{CERT_FILE}",
+        f"--ssl-key={tls_dir}/{KEY_FILE}",
+        f"--ssl-ca={tls_dir}/{CA_FILE}",
+        "--tls-version=TLSv1.2,TLSv1.3",
+        f"--ssl-cipher={CIPHERS}",
+    )
+    if mode is TlsMode.REQUIRED:
+        args += ("--require-secure-transport=ON",)  # TCP without TLS refused; the socket stays open
+    return args
+
+
+_RESERVED_USERS = frozenset({"root", "mysql", "mariadb"})
+_RESERVED_DATABASES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
+
+
+def mysql_literal(value: str) -> str:
+    """A MySQL string literal; the script turns NO_BACKSLASH_ESCAPES off, so `\\` is escaped too."""
+    escaped = value.replace("\\", "\\\\").replace("'", "''").replace("\n", "\\n").replace("\r", "\\r")
+    return "'" + escaped.replace("\x1a", "\\Z") + "'"
+
+
+def mysql_identifier(name: str) -> str:
+    """A MySQL identifier in backticks (inner backticks doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _mysql_grant_database(name: str) -> str:
+    # In GRANT ... ON db.*, `_` and `%` are wildcards; escape them so only this database matches.
+    return mysql_identifier(name.replace("_", "\\_").replace("%", "\\%"))
+
+
+def mysql_setup_sql(accounts: Sequence[Account]) -> str:
+    """A mysql-client script (run as root) that sets up every account as 'name'@'%'.
+
+    APP: CREATE USER IF NOT EXISTS + ALTER USER (so a new password applies), its own database
+    (CREATE DATABASE IF NOT EXISTS) and ALL PRIVILEGES on that database only.
+    MONITOR: PROCESS and REPLICATION CLIENT server-wide and SELECT on performance_schema (what a
+    metrics exporter reads), nothing else. Works on MySQL 8.0 and MariaDB 10.4+.
+    """
+    check_unique(accounts)
+    check_reserved(accounts, _RESERVED_USERS, _RESERVED_DATABASES, "MySQL")
+    out = [
+        "-- devstack: client accounts (generated; idempotent, safe to re-run)",
+        "-- a known sql_mode without NO_BACKSLASH_ESCAPES: the literals below escape backslashes",
+        "SET SESSION sql_mode = 'STRICT_ALL_TABLES';",
+    ]
+    for account in accounts:
+        user = f"{mysql_literal(account.name)}@'%'"
+        password = mysql_literal(account.password)
+        out += [
+            "",
+            f"-- {account.kind} account {account.name}",
+            f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {password};",
+            f"ALTER USER {user} IDENTIFIED BY {password};",
+        ]
+        if account.kind is AccountKind.MONITOR:
+            out += [
+                f"GRANT PROCESS, REPLICATION CLIENT ON *.* TO {user};",
+                f"GRANT SELECT ON performance_schema.* TO {user};",
+            ]
+        if account.database is not None:
+            out += [
+                f"CREATE DATABASE IF NOT EXISTS {mysql_identifier(account.database)};",
+                f"GRANT ALL PRIVILEGES ON {_mysql_grant_database(account.database)}.* TO {user};",
+            ]
+    return "\n".join(out) + "\n"
+
+
+SETUP = SetupScript(
+    cli=("mysql", "-uroot"),
+    script=lambda logins, admin: mysql_setup_sql([login_account(login) for login in logins]),
+    env={"MYSQL_PWD": "root_password"},
+)
+
+
+MYSQL = Service(
+    name="mysql",
+    image="mysql",
+    tag="8.0.40",
+    tier=Tier.DATA,
+    host_id=12,
+    ports=(Port("mysql", 3306, 3306),),
+    volumes=(VolumeMount("mysql-data", "/var/lib/mysql"),),
+    # ping succeeds on "access denied" too: it proves the server answers without a password
+    healthcheck=Healthcheck(
+        ("CMD", "mysqladmin", "ping", "-h", "127.0.0.1", "--silent"),
+        interval="15s",
+        timeout="5s",
+        retries=5,
+    ),
+    limits=Limits(2, 2048),
+    profiles=STD_UP,
+    depends_on=("vault",),
+    flows=(VAULT_FLOW,),
+    credentials=Credentials(
+        entrypoint=("docker-entrypoint.sh", "mysqld"),
+        fields=(SecretField("root_password"),),
+        env=secret_files(MYSQL_ROOT_PASSWORD_FILE="root_password"),
+        owner="mysql:mysql",
+    ),
+    tls=TlsSupport(owner=999, settings=lambda service, mode: ServerTls(args=mysql_args(mode))),
+    serves=AccountServer("mysql", port="mysql", setup=SETUP),
+)

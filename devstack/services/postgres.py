@@ -1,0 +1,269 @@
+"""PostgreSQL: the catalog entry, its TLS settings per mode, and its clients' accounts with the
+psql script that creates them (PgBouncer's auth_query lookup function included)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
+from devstack.model import (
+    MIN_UP,
+    AccountServer,
+    ClientRole,
+    Credentials,
+    Healthcheck,
+    Limits,
+    Login,
+    Port,
+    SecretField,
+    ServerTls,
+    Service,
+    SetupScript,
+    Tier,
+    TlsSupport,
+    VolumeMount,
+    secret_files,
+)
+from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
+from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR
+
+ADMIN_USER = "dev_admin"
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+PG_HBA = "pg_hba.conf"
+
+# Required mode: the container's own socket stays trusted (health checks and the account
+# setup use it), and every network connection must be TLS with a password.
+PG_HBA_REQUIRED = """# devstack, TLS required: no plaintext over the network.
+local     all  all                  trust
+hostssl   all  all  0.0.0.0/0       scram-sha-256
+hostssl   all  all  ::/0            scram-sha-256
+hostnossl all  all  0.0.0.0/0       reject
+hostnossl all  all  ::/0            reject
+"""
+
+
+def postgres_args(mode: TlsMode, tls_dir: str = TLS_DIR) -> tuple[str, ...]:
+    """`postgres` server arguments (appended to the image's command)."""
+    if mode is TlsMode.OFF:
+        return ()
+    settings = {
+        "ssl": "on",
+        "ssl_cert_file": f"{tls_dir}/{CERT_FILE}",
+        "ssl_key_file": f"{tls_dir}/{KEY_FILE}",
+        "ssl_ca_file": f"{tls_dir}/{CA_FILE}",
+        "ssl_min_protocol_version": "TLSv1.2",
+        "ssl_ciphers": CIPHERS,
+        "ssl_prefer_server_ciphers": "on",
+    }
+    if mode is TlsMode.REQUIRED:
+        settings["hba_file"] = f"{tls_dir}/{PG_HBA}"
+    return tuple(arg for key, value in settings.items() for arg in ("-c", f"{key}={value}"))
+
+
+def postgres_files(mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
+    return {f"{tls_dir}/{PG_HBA}": PG_HBA_REQUIRED} if mode is TlsMode.REQUIRED else {}
+
+
+def _tls(service: Service, mode: TlsMode) -> ServerTls:
+    return ServerTls(args=postgres_args(mode), files=postgres_files(mode))
+
+
+# --- Accounts -------------------------------------------------------------------------------------
+
+# What PgBouncer runs (with `auth_user = <pooler account>` and `auth_dbname = postgres`).
+PGBOUNCER_AUTH_QUERY = "SELECT username, password FROM pgbouncer.get_auth($1)"
+
+_RESERVED_ROLES = frozenset({"postgres", "public", "none", "current_user", "current_role", "session_user"})
+_RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
+
+
+def pg_identifier(name: str) -> str:
+    """A PostgreSQL identifier, double-quoted (inner double quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def pg_literal(value: str) -> str:
+    """A standard-conforming PostgreSQL string literal (the script sets standard_conforming_strings)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+_PG_LOGIN = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT -1"
+
+_PG_AUTH_FUNCTION = """\
+CREATE FUNCTION pgbouncer.get_auth(p_usename text)
+    RETURNS TABLE (username text, password text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $get_auth$
+    SELECT a.rolname::text, a.rolpassword
+      FROM pg_catalog.pg_authid AS a
+     WHERE a.rolname = p_usename
+       AND a.rolcanlogin
+       AND NOT a.rolsuper
+       AND NOT a.rolreplication
+       AND (a.rolvaliduntil IS NULL OR a.rolvaliduntil > pg_catalog.now())
+$get_auth$;"""
+
+
+def postgres_setup_sql(accounts: Sequence[Account], pgbouncer_auth_user: str | None = None) -> str:
+    """A psql script (run as the admin, in the `postgres` database) that sets up every account.
+
+    APP: a LOGIN role (SCRAM password), and if it has a database, that database owned by it with
+    CONNECT and TEMPORARY revoked from PUBLIC (other roles cannot connect).
+    MONITOR: a LOGIN role in pg_monitor, read-only by default, CONNECT on `postgres`.
+    `pgbouncer_auth_user` names an APP account without a database: it may connect to `postgres`
+    and is the only role that may EXECUTE pgbouncer.get_auth(text), a SECURITY DEFINER lookup
+    of a role's SCRAM verifier (never a superuser's) for PgBouncer's auth_query. Without it the
+    function is dropped.
+    """
+    check_unique(accounts)
+    check_reserved(accounts, _RESERVED_ROLES, _RESERVED_DATABASES, "PostgreSQL", reserved_prefix="pg_")
+    pooler = _pooler_account(accounts, pgbouncer_auth_user)
+
+    out = [
+        "-- devstack: client accounts (generated; idempotent, safe to re-run)",
+        r"\set ON_ERROR_STOP on",
+        "SET client_min_messages = warning;",
+        "SET standard_conforming_strings = on;",
+        "SET password_encryption = 'scram-sha-256';",
+        "DO $check$ BEGIN IF pg_catalog.current_database() <> 'postgres' THEN"
+        " RAISE EXCEPTION 'devstack: run the accounts script in the postgres database, not %',"
+        " pg_catalog.current_database(); END IF; END $check$;",
+    ]
+    if accounts:
+        names = ", ".join(pg_literal(a.name) for a in accounts)
+        out.append(
+            "DO $guard$ BEGIN IF EXISTS (SELECT FROM pg_catalog.pg_roles"
+            f" WHERE rolname IN ({names}) AND (rolsuper OR rolname = CURRENT_USER)) THEN"
+            " RAISE EXCEPTION 'devstack: a client account has the name of a superuser role'; END IF; END $guard$;"
+        )
+    out += [
+        "-- nobody but the admin creates objects in the postgres database (the default since 15)",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+    ]
+    for account in accounts:
+        out += _pg_account(account)
+    out.append("")
+    out += _pg_auth_function(pooler)
+    return "\n".join(out) + "\n"
+
+
+def _pooler_account(accounts: Sequence[Account], name: str | None) -> Account | None:
+    if name is None:
+        return None
+    for account in accounts:
+        if account.name == name:
+            if account.kind is not AccountKind.APP or account.database is not None:
+                raise ValueError(f"PgBouncer auth_user {name!r} must be an app account without a database")
+            return account
+    raise ValueError(f"PgBouncer auth_user {name!r} is not one of the accounts")
+
+
+def _gexec_if(statement: str, condition: str) -> str:
+    """Run `statement` only when `condition` holds (psql's \\gexec runs what the query returns)."""
+    return f"SELECT {pg_literal(statement)} WHERE {condition} \\gexec"
+
+
+def _pg_account(account: Account) -> list[str]:
+    role = pg_identifier(account.name)
+    name = pg_literal(account.name)
+    is_monitor = account.kind is AccountKind.MONITOR
+    in_pg_monitor = (
+        "EXISTS (SELECT FROM pg_catalog.pg_auth_members AS m"
+        " JOIN pg_catalog.pg_roles AS g ON g.oid = m.roleid JOIN pg_catalog.pg_roles AS r ON r.oid = m.member"
+        f" WHERE g.rolname = 'pg_monitor' AND r.rolname = {name})"
+    )
+    lines = [
+        "",
+        f"-- {account.kind} account {account.name}",
+        _gexec_if(f"CREATE ROLE {role}", f"NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {name})"),
+        f"ALTER ROLE {role} WITH {_PG_LOGIN} PASSWORD {pg_literal(account.password)};",
+    ]
+    if is_monitor:
+        lines += [
+            _gexec_if(f"GRANT pg_monitor TO {role}", f"NOT {in_pg_monitor}"),
+            f"ALTER ROLE {role} SET default_transaction_read_only = on;",
+            f"GRANT CONNECT ON DATABASE postgres TO {role};",
+        ]
+    else:
+        lines += [
+            _gexec_if(f"REVOKE pg_monitor FROM {role}", in_pg_monitor),
+            f"ALTER ROLE {role} RESET default_transaction_read_only;",
+        ]
+    if account.database is not None:
+        database = pg_identifier(account.database)
+        lines += [
+            _gexec_if(
+                f"CREATE DATABASE {database} OWNER {role}",
+                f"NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = {pg_literal(account.database)})",
+            ),
+            f"ALTER DATABASE {database} OWNER TO {role};",
+            f"REVOKE ALL ON DATABASE {database} FROM PUBLIC;",
+            f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {role};",
+        ]
+    return lines
+
+
+def _pg_auth_function(pooler: Account | None) -> list[str]:
+    if pooler is None:
+        return ["-- no PgBouncer auth_user: no lookup function", "DROP FUNCTION IF EXISTS pgbouncer.get_auth(text);"]
+    role = pg_identifier(pooler.name)
+    return [
+        f"-- PgBouncer auth_query lookup, executable by {pooler.name} only (recreated: no stale grants)",
+        f"GRANT CONNECT ON DATABASE postgres TO {role};",
+        "BEGIN;",
+        "CREATE SCHEMA IF NOT EXISTS pgbouncer;",
+        "ALTER SCHEMA pgbouncer OWNER TO CURRENT_USER;",
+        "REVOKE ALL ON SCHEMA pgbouncer FROM PUBLIC;",
+        "DROP FUNCTION IF EXISTS pgbouncer.get_auth(text);",
+        _PG_AUTH_FUNCTION,
+        "REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC;",
+        f"GRANT USAGE ON SCHEMA pgbouncer TO {role};",
+        f"GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO {role};",
+        "COMMIT;",
+    ]
+
+
+def _setup_script(logins: Sequence[Login], admin: Mapping[str, str]) -> str:
+    pooler = next((client.user for client, _ in logins if client.role is ClientRole.AUTH), None)
+    return postgres_setup_sql([login_account(login) for login in logins], pgbouncer_auth_user=pooler)
+
+
+SETUP = SetupScript(
+    # Inside the container the admin connects over the local socket, which trusts it.
+    cli=("psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-U", ADMIN_USER),
+    script=_setup_script,
+)
+
+# --- The catalog entry ----------------------------------------------------------------------------
+
+POSTGRES = Service(
+    name="postgres",
+    image="postgres",
+    tag="18.1-bookworm",
+    tier=Tier.DATA,
+    host_id=10,
+    ports=(Port("postgres", 5432, 5432),),
+    volumes=(VolumeMount("postgres-data", "/var/lib/postgresql"),),
+    healthcheck=Healthcheck(
+        ("CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"),
+        interval="15s",
+        timeout="5s",
+        retries=5,
+    ),
+    limits=Limits(2, 2048),
+    profiles=MIN_UP,
+    depends_on=("vault",),
+    flows=(VAULT_FLOW,),
+    credentials=Credentials(
+        entrypoint=("docker-entrypoint.sh", "postgres"),
+        fields=(SecretField("user", ADMIN_USER), SecretField("password"), SecretField("database", "dev_database")),
+        env=secret_files(POSTGRES_USER_FILE="user", POSTGRES_PASSWORD_FILE="password", POSTGRES_DB_FILE="database"),
+        owner="postgres:postgres",
+    ),
+    tls=TlsSupport(owner=999, settings=_tls),
+    serves=AccountServer("postgres", port="postgres", setup=SETUP),
+)

@@ -1,0 +1,267 @@
+"""The Redis nodes: the catalog entries, the node's config file with its TLS lines per mode, and
+its users — an ACL file of password verifiers in each node's own secret, no setup script. Three
+nodes form a cluster in standard and full (components/redis_cluster); minimal runs redis-1 alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from devstack.accounts import validate_name
+from devstack.model import (
+    MIN_UP,
+    PLAIN_BESIDE_TLS,
+    SECRETS_DIR,
+    STD_UP,
+    TLS_PORT,
+    USERS_FILE_KEY,
+    AccountServer,
+    ClientRole,
+    ClusterMember,
+    ConfigContext,
+    ConfigFile,
+    Credentials,
+    Flow,
+    Healthcheck,
+    Limits,
+    Login,
+    Port,
+    SecretField,
+    ServerTls,
+    Service,
+    Tier,
+    TlsSupport,
+    VolumeMount,
+    shell,
+)
+from devstack.phases import TlsMode
+from devstack.services.vault import VAULT_FLOW
+from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR, with_probe
+
+if TYPE_CHECKING:
+    from devstack.settings import Settings
+
+CONF_PATH = "/devstack/redis.conf"
+
+# --- TLS and the config file ----------------------------------------------------------------------
+
+
+def redis_lines(mode: TlsMode, plain_port: int, tls_port: int, tls_dir: str = TLS_DIR) -> list[str]:
+    """redis.conf lines. Required: the plaintext port closes and the cluster bus is TLS too."""
+    if mode is TlsMode.OFF:
+        return []
+    lines = [
+        f"tls-port {tls_port}",
+        f"tls-cert-file {tls_dir}/{CERT_FILE}",
+        f"tls-key-file {tls_dir}/{KEY_FILE}",
+        f"tls-ca-cert-file {tls_dir}/{CA_FILE}",
+        "tls-auth-clients no",  # clients prove themselves with their ACL password
+        'tls-protocols "TLSv1.2 TLSv1.3"',
+        f"tls-ciphers {CIPHERS}",
+        "tls-prefer-server-ciphers yes",
+    ]
+    if mode is TlsMode.REQUIRED:
+        lines += ["port 0", "tls-cluster yes", "tls-replication yes"]
+    else:
+        lines += [f"port {plain_port}"]
+    return lines
+
+
+def redis_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck:
+    """Once plaintext is refused the health probe speaks TLS too (a NOAUTH still proves life)."""
+    if mode is not TlsMode.REQUIRED:
+        return service.healthcheck
+    port = service.port("tls").container
+    probe = f"redis-cli --tls --cacert {tls_dir}/{CA_FILE} --sni localhost -p {port} ping | grep -Eq 'PONG|NOAUTH'"
+    return with_probe(service, ("CMD-SHELL", probe))
+
+
+def _tls(service: Service, mode: TlsMode) -> ServerTls:
+    if mode is TlsMode.OFF:
+        return ServerTls()
+    return ServerTls(healthcheck=redis_healthcheck(service, mode))
+
+
+def redis_conf(settings: Settings, service: Service, cluster: bool) -> str:
+    """A node's config: no secret in it; its users (verifiers only) come as a file."""
+    plain, tls_port = service.port("redis").container, service.port("tls").container
+    tls = redis_lines(settings.features.tls, plain, tls_port)
+    lines = [
+        f"# {service.name}: users (password verifiers only) come from the wrapper's tmpfs file.",
+        "bind 0.0.0.0",
+        "protected-mode yes",
+        *(tls or [f"port {plain}"]),
+        "dir /data",
+        "appendonly yes",
+        "maxmemory 256mb",
+        "maxmemory-policy allkeys-lru",
+        f"aclfile {SECRETS_DIR}/{USERS_FILE_KEY}",
+    ]
+    if cluster:
+        lines += [
+            "cluster-enabled yes",
+            "cluster-config-file nodes.conf",
+            "cluster-node-timeout 5000",
+            "cluster-require-full-coverage no",
+            # Redirects name the static address, which every cluster client can reach.
+            f"cluster-announce-ip {settings.static_ip(service)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
+    cluster = sum(1 for s in context.selected if s.cluster is not None) > 1
+    return (ConfigFile(CONF_PATH, redis_conf(context.settings, service, cluster)),)
+
+
+# --- Users (Redis 7 ACL) --------------------------------------------------------------------------
+
+_RESERVED_USERS = frozenset({"default"})
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class RedisRole(StrEnum):
+    APP = "app"  # data commands on its own keys (<name>:*) and channels only
+    EXPORTER = "exporter"  # read-only monitoring as redis_exporter needs it; no data access
+
+
+@dataclass(frozen=True)
+class RedisUser:
+    """A Redis ACL user, known by the SHA-256 verifier of its password only."""
+
+    name: str
+    password_sha256: str = field(repr=False)
+    role: RedisRole = RedisRole.APP
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", RedisRole(self.role))
+        validate_name(self.name, "Redis user name")
+        if self.name in _RESERVED_USERS:
+            raise ValueError(f"Redis user name {self.name!r} is reserved (the default user is the admin)")
+        _check_sha256(self.password_sha256, f"Redis user {self.name!r}")
+
+    @classmethod
+    def with_password(cls, name: str, password: str, role: RedisRole = RedisRole.APP) -> RedisUser:
+        if not password:
+            raise ValueError(f"Redis user {name!r}: empty password")
+        return cls(name, sha256_hex(password), role)
+
+
+def sha256_hex(password: str) -> str:
+    """The verifier Redis ACLs accept after `#`: SHA-256 of the UTF-8 password, lowercase hex."""
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
+def _check_sha256(value: str, what: str) -> None:
+    if not _SHA256_HEX.fullmatch(value):
+        raise ValueError(f"{what}: expected a SHA-256 verifier (64 lowercase hex digits)")
+
+
+# What a metrics exporter (oliver006/redis_exporter, default flags) calls; no key or channel access.
+_REDIS_EXPORTER_RULES = (
+    "resetkeys resetchannels -@all"
+    " +auth +hello +ping +echo +select +quit"
+    " +info +config|get +client|list +client|info +client|id"
+    " +cluster|info +cluster|nodes +cluster|myid"
+    " +slowlog|get +slowlog|len +latency|latest +latency|histogram"
+)
+
+# Data commands on the client's own keys and channels; cluster topology for cluster clients; no
+# @admin or @dangerous command (KEYS, FLUSH*, CONFIG, DEBUG, SORT, MIGRATE, CLIENT KILL, INFO, ...)
+# and nothing that changes server-wide state (FUNCTION LOAD/DELETE/FLUSH, SCRIPT FLUSH/KILL).
+_REDIS_APP_CATEGORIES = (
+    "-@all +@read +@write +@keyspace +@string +@hash +@list +@set +@sortedset +@stream +@bitmap"
+    " +@hyperloglog +@geo +@blocking +@transaction +@pubsub +@scripting +@connection"
+    " +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|myid +cluster|keyslot"
+    " -@admin -@dangerous -function -script|flush -script|kill -script|debug -randomkey"
+)
+
+
+def redis_acl_lines(admin_password_sha256: str, users: Sequence[RedisUser]) -> list[str]:
+    """`user` lines for a Redis node's config: the admin as `default`, then one line per client.
+
+    Only SHA-256 verifiers (`#<hex>`) appear, so the config holds no plaintext password.
+    EXPORTER: INFO, PING, CONFIG GET, CLIENT LIST, CLUSTER INFO/NODES, SLOWLOG, LATENCY and the
+    connection commands; no key, no channel, no write. APP: data commands on keys and channels
+    `<name>:*` only.
+    """
+    _check_sha256(admin_password_sha256, "Redis admin password")
+    names: set[str] = set()
+    lines = [f"user default on #{admin_password_sha256} ~* &* +@all"]
+    for user in users:
+        if user.name in names:
+            raise ValueError(f"Redis user {user.name!r} is listed twice")
+        names.add(user.name)
+        verifier = f"#{user.password_sha256}"
+        if user.role is RedisRole.EXPORTER:
+            lines.append(f"user {user.name} reset on {verifier} {_REDIS_EXPORTER_RULES}")
+        else:
+            scope = f"resetkeys ~{user.name}:* resetchannels &{user.name}:*"
+            lines.append(f"user {user.name} reset on {verifier} {scope} {_REDIS_APP_CATEGORIES}")
+    return lines
+
+
+def users_file(admin_password: str, logins: Sequence[Login]) -> str:
+    """A node's ACL file: the admin and each client, by password verifier only."""
+    users = [
+        RedisUser.with_password(
+            client.user, password, RedisRole.EXPORTER if client.role is ClientRole.MONITOR else RedisRole.APP
+        )
+        for client, password in logins
+    ]
+    return "\n".join(redis_acl_lines(sha256_hex(admin_password), users)) + "\n"
+
+
+# A cluster client is redirected to whichever node holds a key: it has an account on every node.
+SERVES = AccountServer("redis", port="redis", users_file=users_file, every_node=True)
+
+# --- The catalog entries --------------------------------------------------------------------------
+
+
+def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Service:
+    others = [n for n in (1, 2, 3) if n != index]
+    return Service(
+        name=f"redis-{index}",
+        image="redis",
+        tag="7.4.2-alpine3.21",
+        tier=Tier.DATA,
+        host_id=host_id,
+        ports=(
+            Port("redis", 6379, host_port, PLAIN_BESIDE_TLS),
+            Port("tls", 6380, tls_host_port, TLS_PORT),
+            Port("bus", 16379),  # cluster gossip stays between the nodes
+        ),
+        volumes=(VolumeMount(f"redis-{index}-data", "/data"),),
+        # A NOAUTH reply still proves the server answers; the password stays out of argv.
+        healthcheck=Healthcheck(
+            shell("redis-cli -p 6379 ping | grep -Eq 'PONG|NOAUTH'"),
+            interval="15s",
+            timeout="5s",
+            retries=5,
+            start_period="10s",
+        ),
+        limits=Limits(1, 512),
+        profiles=MIN_UP if index == 1 else STD_UP,
+        depends_on=("vault",),
+        flows=(VAULT_FLOW, *(Flow(f"redis-{n}", p) for n in others for p in ("redis", "bus"))),
+        # The node's config has no secret; its users (verifiers only) come as a file.
+        credentials=Credentials(
+            entrypoint=("docker-entrypoint.sh", "redis-server", CONF_PATH),
+            fields=(SecretField("password"),),
+            owner="redis:redis",
+            shared_with="redis-cluster",
+        ),
+        system_ca_bundle=True,
+        tls=TlsSupport(owner=999, settings=_tls),
+        config_files=_config_files,
+        serves=SERVES,
+        cluster=ClusterMember(plain_port="redis", tls_port="tls"),
+    )
+
+
+NODES: tuple[Service, ...] = (node(1, 13, 6379, 6390), node(2, 16, 6380, 6391), node(3, 17, 6381, 6392))
