@@ -18,12 +18,8 @@ import pytest
 from devstack.services import rabbitmq, redis
 from devstack.services.pgbouncer import INI_PATH
 from tests.conftest import containers, make_plan
-from tests.realservers import (
-    RedisError,
-    ServerUnavailableError,
-    running_mariadb,
-    running_postgres,
-)
+from tests.realservers import RedisError, ServerUnavailableError
+from tests.shipped import scratch, shipped, start_mariadb, start_postgres
 from tests.tunedservers import plan_redis_conf, running_redis_conf
 
 pytestmark = pytest.mark.real
@@ -43,33 +39,25 @@ def _pg_tuned(command: list[str]) -> list[tuple[str, str]]:
 
 
 def test_postgres_runs_with_the_planned_settings(planned: dict[str, dict]) -> None:
+    """The container's own arguments (TLS included, materialised by tests/shipped.py)."""
     tuned = _pg_tuned(planned["dev-postgres"]["command"])
     assert len(tuned) >= 10
     try:
-        with running_postgres([arg for k, v in tuned for arg in ("-c", f"{k}={v}")]) as server:
-            for key, value in tuned:
-                assert server.admin_query(f"SHOW {key};") == value, key
-    except ServerUnavailableError as error:
-        pytest.skip(f"{error}: install postgresql (.ci/apt-packages)")
-
-
-def test_postgres_accepts_pgbouncers_pools_and_the_direct_clients(planned: dict[str, dict]) -> None:
-    """max_connections is enforced: the pooler's and the direct clients' connections fit,
-    one more ordinary connection is refused."""
-    tuned = dict(_pg_tuned(planned["dev-postgres"]["command"]))
-    ini = next(u["content"] for u in planned["dev-pgbouncer"]["uploads"] if u["file"] == INI_PATH)
-    per_database = int(re.search(r"^max_db_connections = (\d+)$", ini, re.M).group(1))  # type: ignore[union-attr]
-    try:
-        with running_postgres([arg for k, v in tuned.items() for arg in ("-c", f"{k}={v}")]) as server:
+        with scratch(shipped("postgres", *PHASE3)) as s, start_postgres(s, accounts=False) as server:
+            shown = {key: server.admin_query(f"SHOW {key};") for key, _ in tuned}
             usable = int(
                 server.admin_query(
-                    "SELECT current_setting('max_connections')::int - "
-                    "current_setting('superuser_reserved_connections')::int;"
+                    "SELECT current_setting('max_connections')::int"
+                    " - current_setting('superuser_reserved_connections')::int;"
                 )
             )
-            assert usable >= per_database * 2 + 30
     except ServerUnavailableError as error:
         pytest.skip(f"{error}: install postgresql (.ci/apt-packages)")
+    assert shown == dict(tuned)
+    # PgBouncer's pools (max_db_connections per database, two databases) and the direct clients fit
+    ini = next(u["content"] for u in planned["dev-pgbouncer"]["uploads"] if u["file"] == INI_PATH)
+    per_database = int(re.search(r"^max_db_connections = (\d+)$", ini, re.M).group(1))  # type: ignore[union-attr]
+    assert usable >= per_database * 2 + 30
 
 
 def test_mariadb_runs_with_the_planned_innodb_sizes(planned: dict[str, dict]) -> None:
@@ -78,7 +66,7 @@ def test_mariadb_runs_with_the_planned_innodb_sizes(planned: dict[str, dict]) ->
     assert len(tuned) == 3
     expected = {a[2:].split("=", 1)[0].replace("-", "_"): a.split("=", 1)[1] for a in tuned}
     try:
-        with running_mariadb("root-pw", extra_args=tuned) as server:
+        with scratch(shipped("mysql", *PHASE3)) as s, start_mariadb(s, accounts=False) as server:
             names = ", ".join(f"@@{name}" for name in expected)
             result = server.apply(f"SELECT {names};")
             assert result.returncode == 0, result.stderr
@@ -112,16 +100,14 @@ def test_redis_runs_with_the_planned_memory_lines(profiles: str, policy: str) ->
     assert got["save"] == ""
 
 
-def test_rabbitmq_runs_with_the_planned_watermark(planned: dict[str, dict]) -> None:
-    from devstack.phases import TlsMode
-    from tests.planpki import server_files
+def test_rabbitmq_runs_with_the_planned_watermark() -> None:
+    """The node with every file the phase-3 container gets (tests/shipped.py), its memory file too."""
     from tests.test_tls_rabbitmq_real import _running_node
 
-    inputs = planned["dev-rabbitmq"]
-    conf = next(u["content"] for u in inputs["uploads"] if u["file"] == rabbitmq.RABBITMQ_MEMORY_CONF)
-    name = rabbitmq.RABBITMQ_MEMORY_CONF.rsplit("/", 1)[1]
-    files = server_files(["phase=4"], ["rabbitmq"])["rabbitmq"]
-    with _running_node(TlsMode.DUAL, files, {name: conf}) as node:
+    overrides = ("phase=3", "profiles=standard")
+    inputs = containers(make_plan(*overrides))["dev-rabbitmq"]
+    assert any(u["file"] == rabbitmq.RABBITMQ_MEMORY_CONF for u in inputs["uploads"])
+    with _running_node(shipped("rabbitmq", *overrides)) as node:
         url = f"http://127.0.0.1:{node.metrics}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             body = response.read().decode()
