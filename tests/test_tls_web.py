@@ -23,6 +23,7 @@ import yaml
 
 from devstack.catalog import SERVICES_BY_NAME
 from devstack.model import ServerTls, Service
+from devstack.monitoring import scrape_job
 from devstack.phases import TlsMode
 from devstack.services.exporters import redis_exporter_tls
 from devstack.services.forgejo import forgejo_tls
@@ -32,7 +33,6 @@ from devstack.services.prometheus import (
     PROMETHEUS_DEFAULT_ARGS,
     PROMETHEUS_WEB_CONFIG,
     PROMTOOL_HTTP_CONFIG,
-    prometheus_config,
     prometheus_tls,
 )
 from devstack.tls import CA_FILE, CERT_FILE, GO_CIPHER_SUITES, KEY_FILE, TLS_DIR, server_tls
@@ -170,8 +170,7 @@ def test_prometheus_restates_the_image_command_and_adds_the_web_config() -> None
     assert set(settings.files) == {
         f"{TLS_DIR}/{PROMETHEUS_WEB_CONFIG}",
         f"{TLS_DIR}/{PROMTOOL_HTTP_CONFIG}",
-        "/etc/prometheus/prometheus.yml",  # the image's own config, its self-scrape moved to HTTPS
-    }
+    }  # prometheus.yml is generated in every mode (devstack.monitoring; tests/test_monitoring.py)
 
 
 def test_prometheus_web_config() -> None:
@@ -406,13 +405,16 @@ def test_promtool_checks_the_prometheus_config(pki: dict[str, str]) -> None:
         assert refused.returncode != 0
 
 
-def test_prometheus_required_replaces_the_self_scrape_with_https() -> None:
+def prometheus_config(port: int, tls_dir: str) -> str:
+    """The generated self-scrape job (devstack.monitoring, TLS required) on this test's port: the
+    plan's whole prometheus.yml is checked in tests/test_monitoring.py."""
+    job = scrape_job(_service("prometheus"), TlsMode.REQUIRED, tls_dir)
+    job["static_configs"] = [{"targets": [f"localhost:{port}"]}]
+    return yaml.safe_dump({"global": {"scrape_interval": "15s"}, "scrape_configs": [job]})
+
+
+def test_prometheus_required_keeps_its_config_file() -> None:
     settings = prometheus_tls(_service("prometheus"), TlsMode.REQUIRED)
-    config = yaml.safe_load(settings.files["/etc/prometheus/prometheus.yml"])
-    (job,) = config["scrape_configs"]
-    assert job["scheme"] == "https"
-    assert job["tls_config"]["ca_file"] == f"{TLS_DIR}/{CA_FILE}"
-    assert job["static_configs"] == [{"targets": ["localhost:9090"]}]
     assert "--config.file=/etc/prometheus/prometheus.yml" in (settings.command or ())
 
 

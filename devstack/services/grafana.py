@@ -10,6 +10,7 @@ from devstack.model import (
     Flow,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     SecretField,
     ServerTls,
@@ -72,4 +73,5 @@ GRAFANA = Service(
         run_as_uid=472,
     ),
     tls=TlsSupport(owner=472, settings=grafana_tls),
+    metrics=Metrics("http"),  # [metrics] enabled by default, no basic auth set
 )

@@ -6,6 +6,7 @@ from devstack.model import (
     FULL,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     ServerTls,
     Service,
@@ -58,4 +59,5 @@ LOKI = Service(
     limits=Limits(1, 1024),
     profiles=FULL,
     tls=TlsSupport(owner=10001, settings=loki_tls),
+    metrics=Metrics("http"),
 )

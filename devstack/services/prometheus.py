@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from devstack.model import (
     FULL,
+    ConfigContext,
+    ConfigFile,
     Flow,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     ServerTls,
     Service,
@@ -19,6 +22,7 @@ from devstack.model import (
     VolumeMount,
     http_probe,
 )
+from devstack.monitoring import prometheus_files
 from devstack.phases import TlsMode
 from devstack.services.apis import APIS
 from devstack.tls import CA_FILE, GO_CIPHER_SUITES, TLS_DIR, https_url, tls_files, with_probe
@@ -67,23 +71,10 @@ def promtool_http_config(tls_dir: str = TLS_DIR) -> str:
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 
 
-def prometheus_config(port: int, tls_dir: str = TLS_DIR) -> str:
-    """The image's own config scrapes itself over http://, which stops working once Prometheus
-    serves HTTPS only: the same self-scrape, over HTTPS, verified against the CA."""
-    return (
-        "# devstack, TLS required: Prometheus scrapes itself over HTTPS, verified by the CA.\n"
-        "global:\n"
-        "  scrape_interval: 15s\n"
-        "  evaluation_interval: 15s\n"
-        "scrape_configs:\n"
-        "  - job_name: prometheus\n"
-        "    scheme: https\n"
-        "    tls_config:\n"
-        f"      ca_file: {tls_dir}/{CA_FILE}\n"
-        "      min_version: TLS12\n"
-        "    static_configs:\n"
-        f"      - targets: ['localhost:{port}']\n"
-    )
+def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
+    """prometheus.yml from the catalog (devstack.monitoring), in every mode: the image's own
+    config scrapes only itself, over http://."""
+    return prometheus_files(context.settings, context.selected, PROMETHEUS_CONFIG)
 
 
 def prometheus_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> ServerTls:
@@ -108,7 +99,6 @@ def prometheus_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> S
         files={
             web_config: prometheus_web_config(tls_dir),
             http_config: promtool_http_config(tls_dir),
-            PROMETHEUS_CONFIG: prometheus_config(service.port("http").container, tls_dir),
         },
         healthcheck=with_probe(service, probe),
     )
@@ -133,4 +123,18 @@ PROMETHEUS = Service(
         *(Flow(api.name, "http") for api in APIS),
     ),
     tls=TlsSupport(owner=65534, settings=prometheus_tls),
+    config_files=_config_files,
+    # Its own TSDB and scrape metrics (prometheus/prometheus@v2.55.1: tsdb/, scrape/,
+    # rules/manager.go, notifier/notifier.go); `up` is the one it writes for every target.
+    metrics=Metrics(
+        "http",
+        exported=(
+            "up",
+            "prometheus_config_last_reload_successful",
+            "prometheus_rule_evaluation_failures_total",
+            "prometheus_notifications_dropped_total",
+            "prometheus_notifications_errors_total",
+        ),
+    ),
+    scrapes_metrics=True,
 )

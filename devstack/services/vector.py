@@ -24,7 +24,7 @@ VECTOR = Service(
     tag="0.50.0-alpine",
     tier=Tier.OBSERVABILITY,
     host_id=60,
-    ports=(Port("api", 8686), Port("metrics", 9598)),
+    ports=(Port("api", 8686), Port("metrics", 9598), Port("alerts", 9601)),
     # Container logs as read-only files, instead of the Docker socket (host root).
     binds=(HostBind("/var/lib/docker/containers", "/var/lib/docker/containers"),),
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:8686/health")),
@@ -44,4 +44,5 @@ VECTOR = Service(
     # Vector's `directory` secret backend reads the wrapper's files.
     credentials=Credentials(entrypoint=("/usr/local/bin/vector",)),
     system_ca_bundle=True,
+    alert_inbox="alerts",  # Alertmanager's webhook: each notification becomes a log line in Loki
 )
