@@ -236,9 +236,21 @@ class Metrics:
     # The port once TLS is required, when the plain one closes (the APIs' https); None: the same.
     required_port: str | None = None
     exported: tuple[str, ...] = ()
+    # Its Grafana dashboard: a JSON file in devstack/services/dashboards/ (devstack.provisioning).
+    dashboard: str | None = None
 
     def port_in(self, mode: TlsMode) -> str:
         return self.required_port if mode is TlsMode.REQUIRED and self.required_port else self.port
+
+
+@dataclass(frozen=True)
+class Datasource:
+    """A Grafana data source the service is (devstack.provisioning)."""
+
+    name: str
+    type: str  # Grafana's plugin id
+    port: str
+    json_data: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
 
 USERS_FILE_KEY = "users_acl"  # AccountServer.users_file's key in the server's own secret
@@ -286,6 +298,7 @@ class Service:
     scrapes_metrics: bool = False
     alerts_port: str | None = None  # takes Prometheus's alerts on this port (Alertmanager)
     alert_inbox: str | None = None  # takes Alertmanager's notifications (a webhook) on this port
+    datasource: Datasource | None = None  # Grafana reads it
     # Joins every tier whose services talk to it (Vault), instead of clients linking to its tier.
     joins_client_tiers: bool = False
 

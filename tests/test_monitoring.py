@@ -6,6 +6,7 @@ promtool and amtool (paths moved under a scratch folder: the only change)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import subprocess
@@ -349,3 +350,91 @@ def test_amtool_checks_the_shipped_config(shared_plan: PlanFactory, tmp_path: Pa
     assert "SUCCESS" in result.stdout
     config.write_text(text.replace("receiver: critical", "receiver: nobody"))  # an unknown receiver
     assert _run(amtool, "check-config", str(config)).returncode != 0
+
+
+# --- Grafana provisioning ----------------------------------------------------------------------
+
+GRAFANA = "dev-grafana"
+
+
+def shipped_dashboards(run: PlanRun) -> dict[str, dict]:
+    files = uploads(run, GRAFANA)
+    return {path: json.loads(text) for path, text in files.items() if path.startswith("/etc/grafana/dashboards/")}
+
+
+def dashboard_exprs(dashboard: dict) -> list[str]:
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def unknown_in_dashboards(dashboards: dict[str, dict]) -> list[str]:
+    exported = exported_metrics()
+    return [
+        f"{path}: reads {name}, which no scraped service exports"
+        for path, dashboard in dashboards.items()
+        for expr in dashboard_exprs(dashboard)
+        for name in sorted(rule_metrics(expr))
+        if name not in exported
+    ]
+
+
+def test_dashboards_are_json_with_unique_uids_on_exported_metrics(shared_plan: PlanFactory) -> None:
+    dashboards = shipped_dashboards(shared_plan(ALL, "phase=2"))
+    assert set(dashboards) == {
+        "/etc/grafana/dashboards/overview.json",
+        "/etc/grafana/dashboards/redis.json",
+        "/etc/grafana/dashboards/rabbitmq.json",
+    }
+    uids = [d["uid"] for d in dashboards.values()]
+    assert len(uids) == len(set(uids))
+    for dashboard in dashboards.values():
+        panel_ids = [p["id"] for p in dashboard["panels"]]
+        assert len(panel_ids) == len(set(panel_ids)), dashboard["uid"]
+        assert dashboard_exprs(dashboard), dashboard["uid"]
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == "devstack-prometheus", dashboard["uid"]
+    assert unknown_in_dashboards(dashboards) == []
+
+
+def test_a_dashboard_on_an_unknown_metric_is_named() -> None:
+    dashboard = {"panels": [{"targets": [{"expr": "rate(pg_stat_database_xact_commit[5m])"}]}]}
+    assert unknown_in_dashboards({"postgres.json": dashboard}) == [
+        "postgres.json: reads pg_stat_database_xact_commit, which no scraped service exports"
+    ]
+
+
+def test_every_dashboard_file_is_valid_json_with_its_uid() -> None:
+    from devstack.provisioning import DASHBOARDS_DIR
+
+    names = {s.metrics.dashboard for s in SERVICES if s.metrics is not None and s.metrics.dashboard}
+    assert names == {p.name for p in DASHBOARDS_DIR.glob("*.json")}  # no orphan, none missing
+    for name in names:
+        assert json.loads((DASHBOARDS_DIR / name).read_text())["uid"].startswith("devstack-")
+
+
+def test_the_overview_shows_every_scraped_service(shared_plan: PlanFactory) -> None:
+    overview = shipped_dashboards(shared_plan(ALL, "phase=2"))["/etc/grafana/dashboards/overview.json"]
+    (services_up, vault) = dashboard_exprs(overview)
+    listed = set(re.search(r'service=~"([^"]+)"', services_up)[1].split("|"))  # type: ignore[index]
+    assert listed == {s.name for s in SERVICES if s.metrics is not None}
+    assert vault == 'up{job="vault"}'
+
+
+@pytest.mark.parametrize(("phase", "scheme"), [("phase=2", "http"), ("phase=4", "https")])
+def test_datasources_follow_tls(shared_plan: PlanFactory, phase: str, scheme: str) -> None:
+    files = uploads(shared_plan(ALL, phase), GRAFANA)
+    sources = {
+        s["name"]: s for s in yaml.safe_load(files["/etc/grafana/provisioning/datasources/devstack.yml"])["datasources"]
+    }
+    assert set(sources) == {"Prometheus", "Loki", "Alertmanager"}
+    for name, port in (("Prometheus", 9090), ("Loki", 3100)):
+        assert sources[name]["url"] == f"{scheme}://{name.lower()}:{port}"
+        if scheme == "https":
+            assert sources[name]["secureJsonData"] == {"tlsCACert": "$__file{/devstack/tls/ca.crt}"}
+            assert sources[name]["jsonData"]["tlsAuthWithCACert"] is True
+            assert "/devstack/tls/ca.crt" in files  # the file the CA is read from is uploaded
+        else:
+            assert "secureJsonData" not in sources[name]
+    assert sources["Alertmanager"]["url"] == "http://alertmanager:9093"  # no certificate yet
+    assert sources["Alertmanager"]["jsonData"]["implementation"] == "prometheus"
+    grafana_flows = {f.to for f in SERVICES_BY_NAME["grafana"].flows}
+    assert {"prometheus", "loki", "alertmanager"} <= grafana_flows

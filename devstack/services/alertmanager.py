@@ -3,11 +3,14 @@ by severity into the developer's inbox, critical silencing warning for the same 
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from devstack.alerting import alertmanager_yml
 from devstack.model import (
     FULL,
     ConfigContext,
     ConfigFile,
+    Datasource,
     Flow,
     Healthcheck,
     Limits,
@@ -45,4 +48,11 @@ ALERTMANAGER = Service(
     alerts_port="http",
     # Its notification counters (prometheus/alertmanager@v0.27.0:notify/notify.go).
     metrics=Metrics("http", exported=("alertmanager_notifications_failed_total",)),
+    # Grafana's Alerting pages list this Alertmanager's alerts and silences.
+    datasource=Datasource(
+        "Alertmanager",
+        "alertmanager",
+        "http",
+        MappingProxyType({"implementation": "prometheus", "handleGrafanaManagedAlerts": False}),
+    ),
 )

@@ -111,7 +111,10 @@ def exporter(index: int) -> Service:
                 "redis_evicted_keys_total",
                 "redis_cluster_state",
                 "redis_cluster_slots_ok",
+                "redis_connected_clients",
+                "redis_commands_processed_total",
             ),
+            dashboard="redis.json",
         ),
     )
 

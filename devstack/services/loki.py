@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from devstack.model import (
     FULL,
+    Datasource,
     Healthcheck,
     Limits,
     Metrics,
@@ -60,4 +61,5 @@ LOKI = Service(
     profiles=FULL,
     tls=TlsSupport(owner=10001, settings=loki_tls),
     metrics=Metrics("http"),
+    datasource=Datasource("Loki", "loki", "http"),
 )

@@ -10,6 +10,7 @@ from devstack.model import (
     FULL,
     ConfigContext,
     ConfigFile,
+    Datasource,
     Flow,
     Healthcheck,
     Limits,
@@ -137,4 +138,5 @@ PROMETHEUS = Service(
         ),
     ),
     scrapes_metrics=True,
+    datasource=Datasource("Prometheus", "prometheus", "http"),
 )
