@@ -94,7 +94,7 @@ def test_container_runtime_settings(shared_plan: PlanFactory) -> None:
         inputs = record.inputs
         assert inputs["restart"] == "unless-stopped"
         assert inputs["logDriver"] == "json-file"
-        assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
+        assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3", "labels": "devstack.service"}
         assert inputs["memory"] == service.limits.memory_mb
         assert float(inputs["cpus"]) == service.limits.cpus
         assert inputs["healthcheck"]["tests"] == list(service.healthcheck.test)
