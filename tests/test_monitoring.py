@@ -135,7 +135,8 @@ def test_alerting_feature_adds_rules_and_alertmanager(shared_plan: PlanFactory) 
         "alertmanagers": [{"scheme": "http", "static_configs": [{"targets": ["alertmanager:9093"]}]}]
     }
     required = shipped_prometheus(shared_plan(ALL, "phase=4"))["alerting"]["alertmanagers"][0]
-    assert required["scheme"] == "http"  # Alertmanager has no certificate yet (README: not covered)
+    assert required["scheme"] == "https"
+    assert required["tls_config"] == {"ca_file": "/devstack/tls/ca.crt", "min_version": "TLS12"}
 
 
 # --- alert rules -------------------------------------------------------------------------------
@@ -432,7 +433,7 @@ def test_datasources_follow_tls(shared_plan: PlanFactory, phase: str, scheme: st
             assert "/devstack/tls/ca.crt" in files  # the file the CA is read from is uploaded
         else:
             assert "secureJsonData" not in sources[name]
-    assert sources["Alertmanager"]["url"] == "http://alertmanager:9093"  # no certificate yet
+    assert sources["Alertmanager"]["url"] == f"{scheme}://alertmanager:9093"
     assert sources["Alertmanager"]["jsonData"]["implementation"] == "prometheus"
     grafana_flows = {f.to for f in SERVICES_BY_NAME["grafana"].flows}
     assert {"prometheus", "loki", "alertmanager"} <= grafana_flows

@@ -41,14 +41,14 @@ PROMETHEUS_DEFAULT_ARGS: tuple[str, ...] = (
 )
 
 
-def prometheus_web_config(tls_dir: str = TLS_DIR) -> str:
+def prometheus_web_config(tls_dir: str = TLS_DIR, server: str = "Prometheus") -> str:
     """The --web.config.file for Prometheus's HTTPS listener. Keys: prometheus/exporter-toolkit
     @v0.12.0 (the version prometheus v2.55.1 requires in go.mod):web/tls_config.go, read with
     yaml.UnmarshalStrict; min_version takes TLS10..TLS13, cipher_suites Go's suite names."""
     cert, key, _ = tls_files(tls_dir)
     suites = "".join(f"    - {suite}\n" for suite in GO_CIPHER_SUITES)
     return (
-        "# devstack, TLS required: Prometheus serves HTTPS only.\n"
+        f"# devstack, TLS required: {server} serves HTTPS only.\n"
         "tls_server_config:\n"
         f"  cert_file: {cert}\n"
         f"  key_file: {key}\n"
