@@ -30,6 +30,7 @@ from devstack.credentials import (
 )
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
 from devstack.model import APP_DIR, USERS_FILE_KEY, ConfigContext, Service
+from devstack.monitoring import CERTIFICATE_RULES, RULES_DIR, certificate_rules
 from devstack.phases import TlsMode
 from devstack.services import vault as vault_service
 from devstack.services.vault import VAULT
@@ -221,6 +222,12 @@ class Platform(pulumi.ComponentResource):
             for service in tls_services(selected)
         }
 
+    def _certificate_rules(self) -> Upload:
+        """Each certificate's not-after, for the scraper's certificate alerts (devstack.monitoring)."""
+        ends = {name: c.certificate.validity_end_time for name, c in self.certificates.items()}
+        content = pulumi.Output.all(**ends).apply(certificate_rules)
+        return Upload(f"{RULES_DIR}/{CERTIFICATE_RULES}", content)
+
     def _tls_mode(self, service: Service) -> TlsMode:
         """The TLS mode a server runs in: the feature's, once it has a certificate."""
         return self.settings.features.tls if service.name in self.certificates else TlsMode.OFF
@@ -310,6 +317,8 @@ class Platform(pulumi.ComponentResource):
             uploads += [Upload(f.path, f.content) for f in service.config_files(service, context)]
         uploads += [Upload(path, content) for path, content in tls.files.items()]
         uploads += self._tls_uploads(service)
+        if service.scrapes_metrics and self.settings.features.alerting and self.certificates:
+            uploads.append(self._certificate_rules())
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
         if service.system_ca_bundle and vault_tls is TlsMode.REQUIRED:

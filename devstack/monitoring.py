@@ -10,8 +10,9 @@ promtool checks the file the plan ships."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 ALERTS_DIR = Path(__file__).resolve().parent.parent / "policies" / "alerts"
 RULES_DIR = "/etc/prometheus/rules"  # in the Prometheus container
+# Generated recording rules: each certificate's not-after from the plan's own certificates, the
+# metric the reviewed certificate alerts read (no exporter sees the platform's certificates).
+CERTIFICATE_RULES = "certificates-not-after.yml"
+CERTIFICATE_METRIC = "devstack_certificate_not_after_seconds"
 SCRAPE_INTERVAL = "15s"
 EVALUATION_INTERVAL = "15s"
 
@@ -97,6 +102,8 @@ def prometheus_yml(settings: Settings, selected: Sequence[Service], tls_dir: str
     }
     if settings.features.alerting:
         config["rule_files"] = [f"{RULES_DIR}/{rule.name}" for rule in rule_files()]
+        if mode is not TlsMode.OFF:
+            config["rule_files"].append(f"{RULES_DIR}/{CERTIFICATE_RULES}")
         managers = []
         for receiver in alert_receivers(selected):
             assert receiver.alerts_port is not None
@@ -111,6 +118,24 @@ def prometheus_yml(settings: Settings, selected: Sequence[Service], tls_dir: str
     config["scrape_configs"] = [scrape_job(s, mode, tls_dir) for s in selected if s.metrics is not None]
     header = "# devstack: generated from the catalog (devstack/monitoring.py); do not edit.\n"
     return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def certificate_rules(not_after: Mapping[str, str]) -> str:
+    """Recording rules: per service, its certificate's not-after (RFC 3339, as pulumi-tls gives
+    it) as seconds since the epoch. A renewed certificate changes the file, and Prometheus with
+    it, on the same `pulumi up`."""
+    rules = [
+        {
+            "record": CERTIFICATE_METRIC,
+            "expr": f"vector({int(datetime.fromisoformat(end.replace('Z', '+00:00')).timestamp())})",
+            "labels": {"service": service},
+        }
+        for service, end in sorted(not_after.items())
+    ]
+    document = {"groups": [{"name": "certificates-not-after", "rules": rules}]}
+    return "# devstack: generated from the plan's certificates (devstack/monitoring.py).\n" + yaml.safe_dump(
+        document, sort_keys=False
+    )
 
 
 def prometheus_files(settings: Settings, selected: Sequence[Service], config_path: str) -> tuple[ConfigFile, ...]:

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -127,8 +128,10 @@ def test_alerting_feature_adds_rules_and_alertmanager(shared_plan: PlanFactory) 
     run = shared_plan(ALL, "phase=2")
     after = shipped_prometheus(run)
     names = sorted(p.name for p in monitoring.ALERTS_DIR.glob("*.yml"))
-    assert after["rule_files"] == [f"/etc/prometheus/rules/{n}" for n in names]
+    generated = f"/etc/prometheus/rules/{monitoring.CERTIFICATE_RULES}"
+    assert after["rule_files"] == [f"/etc/prometheus/rules/{n}" for n in names] + [generated]
     files = uploads(run, "dev-prometheus")
+    assert generated in files
     for name in names:
         assert files[f"/etc/prometheus/rules/{name}"] == (monitoring.ALERTS_DIR / name).read_text()
     assert after["alerting"] == {
@@ -137,6 +140,30 @@ def test_alerting_feature_adds_rules_and_alertmanager(shared_plan: PlanFactory) 
     required = shipped_prometheus(shared_plan(ALL, "phase=4"))["alerting"]["alertmanagers"][0]
     assert required["scheme"] == "https"
     assert required["tls_config"] == {"ca_file": "/devstack/tls/ca.crt", "min_version": "TLS12"}
+
+
+def test_certificate_rules_carry_each_certificates_not_after(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL, "phase=2")
+    ends = {
+        r.name.removesuffix("-tls"): r.outputs["validityEndTime"]
+        for r in run.by_type("tls:index/locallySignedCert:LocallySignedCert")
+        if r.name.endswith("-tls")
+    }
+    text = uploads(run, "dev-prometheus")[f"/etc/prometheus/rules/{monitoring.CERTIFICATE_RULES}"]
+    (group,) = yaml.safe_load(text)["groups"]
+    recorded = {r["labels"]["service"]: r["expr"] for r in group["rules"]}
+    assert {r["record"] for r in group["rules"]} == {monitoring.CERTIFICATE_METRIC}
+    assert set(recorded) == set(ends)
+    assert len(ends) > 10
+    for service, end in ends.items():
+        seconds = int(datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp())
+        assert recorded[service] == f"vector({seconds})", service
+
+
+def test_no_certificate_rules_without_certificates(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL, "phase=2", "features=tls=off")
+    assert not any(monitoring.CERTIFICATE_RULES in f for f in shipped_prometheus(run)["rule_files"])
+    assert f"/etc/prometheus/rules/{monitoring.CERTIFICATE_RULES}" not in uploads(run, "dev-prometheus")
 
 
 # --- alert rules -------------------------------------------------------------------------------

@@ -126,7 +126,8 @@ PROMETHEUS = Service(
     tls=TlsSupport(owner=65534, settings=prometheus_tls),
     config_files=_config_files,
     # Its own TSDB and scrape metrics (prometheus/prometheus@v2.55.1: tsdb/, scrape/,
-    # rules/manager.go, notifier/notifier.go); `up` is the one it writes for every target.
+    # rules/manager.go, notifier/notifier.go); `up` is the one it writes for every target, and
+    # the certificates' not-after comes from the recording rules the plan generates for it.
     metrics=Metrics(
         "http",
         exported=(
@@ -135,6 +136,7 @@ PROMETHEUS = Service(
             "prometheus_rule_evaluation_failures_total",
             "prometheus_notifications_dropped_total",
             "prometheus_notifications_errors_total",
+            "devstack_certificate_not_after_seconds",
         ),
     ),
     scrapes_metrics=True,
