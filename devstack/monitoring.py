@@ -32,6 +32,10 @@ RULES_DIR = "/etc/prometheus/rules"  # in the Prometheus container
 # metric the reviewed certificate alerts read (no exporter sees the platform's certificates).
 CERTIFICATE_RULES = "certificates-not-after.yml"
 CERTIFICATE_METRIC = "devstack_certificate_not_after_seconds"
+# ... and each AppRole identity's secret_id: it lives 30 days from the `pulumi up` that minted it,
+# at the earliest the start of the current rotation period (devstack.clock.period).
+APPROLE_RULES = "approle-not-after.yml"
+APPROLE_METRIC = "devstack_approle_secret_id_not_after_seconds"
 SCRAPE_INTERVAL = "15s"
 EVALUATION_INTERVAL = "15s"
 
@@ -104,6 +108,8 @@ def prometheus_yml(settings: Settings, selected: Sequence[Service], tls_dir: str
         config["rule_files"] = [f"{RULES_DIR}/{rule.name}" for rule in rule_files()]
         if mode is not TlsMode.OFF:
             config["rule_files"].append(f"{RULES_DIR}/{CERTIFICATE_RULES}")
+        if settings.features.approle:
+            config["rule_files"].append(f"{RULES_DIR}/{APPROLE_RULES}")
         managers = []
         for receiver in alert_receivers(selected):
             assert receiver.alerts_port is not None
@@ -134,6 +140,18 @@ def certificate_rules(not_after: Mapping[str, str]) -> str:
     ]
     document = {"groups": [{"name": "certificates-not-after", "rules": rules}]}
     return "# devstack: generated from the plan's certificates (devstack/monitoring.py).\n" + yaml.safe_dump(
+        document, sort_keys=False
+    )
+
+
+def approle_rules(identities: Sequence[str], not_after: int) -> str:
+    """Recording rules: the earliest moment each identity's current secret_id can expire."""
+    rules = [
+        {"record": APPROLE_METRIC, "expr": f"vector({not_after})", "labels": {"service": identity}}
+        for identity in sorted(identities)
+    ]
+    document = {"groups": [{"name": "approle-not-after", "rules": rules}]}
+    return "# devstack: generated from the rotation period (devstack/monitoring.py).\n" + yaml.safe_dump(
         document, sort_keys=False
     )
 

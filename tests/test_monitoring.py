@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack import monitoring
+from components.identity import SECRET_ID_TTL
+from devstack import clock, monitoring
 from devstack.alerting import SEVERITIES
 from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.model import Service
@@ -25,6 +26,7 @@ from devstack.phases import TlsMode
 from tests.conftest import PlanFactory, containers
 from tools import plan as plan_cli
 from tools.engine import PlanRun
+from tools.policy import settings_of
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = "profiles=full,reference"
@@ -128,10 +130,10 @@ def test_alerting_feature_adds_rules_and_alertmanager(shared_plan: PlanFactory) 
     run = shared_plan(ALL, "phase=2")
     after = shipped_prometheus(run)
     names = sorted(p.name for p in monitoring.ALERTS_DIR.glob("*.yml"))
-    generated = f"/etc/prometheus/rules/{monitoring.CERTIFICATE_RULES}"
-    assert after["rule_files"] == [f"/etc/prometheus/rules/{n}" for n in names] + [generated]
+    generated = [f"/etc/prometheus/rules/{n}" for n in (monitoring.CERTIFICATE_RULES, monitoring.APPROLE_RULES)]
+    assert after["rule_files"] == [f"/etc/prometheus/rules/{n}" for n in names] + generated
     files = uploads(run, "dev-prometheus")
-    assert generated in files
+    assert all(path in files for path in generated)
     for name in names:
         assert files[f"/etc/prometheus/rules/{name}"] == (monitoring.ALERTS_DIR / name).read_text()
     assert after["alerting"] == {
@@ -158,6 +160,21 @@ def test_certificate_rules_carry_each_certificates_not_after(shared_plan: PlanFa
     for service, end in ends.items():
         seconds = int(datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp())
         assert recorded[service] == f"vector({seconds})", service
+
+
+def test_approle_rules_carry_the_earliest_secret_id_expiry(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL, "phase=2")
+    text = uploads(run, "dev-prometheus")[f"/etc/prometheus/rules/{monitoring.APPROLE_RULES}"]
+    (group,) = yaml.safe_load(text)["groups"]
+    identities = {r.name for r in run.by_type("vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId")}
+    assert {r["labels"]["service"] for r in group["rules"]} == identities
+    days = settings_of(run).secret_id_rotation_days
+    start = clock.period(days) * days * clock.DAY_SECONDS  # when this period's secret_ids are minted, at the earliest
+    assert {r["expr"] for r in group["rules"]} == {f"vector({start + SECRET_ID_TTL})"}
+    assert {r["record"] for r in group["rules"]} == {monitoring.APPROLE_METRIC}
+    phase0 = shared_plan(ALL, "phase=0", "features=alerting=true")  # no AppRole: no rules about it
+    assert f"/etc/prometheus/rules/{monitoring.APPROLE_RULES}" not in uploads(phase0, "dev-prometheus")
+    assert not any(monitoring.APPROLE_RULES in f for f in shipped_prometheus(phase0)["rule_files"])
 
 
 def test_no_certificate_rules_without_certificates(shared_plan: PlanFactory) -> None:

@@ -127,7 +127,7 @@ PROMETHEUS = Service(
     config_files=_config_files,
     # Its own TSDB and scrape metrics (prometheus/prometheus@v2.55.1: tsdb/, scrape/,
     # rules/manager.go, notifier/notifier.go); `up` is the one it writes for every target, and
-    # the certificates' not-after comes from the recording rules the plan generates for it.
+    # the certificates' and secret_ids' not-after come from recording rules the plan generates.
     metrics=Metrics(
         "http",
         exported=(
@@ -137,6 +137,7 @@ PROMETHEUS = Service(
             "prometheus_notifications_dropped_total",
             "prometheus_notifications_errors_total",
             "devstack_certificate_not_after_seconds",
+            "devstack_approle_secret_id_not_after_seconds",
         ),
     ),
     scrapes_metrics=True,
