@@ -1,5 +1,6 @@
-"""Prometheus: the catalog entry and its TLS settings: one HTTP listener, which cannot offer TLS
-beside plaintext, so it stays on HTTP in dual mode and serves HTTPS once TLS is required.
+"""Prometheus: the catalog entry, its config (prometheus.yml from the catalog and the alert rules,
+devstack.monitoring) and its TLS settings: one HTTP listener, which cannot offer TLS beside
+plaintext, so it stays on HTTP in dual mode and serves HTTPS once TLS is required.
 
 Every flag and key below was read in the server's own source, at the pinned tag; each function
 names what it was checked against."""
