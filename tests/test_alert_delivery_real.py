@@ -251,3 +251,57 @@ def test_vault_down_reaches_the_inbox_and_resolves() -> None:
     assert firing["receiver"] == "critical"
     assert firing["commonLabels"]["service"] == "vault"
     assert firing["commonAnnotations"]["runbook"] == "README.md#critical-alerts"
+
+
+def _post_json(url: str, body: object) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def test_a_critical_alert_inhibits_the_warnings_of_its_service() -> None:
+    """The shipped inhibition on a real Alertmanager: alerts posted to its API as Prometheus would."""
+    try:
+        alertmanager_bin = _find("prometheus-alertmanager")
+    except RuntimeError:
+        pytest.skip("prometheus-alertmanager missing: apt-get install prometheus-alertmanager (.ci/apt-packages)")
+    alertmanager_yml = _uploads("dev-alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    port = free_port()
+    with _server_dir("devstack-inhibit-") as root, serving(inbox_handler(Inbox())) as inbox_server:
+        shipped_url = re.search(r"url: (http://\S+)", alertmanager_yml)[1]  # type: ignore[index]
+        inbox_url = f"http://127.0.0.1:{inbox_server.server_address[1]}/alerts"
+        _write_owned(root / "alertmanager.yml", alertmanager_yml.replace(shipped_url, inbox_url))
+        args = [
+            alertmanager_bin,
+            f"--config.file={root}/alertmanager.yml",
+            f"--storage.path={root}/data",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ]
+        log = root / "alertmanager.log"
+        with _server_process(args, log, 15) as process:
+            _wait_until(lambda: _ready(port, "/-/ready"), process, log, "alertmanager")
+            alerts = [
+                {"labels": {"alertname": "RedisDown", "service": "redis-exporter-1", "severity": "critical"}},
+                {"labels": {"alertname": "RedisEvictingKeys", "service": "redis-exporter-1", "severity": "warning"}},
+                {"labels": {"alertname": "RedisEvictingKeys", "service": "redis-exporter-2", "severity": "warning"}},
+            ]
+            _post_json(f"http://127.0.0.1:{port}/api/v2/alerts", alerts)
+
+            def states() -> dict[tuple[str, str], str]:
+                found = _get_json_list(f"http://127.0.0.1:{port}/api/v2/alerts")
+                return {(a["labels"]["alertname"], a["labels"]["service"]): a["status"]["state"] for a in found}
+
+            _wait_for(lambda: len(states()) == 3 and "unprocessed" not in states().values(), 30, "alerts processed")
+            assert states() == {
+                ("RedisDown", "redis-exporter-1"): "active",
+                ("RedisEvictingKeys", "redis-exporter-1"): "suppressed",  # inhibited by the critical one
+                ("RedisEvictingKeys", "redis-exporter-2"): "active",  # another service: not inhibited
+            }
+
+
+def _get_json_list(url: str) -> list[dict]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())

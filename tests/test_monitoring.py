@@ -481,3 +481,17 @@ def test_datasources_follow_tls(shared_plan: PlanFactory, phase: str, scheme: st
     assert sources["Alertmanager"]["jsonData"]["implementation"] == "prometheus"
     grafana_flows = {f.to for f in SERVICES_BY_NAME["grafana"].flows}
     assert {"prometheus", "loki", "alertmanager"} <= grafana_flows
+
+
+@pytest.mark.real
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [("severity=critical", "critical"), ("severity=warning", "warning"), ("severity=info", "warning")],
+)
+def test_amtool_routes_each_severity(shared_plan: PlanFactory, tmp_path: Path, labels: str, receiver: str) -> None:
+    amtool = _tool("amtool", "prometheus-alertmanager")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(uploads(shared_plan(ALL, "phase=2"), "dev-alertmanager")[ALERTMANAGER_YML])
+    result = _run(amtool, "config", "routes", "test", f"--config.file={config}", "alertname=X", "service=s", labels)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == [receiver]
