@@ -178,7 +178,7 @@ def test_approle_rules_carry_the_earliest_secret_id_expiry(shared_plan: PlanFact
 
 
 def test_no_certificate_rules_without_certificates(shared_plan: PlanFactory) -> None:
-    run = shared_plan(ALL, "phase=2", "features=tls=off")
+    run = shared_plan(ALL, "phase=0", "features=alerting=true")  # TLS off
     assert not any(monitoring.CERTIFICATE_RULES in f for f in shipped_prometheus(run)["rule_files"])
     assert f"/etc/prometheus/rules/{monitoring.CERTIFICATE_RULES}" not in uploads(run, "dev-prometheus")
 
