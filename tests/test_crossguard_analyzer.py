@@ -6,6 +6,7 @@ tests/test_crossguard_real.py's part."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     process = subprocess.Popen(
         [sys.executable, "-m", "pulumi.policy", "127.0.0.1:1", str(ROOT / "policies/crossguard")],
         cwd=ROOT / "policies/crossguard",
+        # The pack prints its port without flushing: to a pipe, block-buffered, readline() below
+        # would wait forever unless the environment happens to set PYTHONUNBUFFERED.
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,7 +4,6 @@ and fails, naming the rule, with a violation planted through the stack's own con
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.dockerlab import docker_unavailable_reason
+from tests.toolchain import bin_dir
 
 pytestmark = [pytest.mark.real]
 
@@ -23,21 +23,12 @@ STACK = "policytest"
 PLUGINS = ("pulumi-language-python", *(f"pulumi-resource-{p}" for p in ("docker", "vault", "tls", "command", "random")))
 
 
-def toolchain_bin() -> Path | None:
-    """Where .ci/toolchain put the CLI: $DEVSTACK_TOOLCHAIN_BIN, else its cache, else PATH."""
-    if os.environ.get("DEVSTACK_TOOLCHAIN_BIN"):
-        return Path(os.environ["DEVSTACK_TOOLCHAIN_BIN"])
-    built = sorted(glob.glob(str(Path.home() / ".cache/devstack-toolchain/*/bin/pulumi")))
-    found = built[-1] if built else shutil.which("pulumi")
-    return Path(found).parent if found else None
-
-
 Project = tuple[Path, dict[str, str], str]
 
 
 @pytest.fixture(scope="module")
 def cli() -> str:
-    directory = toolchain_bin()
+    directory = bin_dir()  # tests/toolchain.py: $DEVSTACK_TOOLCHAIN_BIN, else this checkout's cache
     pulumi = directory / "pulumi" if directory else None
     if pulumi is None or not os.access(pulumi, os.X_OK):
         if os.environ.get("DEVSTACK_TOOLCHAIN_BIN"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,12 +32,55 @@ def _text(value: object) -> str:
     return json.dumps(value)
 
 
+def _has_type(value: object, declared: str) -> bool:
+    """The real CLI's check of a stack value against Pulumi.yaml's declared type, as observed on
+    it (tests/test_toolchain_real.py compares the two): an integer may be written as a YAML
+    number with no fraction or a string of digits; a string may be any scalar, not a list or map."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return True  # encrypted: only the program sees the value
+    if declared == "integer":
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, float):
+            return value.is_integer()
+        return isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value) is not None)
+    if declared == "string":
+        return not isinstance(value, (list, dict))
+    return True  # no other type is declared in Pulumi.yaml
+
+
+def declared_types(project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """Pulumi.yaml's `config:` declarations: qualified key -> declared type."""
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
+    declared = project.get("config") or {}
+    return {
+        _qualified(str(k)): str(spec["type"])
+        for k, spec in declared.items()
+        if isinstance(spec, dict) and "type" in spec
+    }
+
+
+def check_declared_types(stack: str, config: dict[object, object], project_dir: Path = PROJECT_DIR) -> None:
+    """Refuses a stack value of another type than Pulumi.yaml declares, as `pulumi preview` and
+    `pulumi up` do before the program runs (the mock engine checks nothing)."""
+    types = declared_types(project_dir)
+    for key, value in config.items():
+        declared = types.get(_qualified(str(key)))
+        if declared is not None and not _has_type(value, declared):
+            shown = json.dumps(value, default=str)
+            raise OverrideError(
+                f"{_qualified(str(key))}: Pulumi.{stack}.yaml holds {shown}, but Pulumi.yaml declares "
+                f"the key of type '{declared}' (the Pulumi CLI refuses the stack)"
+            )
+
+
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise OverrideError(f"no stack file {path.name}; stacks here: {', '.join(known_stacks(project_dir))}")
     document = yaml.safe_load(path.read_text()) or {}
     config = document.get("config") or {}
+    check_declared_types(stack, config, project_dir)
     return {_qualified(str(k)): _text(v) for k, v in config.items()}
 
 

@@ -3,7 +3,6 @@ entries, their health probes, and their TLS settings as servers and as clients."
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -30,7 +29,7 @@ from devstack.phases import TlsMode
 from devstack.services.rabbitmq import RABBITMQ
 from devstack.services.redis import NODES
 from devstack.services.vault import VAULT_FLOW
-from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR
+from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR, with_probe
 
 _DATA_CLIENT_FLOWS = (
     VAULT_FLOW,
@@ -114,7 +113,7 @@ def api_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> 
     if mode is not TlsMode.REQUIRED:
         return None
     url = f"https://localhost:{service.port('https').container}/health"
-    return dataclasses.replace(service.healthcheck, test=api_probe(service.image, url, f"{tls_dir}/{CA_FILE}"))
+    return with_probe(service, api_probe(service.image, url, f"{tls_dir}/{CA_FILE}"))
 
 
 def _tls(service: Service, mode: TlsMode) -> ServerTls:

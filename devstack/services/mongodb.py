@@ -3,7 +3,6 @@ script that creates them."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 
@@ -27,7 +26,7 @@ from devstack.model import (
 )
 from devstack.phases import TlsMode
 from devstack.services.vault import VAULT_FLOW
-from devstack.tls import CA_FILE, CIPHERS, TLS_DIR
+from devstack.tls import CA_FILE, CIPHERS, TLS_DIR, with_probe
 
 COMBINED_PEM = "mongodb.pem"  # mongod wants the certificate, its chain and the key in one file
 
@@ -54,7 +53,7 @@ def mongodb_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR)
     if mode is not TlsMode.REQUIRED:
         return None
     probe = ("CMD", "mongosh", "--quiet", "--tls", "--tlsCAFile", f"{tls_dir}/{CA_FILE}", "--host", "localhost")
-    return dataclasses.replace(service.healthcheck, test=(*probe, "--eval", "db.adminCommand('ping').ok"))
+    return with_probe(service, (*probe, "--eval", "db.adminCommand('ping').ok"))
 
 
 def _tls(service: Service, mode: TlsMode) -> ServerTls:

@@ -5,7 +5,6 @@ nodes form a cluster in standard and full (components/redis_cluster); minimal ru
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ from devstack.model import (
 )
 from devstack.phases import TlsMode
 from devstack.services.vault import VAULT_FLOW
-from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR
+from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR, with_probe
 
 if TYPE_CHECKING:
     from devstack.settings import Settings
@@ -75,12 +74,11 @@ def redis_lines(mode: TlsMode, plain_port: int, tls_port: int, tls_dir: str = TL
 
 def redis_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck:
     """Once plaintext is refused the health probe speaks TLS too (a NOAUTH still proves life)."""
-    base = service.healthcheck
     if mode is not TlsMode.REQUIRED:
-        return base
+        return service.healthcheck
     port = service.port("tls").container
     probe = f"redis-cli --tls --cacert {tls_dir}/{CA_FILE} --sni localhost -p {port} ping | grep -Eq 'PONG|NOAUTH'"
-    return dataclasses.replace(base, test=("CMD-SHELL", probe))
+    return with_probe(service, ("CMD-SHELL", probe))
 
 
 def _tls(service: Service, mode: TlsMode) -> ServerTls:

@@ -5,7 +5,6 @@ and provider are components/vault_server.py; every other service reads its own s
 
 from __future__ import annotations
 
-import dataclasses
 from types import MappingProxyType
 
 from devstack.model import (
@@ -24,7 +23,7 @@ from devstack.model import (
     http_probe,
 )
 from devstack.phases import TlsMode
-from devstack.tls import CA_FILE, CERT_FILE, GO_CIPHER_SUITES, KEY_FILE, TLS_DIR
+from devstack.tls import CA_FILE, CERT_FILE, GO_CIPHER_SUITES, KEY_FILE, TLS_DIR, with_probe
 
 CONFIG_PATH = "/vault/config/vault.hcl"
 BOOTSTRAP_PORT = "api"  # `pulumi up` initialises and unseals Vault through it: always published
@@ -82,7 +81,7 @@ def vault_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -
         return None
     port = service.port("api").container
     probe = f"VAULT_ADDR=https://localhost:{port} VAULT_CACERT={tls_dir}/{CA_FILE} vault status >/dev/null"
-    return dataclasses.replace(service.healthcheck, test=("CMD-SHELL", probe))
+    return with_probe(service, ("CMD-SHELL", probe))
 
 
 def _tls(service: Service, mode: TlsMode) -> ServerTls:
