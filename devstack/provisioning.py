@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from devstack.model import ConfigFile, Service
+from devstack.monitoring import APPROLE_METRIC, CERTIFICATE_METRIC
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, TLS_DIR
 
@@ -100,8 +101,28 @@ def _panel(panel_id: int, title: str, expr: str, legend: str, y: int) -> dict:
     }
 
 
+def _days_left(panel_id: int, title: str, metric: str, y: int) -> dict:
+    """Days until a generated not-after (devstack.monitoring's recording rules), per service."""
+    panel = _panel(panel_id, title, f"({metric} - time()) / 86400", "{{service}}", y)
+    panel["fieldConfig"] = {
+        "defaults": {
+            "unit": "d",
+            "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                    {"color": "red", "value": None},
+                    {"color": "orange", "value": 7},
+                    {"color": "green", "value": 21},
+                ],
+            },
+        }
+    }
+    return panel
+
+
 def overview(selected: Sequence[Service]) -> dict:
-    """Every scraped service, up or down; Vault on its own (down also when sealed)."""
+    """Every scraped service, up or down; Vault on its own (down also when sealed); days left on
+    the certificates and the secret_ids."""
     scraped = "|".join(s.name for s in selected if s.metrics is not None)
     return {
         "uid": OVERVIEW_UID,
@@ -112,6 +133,8 @@ def overview(selected: Sequence[Service]) -> dict:
         "panels": [
             _panel(1, "Services up", f'up{{service=~"{scraped}"}}', "{{service}}", 0),
             _panel(2, "Vault (down when sealed or unreachable)", 'up{job="vault"}', "vault", 8),
+            _days_left(3, "Certificate days left (TLS on)", CERTIFICATE_METRIC, 16),
+            _days_left(4, "Earliest secret_id expiry, days (AppRole on)", APPROLE_METRIC, 24),
         ],
     }
 

@@ -456,7 +456,9 @@ def test_every_dashboard_file_is_valid_json_with_its_uid() -> None:
 
 def test_the_overview_shows_every_scraped_service(shared_plan: PlanFactory) -> None:
     overview = shipped_dashboards(shared_plan(ALL, "phase=2"))["/etc/grafana/dashboards/overview.json"]
-    (services_up, vault) = dashboard_exprs(overview)
+    (services_up, vault, certificates, secret_ids) = dashboard_exprs(overview)
+    assert certificates == f"({monitoring.CERTIFICATE_METRIC} - time()) / 86400"
+    assert secret_ids == f"({monitoring.APPROLE_METRIC} - time()) / 86400"
     listed = set(re.search(r'service=~"([^"]+)"', services_up)[1].split("|"))  # type: ignore[index]
     assert listed == {s.name for s in SERVICES if s.metrics is not None}
     assert vault == 'up{job="vault"}'
