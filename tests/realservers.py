@@ -1,9 +1,9 @@
-"""Real PostgreSQL, MariaDB and Redis servers for tests, each in a temporary directory.
-
-Every server listens on 127.0.0.1 on a free port (plus a Unix socket in its directory for the
-admin, as `docker exec` would use) and is stopped, and its directory removed, when its context
-manager exits, whatever happened inside. Run as root (CI), the servers run as `nobody`:
-PostgreSQL refuses to run as root. A missing binary raises ServerUnavailableError, for a skip.
+"""The machinery under the real-server tests: clients for PostgreSQL, MariaDB and Redis, and
+running a server process in a temporary directory (tests/shipped.py starts each server with the
+plan's files). Every server listens on 127.0.0.1 on a free port (plus a Unix socket in its
+directory for the admin, as `docker exec` would use) and is stopped, and its directory removed,
+when its context manager exits, whatever happened inside. Run as root (CI), the servers run as
+`nobody`: PostgreSQL refuses to run as root. A missing binary raises ServerUnavailableError.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from devstack.services.mysql import mysql_literal
 
 LOCALHOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -256,37 +254,6 @@ def _check_process(result: subprocess.CompletedProcess[str], what: str) -> None:
         raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr}")
 
 
-@contextlib.contextmanager
-def running_postgres(extra_args: Sequence[str] = (), files: Mapping[str, str] | None = None) -> Iterator[Postgres]:
-    """`extra_args` may name files by `{base}/<name>`; `files` are written there first (owned by
-    the server's user, 0600), e.g. TLS certificates and keys."""
-    bin_dir = _postgres_bin()
-    with _server_dir("devstack-pg-") as base:
-        data, log = base / "data", base / "server.log"
-        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8", "--no-locale"]
-        _check(_run_as_server([*initdb, "--no-sync", "--auth-local=trust", "--auth-host=reject"], log), "initdb")
-        # The admin only through the socket (as docker exec does), clients only over TCP with SCRAM.
-        _write_owned(
-            data / "pg_hba.conf",
-            "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all all reject\n",
-        )
-        port = free_port()
-        args = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base)]
-        args += ["-c", f"listen_addresses={LOCALHOST}", "-c", "fsync=off", "-c", "synchronous_commit=off"]
-        args += ["-c", "full_page_writes=off", "-c", "max_connections=30", "-c", "shared_buffers=16MB"]
-        for name, text in (files or {}).items():
-            _write_owned(base / name, text)
-        args += [arg.replace("{base}", str(base)) for arg in extra_args]
-        server = Postgres(bin_dir, base, port)
-        with _server_process(args, log, signal.SIGINT) as process:  # SIGINT: fast shutdown
-
-            def ready() -> bool:
-                return server.apply("SELECT 1;").returncode == 0
-
-            _wait_until(ready, process, log, "postgres")
-            yield server
-
-
 # --- MariaDB (the MySQL protocol and account statements) ------------------------------------
 
 
@@ -328,38 +295,6 @@ class MariaDb:
         )
 
 
-@contextlib.contextmanager
-def running_mariadb(root_password: str) -> Iterator[MariaDb]:
-    server_bin = _find("mariadbd")
-    install_db = _find("mariadb-install-db")
-    client = _find("mariadb") if shutil.which("mariadb") else _find("mysql")
-    with _server_dir("devstack-my-") as base:
-        data, log, sock = base / "data", base / "server.log", base / "mysqld.sock"
-        install = [install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal"]
-        _check(_run_as_server([*install, "--skip-test-db"], log), "mariadb-install-db")
-        port = free_port()
-        args = [server_bin, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}"]
-        args += [f"--bind-address={LOCALHOST}", "--skip-name-resolve", f"--pid-file={base / 'mysqld.pid'}"]
-        args += ["--skip-log-bin", "--innodb-buffer-pool-size=16M", "--innodb-flush-log-at-trx-commit=0"]
-        args += ["--skip-innodb-doublewrite", "--performance-schema=ON"]
-        bootstrap = MariaDb(client, sock, port, "")
-        with _server_process(args, log, signal.SIGTERM) as process:
-
-            def ready() -> bool:
-                return sock.exists() and bootstrap.apply("SELECT 1;").returncode == 0
-
-            _wait_until(ready, process, log, "mariadbd")
-            # Like the mysql image: root only on the socket, with a password.
-            secure = (
-                "DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1';\n"
-                "DELETE FROM mysql.global_priv WHERE User = 'root' AND Host NOT IN ('localhost');\n"
-                "FLUSH PRIVILEGES;\n"
-                f"ALTER USER 'root'@'localhost' IDENTIFIED BY {mysql_literal(root_password)};\n"
-            )
-            _check_process(bootstrap.apply(secure), "securing root")
-            yield MariaDb(client, sock, port, root_password)
-
-
 # --- Redis ------------------------------------------------------------------------------------
 
 
@@ -373,8 +308,10 @@ RespValue = str | int | bytes | None | list["RespValue"] | RedisError
 class RespConnection:
     """A minimal RESP2 client: enough to send commands and read replies, errors as values."""
 
-    def __init__(self, port: int) -> None:
-        self._sock = socket.create_connection((LOCALHOST, port), timeout=5)
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
+        """Plaintext, or TLS verified for the name localhost with `tls`."""
+        sock = socket.create_connection((LOCALHOST, port), timeout=5)
+        self._sock = tls.wrap_socket(sock, server_hostname="localhost") if tls is not None else sock
         self._buffer = b""
 
     def close(self) -> None:
@@ -435,38 +372,3 @@ class Redis:
 
     def connect(self) -> RespConnection:
         return RespConnection(self.port)
-
-
-@contextlib.contextmanager
-def running_redis(acl_lines: Sequence[str]) -> Iterator[Redis]:
-    server_bin = _find("redis-server")
-    with _server_dir("devstack-redis-") as base:
-        port, log = free_port(), base / "server.log"
-        config = "\n".join(
-            [
-                f"bind {LOCALHOST}",
-                f"port {port}",
-                "protected-mode yes",
-                f"dir {base}",
-                'save ""',
-                "appendonly no",
-                "daemonize no",
-                "enable-debug-command local",  # so that ACLs, not this switch, decide who may DEBUG
-                'logfile ""',  # stdout, into the log file
-                *acl_lines,
-                "",
-            ]
-        )
-        _write_owned(base / "redis.conf", config)
-        with _server_process([server_bin, str(base / "redis.conf")], log, signal.SIGTERM) as process:
-
-            def ready() -> bool:
-                try:
-                    with RespConnection(port) as conn:
-                        reply = conn.call("PING")
-                except OSError:
-                    return False
-                return reply == "PONG" or isinstance(reply, RedisError)
-
-            _wait_until(ready, process, log, "redis-server")
-            yield Redis(port, config)

@@ -25,10 +25,8 @@ from tests.realservers import (
     Redis,
     RedisError,
     ServerUnavailableError,
-    running_mariadb,
-    running_postgres,
-    running_redis,
 )
+from tests.shipped import scratch, shipped, start_mariadb, start_postgres, start_redis
 
 pytestmark = pytest.mark.real
 
@@ -58,13 +56,17 @@ PG_SPECS: list[tuple[str, str | None, AccountKind]] = [
 ]
 
 
+# The servers run the plan's phase-0 containers (tests/shipped.py); the accounts are the tests'.
+PLAN = ("phase=0", "profiles=standard")
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     try:
-        with running_postgres() as server:
+        with scratch(shipped("postgres", *PLAN)) as s, start_postgres(s, accounts=False) as server:
             yield server
     except ServerUnavailableError as missing:
-        pytest.skip(f"PostgreSQL: {missing}")
+        pytest.skip(f"PostgreSQL missing ({missing}): apt-get install postgresql")
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +155,7 @@ def test_pgbouncer_auth_query_returns_the_scram_verifier(postgres: Postgres, pg_
     assert verifier.startswith("SCRAM-SHA-256$")
     assert _scram_matches(verifier, forgejo.password)
     # never a superuser's verifier, nothing for unknown roles
-    for role in ("postgres", "nobody-here"):
+    for role in (postgres.admin, "nobody-here"):
         ok, out = _pg(postgres, pooler, PGBOUNCER_AUTH_QUERY.replace("$1", f"'{role}'"))
         assert ok, out
         assert out == ""
@@ -166,7 +168,8 @@ def test_pgbouncer_auth_function_is_not_executable_by_other_roles(postgres: Post
         assert "permission denied" in out
     assert postgres.admin_query(
         "SELECT string_agg(grantee, ',' ORDER BY grantee) FROM information_schema.routine_privileges"
-        " WHERE routine_schema = 'pgbouncer' AND routine_name = 'get_auth' AND grantee <> 'postgres'"
+        " WHERE routine_schema = 'pgbouncer' AND routine_name = 'get_auth'"
+        f" AND grantee <> '{postgres.admin}'"  # the owner: the image's admin
     ) == ("pgbouncer")
 
 
@@ -218,16 +221,15 @@ MY_SPECS: list[tuple[str, str | None, AccountKind]] = [
     ("golang-api", "golang_api", AccountKind.APP),
     ("exporter", None, AccountKind.MONITOR),
 ]
-MY_ROOT_PASSWORD = 'root\'s \\ "secret"'
 
 
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDb]:
     try:
-        with running_mariadb(MY_ROOT_PASSWORD) as server:
+        with scratch(shipped("mysql", *PLAN)) as s, start_mariadb(s, accounts=False) as server:
             yield server
     except ServerUnavailableError as missing:
-        pytest.skip(f"MariaDB: {missing}")
+        pytest.skip(f"MariaDB missing ({missing}): apt-get install mariadb-server")
 
 
 @pytest.fixture(scope="session")
@@ -307,11 +309,17 @@ def redis() -> Iterator[Redis]:
         RedisUser.with_password("app1", REDIS_APP),
         RedisUser.with_password("exporter", REDIS_EXPORTER, RedisRole.EXPORTER),
     ]
+    acl = "\n".join(redis_acl_lines(sha256_hex(REDIS_ADMIN), users)) + "\n"
+    # (DEBUG allowed at all, so that the ACLs, not Redis's default refusal, decide who may run it.)
     try:
-        with running_redis(redis_acl_lines(sha256_hex(REDIS_ADMIN), users)) as server:
-            yield server
+        with (
+            scratch(shipped("redis-1", "phase=0", "profiles=minimal"), secret_overrides={"users_acl": acl}) as s,
+            start_redis(s, test_defaults=["enable-debug-command local"]),
+        ):
+            shipped_files = [s.host(u).read_text() for u in s.shipped.uploads if u.endswith(".conf")]
+            yield Redis(s.port(6379), "\n".join([*shipped_files, acl]))
     except ServerUnavailableError as missing:
-        pytest.skip(f"Redis: {missing}")
+        pytest.skip(f"Redis missing ({missing}): apt-get install redis-server")
 
 
 def _denied(reply: object) -> bool:

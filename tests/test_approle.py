@@ -130,8 +130,22 @@ def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory)
             bound = [f"{plan_address(run, name)}/32"]
             assert role["secretIdBoundCidrs"] == bound, name
             assert role["tokenBoundCidrs"] == bound
+    # Each secret_id reaches its own container only, as the 0400 file (the management one,
+    # which has no container, is a stack output): observed in the program's uploads.
+    uploads = {
+        record.name: {u["file"]: u for u in unwrap(record.inputs).get("uploads", [])}
+        for record in run.by_type(CONTAINER)
+    }
     for secret_id in run.by_type(SECRET_ID):
-        assert isinstance(secret_id.outputs["secretId"], Secret)
+        value = unwrap(secret_id.outputs["secretId"])
+        holders = [name for name, files in uploads.items() if any(value in u["content"] for u in files.values())]
+        if secret_id.inputs["roleName"] == "management":
+            assert holders == []
+            continue
+        assert holders == [secret_id.inputs["roleName"]]
+        upload = uploads[holders[0]][SECRET_ID_PATH]
+        assert upload["content"] == value
+        assert upload["permissions"] == "0400"
 
 
 def plan_address(run, name: str) -> str:

@@ -1,24 +1,23 @@
 """The cluster-forming script, run for real under busybox sh against three redis-server nodes
-on 127.0.0.1, configured as the program configures them (ACL file, cluster mode)."""
+on 127.0.0.1, each started with exactly its container's files from the plan (tests/shipped.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.realservers import free_port
+from tests.shipped import Scratch, scratch, shipped, start_redis, vault_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "redis-cluster-create.sh"
-PASSWORD = "cluster-admin-password-for-tests"
+NODES = ("redis-1", "redis-2", "redis-3")
 
 pytestmark = pytest.mark.real
 
@@ -27,15 +26,17 @@ REDIS_CLI = shutil.which("redis-cli")
 BUSYBOX = shutil.which("busybox")
 
 
-def _free_port() -> int:
-    # Cluster bus = port + 10000, so keep ports below 55535.
-    while (port := free_port()) >= 55000:
-        pass
-    return port
+def _overrides(phase: int) -> tuple[str, ...]:
+    return (f"phase={phase}", "profiles=standard")
+
+
+def _password() -> str:
+    """The nodes' admin password: the plan's, the same for the three (their ACL files hold its hash)."""
+    return vault_secrets(*_overrides(0))["redis-1"]["password"]
 
 
 def _cli(port: int, *args: str) -> str:
-    env = {**os.environ, "REDISCLI_AUTH": PASSWORD}
+    env = {**os.environ, "REDISCLI_AUTH": _password()}
     result = subprocess.run(
         [REDIS_CLI or "redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", str(port), *args],
         capture_output=True,
@@ -49,56 +50,31 @@ def _cli(port: int, *args: str) -> str:
 
 def _require_tools() -> None:
     if not (REDIS_SERVER and REDIS_CLI and BUSYBOX):
-        pytest.skip("redis-server, redis-cli and busybox are installed by .ci/run")
+        pytest.skip("redis-server, redis-cli and busybox missing: apt-get install redis-server busybox-static")
 
 
 @contextlib.contextmanager
-def _three_nodes(tmp_path: Path, listener: Callable[[int], list[str]]) -> Iterator[list[int]]:
-    """Three cluster-mode nodes on 127.0.0.1, each with the admin in its ACL file, as the program
-    configures them; `listener` gives a node's port lines for the port it is given."""
-    assert REDIS_SERVER is not None
-    ports, processes = [], []
-    verifier = hashlib.sha256(PASSWORD.encode()).hexdigest()
-    try:
-        for index in range(3):
-            port = _free_port()
-            home = tmp_path / f"node{index}"
-            home.mkdir()
-            (home / "users.acl").write_text(f"user default on #{verifier} ~* &* +@all\n")
-            lines = ["bind 127.0.0.1", f"dir {home}", "appendonly no", f"aclfile {home / 'users.acl'}", "save ''"]
-            lines += listener(port)
-            lines += ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 5000"]
-            lines += ["cluster-announce-ip 127.0.0.1"]
-            (home / "redis.conf").write_text("\n".join(lines) + "\n")
-            processes.append(subprocess.Popen([REDIS_SERVER, str(home / "redis.conf")], stdout=subprocess.DEVNULL))
-            ports.append(port)
-        yield ports
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
+def _three_nodes(phase: int) -> Iterator[list[Scratch]]:
+    """redis-1..3 each with exactly its container's redis.conf and ACL file from the plan."""
+    with contextlib.ExitStack() as stack:
+        nodes = []
+        for name in NODES:
+            node = stack.enter_context(scratch(shipped(name, *_overrides(phase))))
+            nodes.append(stack.enter_context(start_redis(node)))
+        assert {n.shipped.vault_secret["password"] for n in nodes} == {_password()}
+        yield nodes
 
 
 @pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[list[int]]:
+def nodes() -> Iterator[list[int]]:
     _require_tools()
-    with _three_nodes(tmp_path, lambda port: [f"port {port}"]) as ports:
-        for port in ports:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    if _cli(port, "ping").strip() == "PONG":
-                        break
-                except subprocess.CalledProcessError:
-                    pass
-                time.sleep(0.05)
-        yield ports
+    with _three_nodes(0) as started:
+        yield [node.port(6379) for node in started]
 
 
-def _run_script(ports: list[int], password: str = PASSWORD, **extra: str) -> subprocess.CompletedProcess[str]:
+def _run_script(ports: list[int], password: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
     # The program pipes the script into `sh -s` inside dev-redis-1; here busybox sh plays that shell.
-    env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": password, "DEVSTACK_WAIT_SECONDS": "20", **extra}
+    env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": password or _password(), "DEVSTACK_WAIT_SECONDS": "20", **extra}
     return subprocess.run(
         [BUSYBOX or "busybox", "sh", "-s", "--", *(f"127.0.0.1:{p}" for p in ports)],
         input=SCRIPT.read_text(),
@@ -126,7 +102,7 @@ def test_forms_three_masters_with_all_slots_then_leaves_it_alone(nodes: list[int
     assert info["cluster_slots_assigned"] == "16384"
     masters = [line for line in _cli(nodes[0], "cluster", "nodes").splitlines() if "master" in line]
     assert len(masters) == 3
-    assert PASSWORD not in first.stdout + first.stderr
+    assert _password() not in first.stdout + first.stderr
 
     second = _run_script(nodes)
     assert second.returncode == 0, second.stderr
@@ -149,20 +125,12 @@ def test_a_half_formed_cluster_is_reported_not_reset(nodes: list[int]) -> None:
 
 
 @pytest.fixture
-def tls_nodes(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
-    """Three nodes with TLS required (no plaintext port, cluster bus over TLS too), using the
-    plan's own certificate for redis-1 (its SANs include 127.0.0.1)."""
-    from devstack.phases import TlsMode
-    from devstack.services.redis import redis_lines
-    from devstack.tls import CA_FILE
-    from tests.planpki import server_files
-
+def tls_nodes() -> Iterator[tuple[list[int], Path]]:
+    """The three nodes at phase 4: TLS required (no plaintext port, cluster bus over TLS too),
+    each with its own certificate from the plan (their SANs include 127.0.0.1)."""
     _require_tools()
-    files = server_files(["phase=4", "profiles=standard"], ("redis-1",))["redis-1"]
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    with _three_nodes(tmp_path, lambda port: redis_lines(TlsMode.REQUIRED, 0, port, str(tmp_path))) as ports:
-        yield ports, tmp_path / CA_FILE
+    with _three_nodes(4) as started:
+        yield [node.port(6380) for node in started], started[0].host("/devstack/tls/ca.crt")
 
 
 def test_forms_the_cluster_over_tls_when_plaintext_is_refused(tls_nodes: tuple[list[int], Path]) -> None:
@@ -184,7 +152,7 @@ def test_forms_the_cluster_over_tls_when_plaintext_is_refused(tls_nodes: tuple[l
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "REDISCLI_AUTH": PASSWORD},
+        env={**os.environ, "REDISCLI_AUTH": _password()},
         timeout=10,
         check=True,
     ).stdout

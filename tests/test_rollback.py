@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NETWORK, PlanFactory
 from tools import rollback
 from tools.rollback import Update, execute, plan_rollback, render_history
 
@@ -74,6 +75,21 @@ def test_rollback_to_phase0_removes_tier_networks_first_then_runs_up_at_that_com
         ("destroy", plan.networks_first),
         ("up", (Path("/tmp/worktree-aaaa1111"), PHASE0)),
     ]
+
+
+@pytest.mark.parametrize("current_phase", [0, 1, 4])
+def test_rollback_to_phase0_never_destroys_the_flat_network(shared_plan: PlanFactory, current_phase: int) -> None:
+    """With the networks the plan really has at the current phase (names and URNs), not a list
+    made up here: the flat network is never among those removed first (with --target-dependents
+    that would take every container with it), and from phase 0 nothing is removed at all."""
+    run = shared_plan("profiles=full,reference", f"phase={current_phase}")  # every network there is
+    networks = {r.inputs["name"]: r.urn for r in run.by_type(NETWORK)}
+    plan = plan_rollback(FakeStack(history(), networks), 1, "dev")
+    assert networks.get(rollback.FLAT_NETWORK, "(none)") not in plan.networks_first
+    if current_phase == 0:
+        assert plan.networks_first == []
+    else:
+        assert sorted(plan.networks_first) == sorted(networks.values())  # each overlaps the flat subnet
 
 
 def test_rollback_between_segmented_phases_needs_no_destroy() -> None:

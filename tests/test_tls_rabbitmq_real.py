@@ -1,17 +1,19 @@
-"""A real RabbitMQ node (Debian's rabbitmq-server) on 127.0.0.1 with the generated
-30-devstack-tls.conf and the plan's own certificates, once per TLS mode: AMQPS verifies for the
-name localhost and answers AMQP, TLS 1.2 takes only the listed AEAD suites in the server's order,
-TLS 1.1 is refused, and the management UI and the Prometheus endpoint are HTTPS beside HTTP
-(dual) or HTTPS alone on their ports with plaintext AMQP closed (required).
+"""A real RabbitMQ node (Debian's rabbitmq-server) on 127.0.0.1 with exactly the files of the
+plan's rabbitmq container (tests/shipped.py: 30-devstack-tls.conf, the main file the wrapper
+renders with the admin, the certificates), at phase 1 (dual) and 4 (required): AMQPS verifies
+for the name localhost and answers AMQP, TLS 1.2 takes only the listed AEAD suites in the
+server's order, TLS 1.1 is refused, the management UI and the Prometheus endpoint are HTTPS
+beside HTTP (dual) or HTTPS alone on their ports with plaintext AMQP closed (required), and the
+management API takes the admin with its own password only.
 
 The node is a private one: its own directories, node name, free ports, an epmd of its own on
-127.0.0.1, and nothing of the system's service (/etc/rabbitmq, /var/lib/rabbitmq) is read. The
-generated text is kept as it is but for the certificate directory (the function's `tls_dir`) and
-the container ports, rewritten line by line to free ports on 127.0.0.1; the main config file adds
-only the management listeners' loopback address."""
+127.0.0.1, and nothing of the system's service (/etc/rabbitmq, /var/lib/rabbitmq) is read. Only
+the listed mappings of tests/shipped.py change the plan's text; a conf.d file of the test's own
+adds the HTTP listeners' loopback address."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import glob
 import os
@@ -29,21 +31,18 @@ from typing import IO
 
 import pytest
 
-from devstack.catalog import SERVICES_BY_NAME
 from devstack.phases import TlsMode
-from devstack.services.rabbitmq import RABBITMQ_CIPHERS, rabbitmq_conf
-from devstack.tls import CA_FILE, KEY_FILE
-from tests.planpki import server_files
+from devstack.tls import CA_FILE
 from tests.realservers import (
     LOCALHOST,
     _Identity,
-    _server_dir,
     _server_identity,
     _tail,
     _wait_until,
     _write_owned,
     free_port,
 )
+from tests.shipped import Shipped, scratch, shipped, vault_secrets
 
 pytestmark = pytest.mark.real
 
@@ -53,6 +52,7 @@ STOP_TIMEOUT = 30.0
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"  # AMQP 0-9-1
 SERVER_NAME = "localhost"
 CBC_SUITES = ("ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA")  # Erlang's defaults allow both
+TLS_CONF = "30-devstack-tls.conf"  # the plan's conf.d file
 GCM_SUITES = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384")
 
 
@@ -68,6 +68,7 @@ class Node:
     ca: Path
     log: Path
     version: str
+    shipped: Shipped
 
 
 def _server_script() -> str:
@@ -84,26 +85,6 @@ def _epmd() -> str:
         if os.access(candidate, os.X_OK):
             return candidate
     pytest.skip("epmd (erlang-base) is installed with rabbitmq-server by .ci/run")
-
-
-def _rendered(mode: TlsMode, tls_dir: Path, ports: dict[str, int]) -> str:
-    """The generated file with its container ports on free ones of 127.0.0.1, nothing else changed.
-    Every line of the generator that names a port must be one this knows."""
-    rewrites = {
-        "listeners.ssl.default = 5671": f"listeners.ssl.default = {LOCALHOST}:{ports['amqps']}",
-        "management.tcp.port = 15672": f"management.tcp.port = {ports['management']}",
-        "management.ssl.port = 15672": f"management.ssl.port = {ports['management']}",
-        "management.ssl.port = 15671": f"management.ssl.port = {ports['management_tls']}",
-        "prometheus.tcp.port = 15692": f"prometheus.tcp.port = {ports['metrics']}",
-        "prometheus.ssl.port = 15692": f"prometheus.ssl.port = {ports['metrics']}",
-        "prometheus.ssl.port = 15691": f"prometheus.ssl.port = {ports['metrics_tls']}",
-    }
-    lines = rabbitmq_conf(SERVICES_BY_NAME["rabbitmq"], mode, tls_dir=str(tls_dir)).splitlines()
-    unknown = [
-        line for line in lines if re.search(r"\b(5671|5672|15671|15672|15691|15692)\b", line) and line not in rewrites
-    ]
-    assert not unknown, f"ports the test does not rewrite: {unknown}"
-    return "\n".join(rewrites.get(line, line) for line in lines) + "\n"
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
@@ -160,42 +141,37 @@ def _spawn(
     )
 
 
-def _write_configs(base: Path, conf_d: Path, rendered: str) -> None:
-    """The generated file in conf.d, the plugins, and a main file with only the HTTP listeners'
-    address (the container's carries the admin), a plain one's only where the generated file has
-    a plain listener at all."""
-    conf_d.mkdir()
-    _write_owned(conf_d / "30-devstack-tls.conf", rendered)
+def _write_configs(base: Path, conf_d: Path) -> None:
+    """Beside the plan's files: the HTTP listeners on 127.0.0.1 (in a conf.d file of the test's
+    own, a plain one's only where the shipped file has a plain listener at all), and the plugins
+    the image enables."""
+    shipped_conf = (conf_d / TLS_CONF).read_text()
     loopback = []
     for plugin in ("management", "prometheus"):
         loopback.append(f"{plugin}.ssl.ip = {LOCALHOST}")
-        if f"{plugin}.tcp.port" in rendered:
+        if f"{plugin}.tcp.port" in shipped_conf:
             loopback.append(f"{plugin}.tcp.ip = {LOCALHOST}")
-    _write_owned(base / "rabbitmq.conf", "\n".join(loopback) + "\n")
+    _write_owned(conf_d / "99-loopback.conf", "\n".join(loopback) + "\n")
     _write_owned(base / "enabled_plugins", "[rabbitmq_management,rabbitmq_prometheus].\n")
 
 
 @contextlib.contextmanager
-def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
+def _running_node(item: Shipped) -> Iterator[Node]:
     script, epmd = _server_script(), _epmd()
     identity = _server_identity()
-    with _server_dir("devstack-rmq-") as base:
-        tls_dir = base / "tls"
-        tls_dir.mkdir()
-        for name, text in files.items():
-            _write_owned(tls_dir / name, text)
-        (tls_dir / CA_FILE).chmod(0o644)
-        if identity is not None:
-            os.chown(tls_dir, identity.uid, identity.gid)
-        names = ("amqp", "amqps", "management", "management_tls", "metrics", "metrics_tls", "dist", "epmd")
-        ports = {name: free_port() for name in names}
-        conf_d = base / "conf.d"
-        _write_configs(base, conf_d, _rendered(mode, tls_dir, ports))
+    with scratch(item) as s:
+        base = s.root
+        tls_dir = s.host("/devstack/tls")
+        conf_d = s.host("/etc/rabbitmq/conf.d")
+        s.check_rules(item.text(f"/etc/rabbitmq/conf.d/{TLS_CONF}"))
+        _write_configs(base, conf_d)
+        ports = {"dist": free_port(), "epmd": free_port()}
         _write_owned(base / "rabbitmq-env.conf", "")  # instead of /etc/rabbitmq/rabbitmq-env.conf
         for name in ("mnesia", "log"):
             (base / name).mkdir()
             if identity is not None:
                 os.chown(base / name, identity.uid, identity.gid)
+        mode = item.tls
         node_name = f"devstack-tls-{os.getpid()}-{secrets.token_hex(3)}@localhost"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -209,11 +185,12 @@ def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
             # The plain AMQP listener the image has by default (5672), here on 127.0.0.1: the
             # generated `listeners.tcp = none` must still close it, as the file wins over these.
             "RABBITMQ_NODE_IP_ADDRESS": LOCALHOST,
-            "RABBITMQ_NODE_PORT": str(ports["amqp"]),
+            "RABBITMQ_NODE_PORT": str(s.port(5672)),
             "RABBITMQ_DIST_PORT": str(ports["dist"]),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
             "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            # The plan's main file: the wrapper renders it from the Vault secret (the admin).
+            "RABBITMQ_CONFIG_FILE": str(s.host(item.env["RABBITMQ_CONFIG_FILE"])),
             "RABBITMQ_CONFIG_FILES": str(conf_d),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),  # absent
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
@@ -248,15 +225,16 @@ def _running_node(mode: TlsMode, files: dict[str, str]) -> Iterator[Node]:
                     assert version is not None, _tail(log)
                     yield Node(
                         mode=mode,
-                        amqp=ports["amqp"],
-                        amqps=ports["amqps"],
-                        management=ports["management"],
-                        management_tls=ports["management_tls"] if mode is TlsMode.DUAL else None,
-                        metrics=ports["metrics"],
-                        metrics_tls=ports["metrics_tls"] if mode is TlsMode.DUAL else None,
+                        amqp=s.port(5672),
+                        amqps=s.port(5671),
+                        management=s.port(15672),
+                        management_tls=s.port(15671) if mode is TlsMode.DUAL else None,
+                        metrics=s.port(15692),
+                        metrics_tls=s.port(15691) if mode is TlsMode.DUAL else None,
                         ca=tls_dir / CA_FILE,
                         log=log,
                         version=f"RabbitMQ {version[1]}, Erlang {version[2]}",
+                        shipped=item,
                     )
                 finally:
                     _stop_group(node_process)
@@ -280,15 +258,9 @@ def _accepts(port: int) -> bool:
         return sock.connect_ex((LOCALHOST, port)) == 0
 
 
-@pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
-    return server_files(["phase=4"], ["rabbitmq"])["rabbitmq"]
-
-
-@pytest.fixture(scope="module", params=[TlsMode.DUAL, TlsMode.REQUIRED], ids=lambda mode: mode.value)
-def node(request: pytest.FixtureRequest, pki: dict[str, str]) -> Iterator[Node]:
-    assert KEY_FILE in pki
-    with _running_node(request.param, pki) as running:
+@pytest.fixture(scope="module", params=[1, 4], ids=["dual", "required"])
+def node(request: pytest.FixtureRequest) -> Iterator[Node]:
+    with _running_node(shipped("rabbitmq", f"phase={request.param}", "profiles=standard")) as running:
         yield running
 
 
@@ -336,8 +308,9 @@ def _suite(port: int, context: ssl.SSLContext) -> str:
         return cipher[0]
 
 
-def _http_get(sock: socket.socket | ssl.SSLSocket, path: str = "/") -> tuple[str, bytes]:
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n\r\n".encode())
+def _http_get(sock: socket.socket | ssl.SSLSocket, path: str = "/", auth: str = "") -> tuple[str, bytes]:
+    header = f"Authorization: Basic {base64.b64encode(auth.encode()).decode()}\r\n" if auth else ""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\n{header}Connection: close\r\n\r\n".encode())
     data = b""
     with contextlib.suppress(OSError):  # a TLS port may reset a plaintext client
         while chunk := sock.recv(65536):
@@ -372,6 +345,13 @@ def test_plaintext_amqp_only_while_clients_migrate(node: Node) -> None:
             socket.create_connection((LOCALHOST, node.amqp), timeout=10).close()
 
 
+def _shipped_order(node: Node) -> list[str]:
+    """The ECDSA TLS 1.2 suites in the order the shipped file lists them (ssl_options.ciphers.N)."""
+    text = node.shipped.text(f"/etc/rabbitmq/conf.d/{TLS_CONF}")
+    listed = sorted((int(n), suite) for n, suite in re.findall(r"^ssl_options\.ciphers\.(\d+) = (\S+)$", text, re.M))
+    return [suite for _, suite in listed if suite in GCM_SUITES]
+
+
 def test_tls12_takes_only_aead_suites_in_the_servers_order(node: Node) -> None:
     tls12 = ssl.TLSVersion.TLSv1_2
     for port in _https_ports(node):
@@ -382,7 +362,7 @@ def test_tls12_takes_only_aead_suites_in_the_servers_order(node: Node) -> None:
                 _suite(port, _context(node, maximum=tls12, ciphers=f"{suite}:@SECLEVEL=0"))
         # The client prefers AES-128; honor_cipher_order makes the server's first choice win.
         client_order = _context(node, maximum=tls12, ciphers=":".join(reversed(GCM_SUITES)))
-        assert _suite(port, client_order) == RABBITMQ_CIPHERS[3] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+        assert _suite(port, client_order) == _shipped_order(node)[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
@@ -436,3 +416,23 @@ def test_prometheus_listeners_follow_the_mode(node: Node) -> None:
         # The metrics port itself is HTTPS: a plaintext scrape gets no metrics.
         assert not status.startswith("HTTP/1.1 200"), status
         assert b"rabbitmq_" not in body
+
+
+def test_management_api_takes_the_admin_with_its_own_password_only(node: Node) -> None:
+    https = node.management_tls if node.mode is TlsMode.DUAL else node.management
+    assert https is not None
+    admin = node.shipped.vault_secret
+    others = vault_secrets(*node.shipped.overrides)
+    attempts = {
+        "its own password": f"{admin['user']}:{admin['password']}",
+        "no password": f"{admin['user']}:",
+        "a wrong password": f"{admin['user']}:wrong-password",
+        "another client's password": f"{admin['user']}:{others['reference-api']['rabbitmq_password']}",
+        "no credentials": "",
+    }
+    statuses = {}
+    for what, auth in attempts.items():
+        with _tls(https, _context(node)) as tls:
+            statuses[what] = _http_get(tls, "/api/whoami", auth)[0]
+    assert statuses.pop("its own password").startswith("HTTP/1.1 200"), _tail(node.log)
+    assert all(status.startswith("HTTP/1.1 401") for status in statuses.values()), statuses

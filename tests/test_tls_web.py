@@ -23,7 +23,6 @@ import yaml
 
 from devstack.catalog import SERVICES_BY_NAME
 from devstack.model import ServerTls, Service
-from devstack.monitoring import scrape_job
 from devstack.phases import TlsMode
 from devstack.services.exporters import redis_exporter_tls
 from devstack.services.forgejo import forgejo_tls
@@ -36,16 +35,15 @@ from devstack.services.prometheus import (
     prometheus_tls,
 )
 from devstack.tls import CA_FILE, CERT_FILE, GO_CIPHER_SUITES, KEY_FILE, TLS_DIR, server_tls
-from tests.planpki import server_files
 from tests.realservers import (
     _find,
-    _server_dir,
     _server_process,
     _wait_until,
     _write_owned,
-    free_port,
 )
+from tests.shipped import CONTAINER, Scratch, plan_run, scratch, shipped
 from tests.tlsclient import handshake, tls12_context
+from tools.engine import unwrap
 
 WEB_SERVERS = ("forgejo", "prometheus", "grafana", "loki", "redis-exporter-1", "redis-exporter-2", "redis-exporter-3")
 CERT, KEY, CA = f"{TLS_DIR}/{CERT_FILE}", f"{TLS_DIR}/{KEY_FILE}", f"{TLS_DIR}/{CA_FILE}"
@@ -343,74 +341,60 @@ class RunningPrometheus:
     port: int
     directory: Path
     ca: Path
+    scratch: Scratch
 
 
-@pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
-    return server_files(["phase=4", "profiles=full"], ("prometheus",))["prometheus"]
+PROMETHEUS = ("phase=4", "profiles=full")  # TLS required
 
 
-def _write_tls_dir(directory: Path, pki: dict[str, str]) -> None:
-    settings = prometheus_tls(_service("prometheus"), TlsMode.REQUIRED, str(directory))
-    for name, text in pki.items():
-        _write_owned(directory / name, text)
-    for path, text in settings.files.items():
-        _write_owned(Path(path), text)
-
-
-@pytest.mark.real
-def test_promtool_checks_the_web_config(pki: dict[str, str]) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool comes with Debian's prometheus package (installed by .ci/run)")
-    with _server_dir("devstack-promtool-") as directory:
-        _write_tls_dir(directory, pki)
-        web_config = directory / PROMETHEUS_WEB_CONFIG
-        result = subprocess.run(
-            [promtool, "check", "web-config", str(web_config)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        assert "SUCCESS" in result.stderr
-        # The check is real: an unknown suite or version fails it.
-        bad = directory / "bad.yml"
-        _write_owned(bad, web_config.read_text().replace("min_version: TLS12", "min_version: TLS99"))
-        refused = subprocess.run(
-            [promtool, "check", "web-config", str(bad)], capture_output=True, text=True, timeout=30, check=False
-        )
-        assert refused.returncode != 0
+@pytest.fixture
+def prometheus_files() -> Iterator[Scratch]:
+    """The plan's prometheus container materialised (tests/shipped.py)."""
+    with scratch(shipped("prometheus", *PROMETHEUS)) as s:
+        yield s
 
 
 @pytest.mark.real
-def test_promtool_checks_the_prometheus_config(pki: dict[str, str]) -> None:
+def test_promtool_checks_the_web_config(prometheus_files: Scratch) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool comes with Debian's prometheus package (installed by .ci/run)")
-    with _server_dir("devstack-promtool-") as directory:
-        _write_tls_dir(directory, pki)  # `check config` opens the CA file the config names
-        config = directory / "prometheus.yml"
-        _write_owned(config, prometheus_config(9090, str(directory)))
-        result = subprocess.run(
-            [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=30, check=False
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        # The check is real: an unknown TLS version fails it.
-        _write_owned(config, prometheus_config(9090, str(directory)).replace("TLS12", "TLS99"))
-        refused = subprocess.run(
-            [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=30, check=False
-        )
-        assert refused.returncode != 0
+        pytest.skip("promtool missing: apt-get install prometheus (listed in .ci/apt-packages)")
+    web_config = prometheus_files.host(f"{TLS_DIR}/{PROMETHEUS_WEB_CONFIG}")
+    result = subprocess.run(
+        [promtool, "check", "web-config", str(web_config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "SUCCESS" in result.stderr
+    # The check is real: an unknown suite or version fails it.
+    bad = prometheus_files.root / "bad.yml"
+    _write_owned(bad, web_config.read_text().replace("min_version: TLS12", "min_version: TLS99"))
+    refused = subprocess.run(
+        [promtool, "check", "web-config", str(bad)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert refused.returncode != 0
 
 
-def prometheus_config(port: int, tls_dir: str) -> str:
-    """The generated self-scrape job (devstack.monitoring, TLS required) on this test's port: the
-    plan's whole prometheus.yml is checked in tests/test_monitoring.py."""
-    job = scrape_job(_service("prometheus"), TlsMode.REQUIRED, tls_dir)
-    job["static_configs"] = [{"targets": [f"localhost:{port}"]}]
-    return yaml.safe_dump({"global": {"scrape_interval": "15s"}, "scrape_configs": [job]})
+@pytest.mark.real
+def test_promtool_checks_the_prometheus_config(prometheus_files: Scratch) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool missing: apt-get install prometheus (listed in .ci/apt-packages)")
+    config = prometheus_files.host("/etc/prometheus/prometheus.yml")  # it opens the CA file it names
+    shipped_text = config.read_text()
+    result = subprocess.run(
+        [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The check is real: an unknown TLS version fails it.
+    _write_owned(config, shipped_text.replace("TLS12", "TLS99"))
+    refused = subprocess.run(
+        [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert refused.returncode != 0
 
 
 def test_prometheus_required_keeps_its_config_file() -> None:
@@ -442,36 +426,25 @@ def _ready(port: int, ca: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def prometheus(pki: dict[str, str]) -> Iterator[RunningPrometheus]:
-    """Debian's Prometheus with the generated web config and the image's restated command (its
-    paths moved into a temporary directory), scraping itself over HTTPS with the promtool
-    client config: that checks the CA file and the server name together."""
+def prometheus() -> Iterator[RunningPrometheus]:
+    """Debian's Prometheus with exactly the plan's files and command (tests/shipped.py), scraping
+    itself over HTTPS with the shipped client config: that checks the CA file and the server name
+    together."""
     try:
         binary = _find("prometheus")
     except RuntimeError:
-        pytest.skip("Prometheus comes with Debian's prometheus package (installed by .ci/run)")
-    port = free_port()
-    with _server_dir("devstack-prometheus-") as directory:
-        _write_tls_dir(directory, pki)
-        # The generated config, on this test's port and scraping every second.
-        config = yaml.safe_load(prometheus_config(port, str(directory)))
-        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-        _write_owned(directory / "prometheus.yml", yaml.safe_dump(config))
-        moved = {
-            "--config.file": str(directory / "prometheus.yml"),
-            "--storage.tsdb.path": str(directory / "data"),
-        }
-        command = prometheus_tls(_service("prometheus"), TlsMode.REQUIRED, str(directory)).command
-        assert command is not None
-        args = [binary]
-        for arg in command:
-            flag = arg.split("=", 1)[0]
-            args.append(f"{flag}={moved[flag]}" if flag in moved else arg)
-        args.append(f"--web.listen-address=127.0.0.1:{port}")
-        log = directory / "prometheus.log"
+        pytest.skip("prometheus missing: apt-get install prometheus (listed in .ci/apt-packages)")
+    item = shipped("prometheus", *PROMETHEUS)
+    with scratch(item) as s:
+        s.check_rules(item.text("/etc/prometheus/prometheus.yml"), *item.command)
+        port, ca = s.port(9090), s.host(f"{TLS_DIR}/{CA_FILE}")
+        s.directory("/prometheus")  # the data volume
+        # The image listens on every address of the container; the test on 127.0.0.1 only.
+        args = [binary, *map(s.arg, item.command), f"--web.listen-address=127.0.0.1:{port}"]
+        log = s.root / "prometheus.log"
         with _server_process(args, log, signal.SIGTERM) as process:
-            _wait_until(lambda: _ready(port, directory / CA_FILE), process, log, "prometheus")
-            yield RunningPrometheus(port, directory, directory / CA_FILE)
+            _wait_until(lambda: _ready(port, ca), process, log, "prometheus")
+            yield RunningPrometheus(port, s.root, ca, s)
 
 
 @pytest.mark.real
@@ -519,7 +492,7 @@ def test_promtool_client_config_verifies_prometheus(prometheus: RunningPrometheu
     """The generated self-scrape (CA file, TLS 1.2): `up` is 1 only if Prometheus verified its
     own certificate against the CA for the name localhost."""
     query = "/api/v1/query?" + urllib.parse.urlencode({"query": 'up{job="prometheus"}'})
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # the shipped 15 s scrape interval
     values: list[str] = []
     while time.monotonic() < deadline:
         _, body = _get(prometheus.port, query, _context(prometheus.ca))
@@ -540,9 +513,11 @@ def test_promtool_healthy_probe(prometheus: RunningPrometheus) -> None:
     usage = subprocess.run([promtool, "check", "--help"], capture_output=True, text=True, timeout=30, check=False)
     if "healthy" not in usage.stdout + usage.stderr:
         pytest.skip("this promtool predates `check healthy` (Prometheus 2.44)")
-    settings = prometheus_tls(_service("prometheus"), TlsMode.REQUIRED, str(prometheus.directory))
-    assert settings.healthcheck is not None
-    test = [a.replace("localhost:9090", f"localhost:{prometheus.port}") for a in settings.healthcheck.test[1:]]
+    # The container's own healthcheck, with the test's mappings.
+    healthcheck = unwrap(plan_run(*PROMETHEUS).one(CONTAINER, "prometheus").inputs["healthcheck"])["tests"]
+    test = [
+        prometheus.scratch.arg(a).replace("localhost:9090", f"localhost:{prometheus.port}") for a in healthcheck[1:]
+    ]
     test[0] = promtool
     result = subprocess.run(test, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

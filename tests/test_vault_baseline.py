@@ -12,7 +12,7 @@ from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.credentials import client_accounts, needs_secret
 from devstack.delivery import TOKEN_PATH, WRAPPER_PATH
 from tests.conftest import CONTAINER, PlanFactory, containers
-from tools.engine import PlanRun, Secret, masked
+from tools.engine import PlanRun, Secret, masked, unwrap
 from tools.engine.provider_rules import SECRET_OUTPUTS
 from tools.plan import plan_json
 
@@ -81,8 +81,10 @@ def test_phase0_plan_has_the_vault_baseline(shared_plan: PlanFactory, profiles: 
     for secret in run.by_type(SECRET_V2):
         assert isinstance(secret.inputs["dataJson"], Secret)
         assert secret.provider.startswith(provider.urn)
+    # Every generated password goes into Vault, where the containers read it.
+    in_vault = "\n".join(unwrap(r.inputs["dataJson"]) for r in run.by_type(SECRET_V2))
     for password in run.by_type(PASSWORD):
-        assert isinstance(password.outputs["result"], Secret)
+        assert unwrap(password.outputs["result"]) in in_vault, password.name
         assert password.inputs["length"] >= 32
 
 
