@@ -35,10 +35,13 @@ EXPECTED = {
     "redis-exporter-3",
     "cadvisor",
     "vector",
+    "alertmanager",
 }
 MINIMAL = {"vault", "postgres", "pgbouncer", "forgejo", "redis-1"}
 STANDARD = MINIMAL | {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
-OBSERVABILITY = {"prometheus", "grafana", "loki", "cadvisor", "vector"} | {f"redis-exporter-{n}" for n in (1, 2, 3)}
+OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"} | {
+    f"redis-exporter-{n}" for n in (1, 2, 3)
+}
 APIS = {"reference-api", "api-first", "golang-api", "nodejs-api", "rust-api"}
 EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
 
@@ -48,8 +51,8 @@ def selection(profiles: str) -> set[str]:
     return {s.name for s in selected_services(settings)}
 
 
-def test_the_23_services() -> None:
-    assert len(SERVICES) == 23
+def test_the_24_services() -> None:
+    assert len(SERVICES) == 24
     assert set(SERVICES_BY_NAME) == EXPECTED
 
 
