@@ -217,6 +217,8 @@ def _target(s: Scratch, name: str, port: int) -> str:
     if name in s.peers:
         return f"{LOCALHOST}:{s.peers[name]}"
     return f"{LOCALHOST}:{ABSENT_PORT}"
+
+
 KIND = {"redis-1": "redis", "redis-2": "redis", "redis-3": "redis"}
 
 
