@@ -4,14 +4,16 @@ import pulumi
 
 from components.platform import MANAGEMENT, Platform
 from devstack import clock
-from devstack.errors import ConfigError
+from devstack.errors import ConfigError, PolicyFileError
+from devstack.monitoring import rule_files
 from devstack.runtime_config import stack_config
 from devstack.settings import load_settings
 
 try:
     settings = load_settings(stack_config(), stack=pulumi.get_stack(), project=pulumi.get_project())
     clock.now()  # a bad DEVSTACK_NOW is a one-line error too
-except ConfigError as error:
+    rule_files()  # so is an alert rule file that does not parse
+except (ConfigError, PolicyFileError) as error:
     # RunError ends the program with this one line, no traceback, before any resource exists.
     raise pulumi.RunError(str(error)) from None
 

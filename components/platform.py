@@ -9,7 +9,7 @@ import pulumi_command as command
 import pulumi_vault as vault
 
 from components.accounts import AccountSetup, AccountSetupArgs, docker_exec, users_file
-from components.identity import ServiceIdentity, ServiceIdentityArgs
+from components.identity import SECRET_ID_TTL, ServiceIdentity, ServiceIdentityArgs
 from components.network import NetworkTopology, NetworkTopologyArgs
 from components.pki import CertificateAuthority, CertificateAuthorityArgs, ServiceCertificate, ServiceCertificateArgs
 from components.redis_cluster import RedisCluster, RedisClusterArgs
@@ -30,6 +30,7 @@ from devstack.credentials import (
 )
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
 from devstack.model import APP_DIR, USERS_FILE_KEY, ConfigContext, Service
+from devstack.monitoring import APPROLE_RULES, CERTIFICATE_RULES, RULES_DIR, approle_rules, certificate_rules
 from devstack.phases import TlsMode
 from devstack.services import vault as vault_service
 from devstack.services.vault import VAULT
@@ -223,6 +224,23 @@ class Platform(pulumi.ComponentResource):
             for service in tls_services(selected)
         }
 
+    def _generated_rules(self) -> list[Upload]:
+        """The recording rules the scraper's certificate and AppRole alerts read."""
+        rules = [self._certificate_rules()] if self.certificates else []
+        return rules + ([self._approle_rules()] if self.identities else [])
+
+    def _certificate_rules(self) -> Upload:
+        """Each certificate's not-after, for the scraper's certificate alerts (devstack.monitoring)."""
+        ends = {name: c.certificate.validity_end_time for name, c in self.certificates.items()}
+        content = pulumi.Output.all(**ends).apply(certificate_rules)
+        return Upload(f"{RULES_DIR}/{CERTIFICATE_RULES}", content)
+
+    def _approle_rules(self) -> Upload:
+        """When the secret_ids can expire at the earliest: the rotation period's start + their TTL."""
+        days = self.settings.secret_id_rotation_days
+        start = clock.period(days) * days * clock.DAY_SECONDS
+        return Upload(f"{RULES_DIR}/{APPROLE_RULES}", approle_rules(tuple(self.identities), start + SECRET_ID_TTL))
+
     def _tls_mode(self, service: Service) -> TlsMode:
         """The TLS mode a server runs in: the feature's, once it has a certificate."""
         return self.settings.features.tls if service.name in self.certificates else TlsMode.OFF
@@ -315,6 +333,8 @@ class Platform(pulumi.ComponentResource):
             uploads += [Upload(f.path, f.content) for f in service.config_files(service, context)]
         uploads += [Upload(path, content) for path, content in tls.files.items()]
         uploads += self._tls_uploads(service)
+        if service.scrapes_metrics and self.settings.features.alerting:
+            uploads += self._generated_rules()
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
         if service.system_ca_bundle and vault_tls is TlsMode.REQUIRED:

@@ -12,7 +12,9 @@ from devstack.memory import Allocation
 from devstack.model import Healthcheck, Service
 from devstack.topology import Attachment, PublishedPort
 
-LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+# `labels`: each log line names its container's devstack.service label, which Vector reads from
+# the log files (it has no Docker socket to ask).
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3", "labels": "devstack.service"}
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ on each other, and the order of everything derived from the catalog (volumes, se
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
 from devstack import services
-from devstack.model import Profile, Service
+from devstack.model import Flow, Profile, Service
 
 
 def _checked(entries: tuple[object, ...]) -> tuple[Service, ...]:
@@ -26,7 +27,27 @@ def _checked(entries: tuple[object, ...]) -> tuple[Service, ...]:
     return result
 
 
-SERVICES: tuple[Service, ...] = _checked(
+def _with_scrape_flows(entries: tuple[Service, ...]) -> tuple[Service, ...]:
+    """A scraper (Prometheus) gets a flow to every metrics port in the catalog, after its own
+    flows: a service registered with a `metrics` hook is scraped, and reachable, without an
+    edit to the scraper's module."""
+    targets = tuple(
+        Flow(s.name, port)
+        for s in entries
+        if s.metrics is not None
+        for port in dict.fromkeys((s.metrics.port, s.metrics.required_port or s.metrics.port))
+    )
+
+    def extended(service: Service) -> Service:
+        if not service.scrapes_metrics:
+            return service
+        new = tuple(f for f in targets if f.to != service.name and f not in service.flows)
+        return dataclasses.replace(service, flows=service.flows + new)
+
+    return tuple(extended(s) for s in entries)
+
+
+_REGISTERED: tuple[Service, ...] = _checked(
     (
         services.vault.VAULT,
         services.postgres.POSTGRES,
@@ -46,8 +67,11 @@ SERVICES: tuple[Service, ...] = _checked(
         *services.exporters.EXPORTERS,
         services.cadvisor.CADVISOR,
         services.vector.VECTOR,
+        services.alertmanager.ALERTMANAGER,
     )
 )
+
+SERVICES: tuple[Service, ...] = _with_scrape_flows(_REGISTERED)
 
 SERVICES_BY_NAME: Mapping[str, Service] = MappingProxyType({s.name: s for s in SERVICES})
 

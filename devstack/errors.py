@@ -12,3 +12,7 @@ class ConfigError(ValueError):
         self.key = key if ":" in key else f"{PROJECT}:{key}"
         self.message = message
         super().__init__(f"{self.key}: {message}")
+
+
+class PolicyFileError(ValueError):
+    """A reviewed policy file (policies/) that does not parse: names the file and line."""

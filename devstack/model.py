@@ -236,6 +236,35 @@ class ClusterMember:
     tls_port: str  # ... once TLS is required
 
 
+@dataclass(frozen=True)
+class Metrics:
+    """Where Prometheus scrapes the service (devstack.monitoring), and the metric names found
+    there that alert rules and dashboards may use: a reviewed list, each module saying where
+    its names come from (a rule on a name no scraped service lists fails a test)."""
+
+    port: str  # the port its metrics are served on
+    path: str = "/metrics"
+    params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The port once TLS is required, when the plain one closes (the APIs' https); None: the same.
+    required_port: str | None = None
+    exported: tuple[str, ...] = ()
+    # Its Grafana dashboard: a JSON file in devstack/services/dashboards/ (devstack.provisioning).
+    dashboard: str | None = None
+
+    def port_in(self, mode: TlsMode) -> str:
+        return self.required_port if mode is TlsMode.REQUIRED and self.required_port else self.port
+
+
+@dataclass(frozen=True)
+class Datasource:
+    """A Grafana data source the service is (devstack.provisioning)."""
+
+    name: str
+    type: str  # Grafana's plugin id
+    port: str
+    json_data: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+
 USERS_FILE_KEY = "users_acl"  # AccountServer.users_file's key in the server's own secret
 
 
@@ -278,6 +307,12 @@ class Service:
     cluster: ClusterMember | None = None
     tuning: Callable[[Service, int], Tuning] | None = None  # its settings from its limit in MiB
     switch: str | None = None  # a config key (a boolean) without which it never runs, e.g. redisReplicas
+    metrics: Metrics | None = None  # None: nothing to scrape
+    # Scrapes every service's metrics (devstack.catalog adds a flow to each metrics port).
+    scrapes_metrics: bool = False
+    alerts_port: str | None = None  # takes Prometheus's alerts on this port (Alertmanager)
+    alert_inbox: str | None = None  # takes Alertmanager's notifications (a webhook) on this port
+    datasource: Datasource | None = None  # Grafana reads it
     # Joins every tier whose services talk to it (Vault), instead of clients linking to its tier.
     joins_client_tiers: bool = False
 

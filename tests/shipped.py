@@ -85,6 +85,8 @@ MAPPINGS = {
     "listen": "0.0.0.0, or an image's every-address default, becomes 127.0.0.1 (LOOPBACK_RULES, "
     "start_postgres, start_mariadb, the Prometheus and RabbitMQ tests)",
     "peers": "another container's name and port become 127.0.0.1 and its test port (LOOPBACK_RULES)",
+    "absent": "a scrape or alert target the test does not start is 127.0.0.1 port 9, where nothing "
+    "listens: it is down here, and no container name is ever looked up (LOOPBACK_RULES)",
     "announce": "a Redis node announces 127.0.0.1 instead of its static address (LOOPBACK_RULES)",
     "versions": "a setting Debian's older server lacks is commented out, naming the version (LOOPBACK_RULES)",
     "wrapper": "the shipped entrypoint wrapper logs in to a fake Vault on 127.0.0.1 with a token over "
@@ -201,8 +203,22 @@ LOOPBACK_RULES: dict[str, list[tuple[str, Rewrite]]] = {
     ],
     "prometheus": [
         (r"localhost:9090", lambda m, s: f"localhost:{s.port(9090)}"),
+        # prometheus.yml's targets (devstack.monitoring): itself as localhost (a name its
+        # certificate carries), a started peer at its test port, any other target absent.
+        (r"^(\s*- )([a-z][a-z0-9-]*):(\d+)$", lambda m, s: m[1] + _target(s, m[2], int(m[3]))),
     ],
 }
+ABSENT_PORT = 9  # discard: nothing listens on it here
+
+
+def _target(s: Scratch, name: str, port: int) -> str:
+    if name == s.shipped.service:
+        return f"localhost:{s.port(port)}"
+    if name in s.peers:
+        return f"{LOCALHOST}:{s.peers[name]}"
+    return f"{LOCALHOST}:{ABSENT_PORT}"
+
+
 KIND = {"redis-1": "redis", "redis-2": "redis", "redis-3": "redis"}
 
 

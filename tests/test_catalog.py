@@ -35,10 +35,13 @@ EXPECTED = {
     "redis-exporter-3",
     "cadvisor",
     "vector",
+    "alertmanager",
 }
 MINIMAL = {"vault", "postgres", "pgbouncer", "forgejo", "redis-1"}
 STANDARD = MINIMAL | {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
-OBSERVABILITY = {"prometheus", "grafana", "loki", "cadvisor", "vector"} | {f"redis-exporter-{n}" for n in (1, 2, 3)}
+OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"} | {
+    f"redis-exporter-{n}" for n in (1, 2, 3)
+}
 APIS = {"reference-api", "api-first", "golang-api", "nodejs-api", "rust-api"}
 EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
 
@@ -51,8 +54,8 @@ def selection(profiles: str) -> set[str]:
 REPLICAS = {"redis-4", "redis-5", "redis-6"}
 
 
-def test_the_23_services_and_the_optional_replicas() -> None:
-    assert len(SERVICES) == 26
+def test_the_24_services_and_the_optional_replicas() -> None:
+    assert len(SERVICES) == 27
     assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS
     assert {s.name for s in SERVICES if s.switch} == REPLICAS  # never without redisReplicas
 

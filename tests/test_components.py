@@ -14,7 +14,7 @@ ALL = "profiles=full,reference"
 TOKEN = re.compile(r"^devstack:[a-z]+:[A-Z][A-Za-z]+$")
 
 
-def test_full_plan_has_the_23_containers_with_their_networks_and_volumes(shared_plan: PlanFactory) -> None:
+def test_full_plan_has_the_24_containers_with_their_networks_and_volumes(shared_plan: PlanFactory) -> None:
     run = shared_plan(f"--set={ALL}".removeprefix("--set="))
     by_name = containers(run)
     # every catalog service but those behind a switch (redisReplicas), off by default
@@ -72,7 +72,7 @@ def test_tls_ports_only_exist_when_tls_is_on(shared_plan: PlanFactory) -> None:
 
 def test_images_are_pinned_exact_tags(shared_plan: PlanFactory) -> None:
     images = shared_plan(ALL).by_type("docker:index/remoteImage:RemoteImage")
-    assert len(images) == 23
+    assert len(images) == 24
     for image in images:
         reference = image.inputs["name"]
         repository, _, tag = reference.rpartition(":")
@@ -95,7 +95,7 @@ def test_container_runtime_settings(shared_plan: PlanFactory) -> None:
         inputs = record.inputs
         assert inputs["restart"] == "unless-stopped"
         assert inputs["logDriver"] == "json-file"
-        assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
+        assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3", "labels": "devstack.service"}
         assert inputs["memory"] >= service.limits.floor_mb
         assert inputs["memoryReservation"] == service.limits.floor_mb
         assert float(inputs["cpus"]) == service.limits.cpus

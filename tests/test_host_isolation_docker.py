@@ -124,7 +124,7 @@ def test_no_planned_container_reads_the_recovery_folder_uploads_or_volumes(
     state, markers = planted
     run = plan_for("dev", ["profiles=full,reference", f"phase={phase}", f"stateDir={state}"])
     planned = containers(run)
-    assert len(planned) == 23
+    assert len(planned) == 24
     by_confinement: dict[tuple[str, ...], list[str]] = {}
     for name, inputs in sorted(planned.items()):
         by_confinement.setdefault(confinement(inputs), []).append(name)

@@ -113,6 +113,7 @@ REFUSES_PLAINTEXT: dict[str, Callable[[Inputs], bool]] = {
     "golang-api": _api,
     "nodejs-api": _api,
     "prometheus": _prometheus,
+    "alertmanager": _prometheus,  # the same --web.config.file
     "grafana": _grafana,
     "loki": _loki,
     "redis-exporter-1": _exporter,

@@ -168,8 +168,7 @@ def test_prometheus_restates_the_image_command_and_adds_the_web_config() -> None
     assert set(settings.files) == {
         f"{TLS_DIR}/{PROMETHEUS_WEB_CONFIG}",
         f"{TLS_DIR}/{PROMTOOL_HTTP_CONFIG}",
-        "/etc/prometheus/prometheus.yml",  # the image's own config, its self-scrape moved to HTTPS
-    }
+    }  # prometheus.yml is generated in every mode (devstack.monitoring; tests/test_monitoring.py)
 
 
 def test_prometheus_web_config() -> None:
@@ -398,13 +397,8 @@ def test_promtool_checks_the_prometheus_config(prometheus_files: Scratch) -> Non
     assert refused.returncode != 0
 
 
-def test_prometheus_required_replaces_the_self_scrape_with_https() -> None:
+def test_prometheus_required_keeps_its_config_file() -> None:
     settings = prometheus_tls(_service("prometheus"), TlsMode.REQUIRED)
-    config = yaml.safe_load(settings.files["/etc/prometheus/prometheus.yml"])
-    (job,) = config["scrape_configs"]
-    assert job["scheme"] == "https"
-    assert job["tls_config"]["ca_file"] == f"{TLS_DIR}/{CA_FILE}"
-    assert job["static_configs"] == [{"targets": ["localhost:9090"]}]
     assert "--config.file=/etc/prometheus/prometheus.yml" in (settings.command or ())
 
 

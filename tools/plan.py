@@ -17,7 +17,7 @@ from typing import Any
 
 import pulumi
 
-from devstack.errors import ConfigError
+from devstack.errors import ConfigError, PolicyFileError
 from devstack.settings import exposure_warning, load_settings
 from tools.access import access_matrix, matrix_json, render_matrix
 from tools.budget import budget_json, budget_table, render_budget
@@ -53,7 +53,7 @@ def plan_for(stack: str, overrides: Sequence[str], state: Any = None) -> PlanRun
         run = run_program(config, stack=stack, state=state)
         _warn_once(exposure_warning(load_settings(config, stack=stack)))
         return run
-    except (ConfigError, OverrideError) as error:
+    except (ConfigError, OverrideError, PolicyFileError) as error:
         raise PlanError(str(error)) from None
     except pulumi.RunError as error:
         raise PlanError(str(error)) from None

@@ -16,6 +16,7 @@ from devstack.model import (
     Flow,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     ServerTls,
     Service,
@@ -148,6 +149,8 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
         credentials=Credentials(entrypoint=_API_APPS[image][1]) if data else None,
         system_ca_bundle=image in ("golang", "node"),
         tls=TlsSupport(owner=0, settings=_tls) if tls else None,
+        # apps/: each app's /metrics serves devstack_api_up; over HTTPS on 8443 once TLS is required.
+        metrics=Metrics("http", required_port="https" if tls else None, exported=("devstack_api_up",)),
     )
 
 

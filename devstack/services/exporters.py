@@ -14,6 +14,7 @@ from devstack.model import (
     Flow,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     ServerTls,
     Service,
@@ -98,6 +99,23 @@ def exporter(index: int) -> Service:
         ),
         system_ca_bundle=True,
         tls=TlsSupport(owner=59000, settings=_tls),
+        # oliver006/redis_exporter: exporter/exporter.go (metricMapGauges, metricMapCounters, `up`)
+        # and exporter/info.go (CLUSTER INFO fields as redis_cluster_*, state ok -> 1), read at a
+        # later revision than v1.67.0: these names are older than it.
+        metrics=Metrics(
+            "metrics",
+            exported=(
+                "redis_up",
+                "redis_memory_used_bytes",
+                "redis_memory_max_bytes",
+                "redis_evicted_keys_total",
+                "redis_cluster_state",
+                "redis_cluster_slots_ok",
+                "redis_connected_clients",
+                "redis_commands_processed_total",
+            ),
+            dashboard="redis.json",
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from devstack.model import (
     Flow,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     PostStart,
     SecretField,
@@ -107,6 +108,7 @@ FORGEJO = Service(
         owner="git:git",
     ),
     tls=TlsSupport(owner=1000, settings=forgejo_tls),
+    metrics=Metrics("http"),  # [metrics] ENABLED above, no token: inside the networks only
     # First-run setup as code: the database is configured by env, the admin made here.
     post_start=PostStart("forgejo-admin", ADMIN_SCRIPT),
 )

@@ -6,10 +6,13 @@ from types import MappingProxyType
 
 from devstack.model import (
     FULL,
+    ConfigContext,
+    ConfigFile,
     Credentials,
     Flow,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     SecretField,
     ServerTls,
@@ -21,6 +24,7 @@ from devstack.model import (
     secret_files,
 )
 from devstack.phases import TlsMode
+from devstack.provisioning import grafana_files
 from devstack.services.vault import VAULT_FLOW
 from devstack.tls import TLS_DIR, curl_probe, https_url, tls_files, with_probe
 
@@ -51,6 +55,12 @@ def grafana_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Serv
     return ServerTls(env=env, healthcheck=with_probe(service, probe))
 
 
+def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
+    """Data sources and dashboards (devstack.provisioning), read from the image's provisioning
+    folder at start."""
+    return grafana_files(context.settings, context.selected)
+
+
 GRAFANA = Service(
     name="grafana",
     image="grafana/grafana",
@@ -63,7 +73,7 @@ GRAFANA = Service(
     limits=Limits(1, 128, weight=1),
     profiles=FULL,
     depends_on=("vault", "prometheus", "loki"),
-    flows=(VAULT_FLOW, Flow("prometheus", "http"), Flow("loki", "http")),
+    flows=(VAULT_FLOW, Flow("prometheus", "http"), Flow("loki", "http"), Flow("alertmanager", "http")),
     env=MappingProxyType({"GF_SECURITY_ADMIN_USER": "admin"}),
     credentials=Credentials(
         entrypoint=("/run.sh",),
@@ -72,4 +82,6 @@ GRAFANA = Service(
         run_as_uid=472,
     ),
     tls=TlsSupport(owner=472, settings=grafana_tls),
+    metrics=Metrics("http"),  # [metrics] enabled by default, no basic auth set
+    config_files=_config_files,
 )

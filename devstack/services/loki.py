@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import yaml
+
 from devstack.model import (
     FULL,
+    ConfigContext,
+    ConfigFile,
+    Datasource,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     ServerTls,
     Service,
@@ -46,6 +52,51 @@ def loki_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> ServerT
     return ServerTls(command=command, healthcheck=with_probe(service, probe))
 
 
+LOKI_CONFIG = "/etc/loki/local-config.yaml"  # the path the image's CMD names
+RETENTION = "168h"  # a week of logs on a laptop
+
+
+def loki_config(service: Service) -> str:
+    """Single binary, filesystem storage on the protected dev-loki-data volume (/loki), TSDB
+    index (schema v13), a week's retention applied by the compactor, no usage reporting to
+    Grafana Labs. Keys: grafana/loki@v3.3.2 docs/sources/shared/configuration.md (server,
+    common, schema_config, limits_config, compactor, analytics)."""
+    config = {
+        "auth_enabled": False,
+        "server": {"http_listen_port": service.port("http").container, "grpc_listen_port": 9095},
+        "common": {
+            "instance_addr": "127.0.0.1",
+            "path_prefix": "/loki",
+            "storage": {"filesystem": {"chunks_directory": "/loki/chunks", "rules_directory": "/loki/rules"}},
+            "replication_factor": 1,
+            "ring": {"kvstore": {"store": "inmemory"}},
+        },
+        "schema_config": {
+            "configs": [
+                {
+                    "from": "2024-01-01",
+                    "store": "tsdb",
+                    "object_store": "filesystem",
+                    "schema": "v13",
+                    "index": {"prefix": "index_", "period": "24h"},
+                }
+            ]
+        },
+        "limits_config": {"retention_period": RETENTION},
+        "compactor": {
+            "working_directory": "/loki/compactor",
+            "retention_enabled": True,
+            "delete_request_store": "filesystem",
+        },
+        "analytics": {"reporting_enabled": False},
+    }
+    return "# devstack: generated (devstack/services/loki.py); do not edit.\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
+    return (ConfigFile(LOKI_CONFIG, loki_config(service)),)
+
+
 LOKI = Service(
     name="loki",
     image="grafana/loki",
@@ -58,4 +109,7 @@ LOKI = Service(
     limits=Limits(1, 192, weight=2),
     profiles=FULL,
     tls=TlsSupport(owner=10001, settings=loki_tls),
+    metrics=Metrics("http"),
+    datasource=Datasource("Loki", "loki", "http"),
+    config_files=_config_files,
 )

@@ -1,5 +1,6 @@
-"""Prometheus: the catalog entry and its TLS settings: one HTTP listener, which cannot offer TLS
-beside plaintext, so it stays on HTTP in dual mode and serves HTTPS once TLS is required.
+"""Prometheus: the catalog entry, its config (prometheus.yml from the catalog and the alert rules,
+devstack.monitoring) and its TLS settings: one HTTP listener, which cannot offer TLS beside
+plaintext, so it stays on HTTP in dual mode and serves HTTPS once TLS is required.
 
 Every flag and key below was read in the server's own source, at the pinned tag; each function
 names what it was checked against."""
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 from devstack.model import (
     FULL,
+    ConfigContext,
+    ConfigFile,
+    Datasource,
     Flow,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     ServerTls,
     Service,
@@ -19,6 +24,7 @@ from devstack.model import (
     VolumeMount,
     http_probe,
 )
+from devstack.monitoring import prometheus_files
 from devstack.phases import TlsMode
 from devstack.services.apis import APIS
 from devstack.tls import CA_FILE, GO_CIPHER_SUITES, TLS_DIR, https_url, tls_files, with_probe
@@ -36,14 +42,14 @@ PROMETHEUS_DEFAULT_ARGS: tuple[str, ...] = (
 )
 
 
-def prometheus_web_config(tls_dir: str = TLS_DIR) -> str:
+def prometheus_web_config(tls_dir: str = TLS_DIR, server: str = "Prometheus") -> str:
     """The --web.config.file for Prometheus's HTTPS listener. Keys: prometheus/exporter-toolkit
     @v0.12.0 (the version prometheus v2.55.1 requires in go.mod):web/tls_config.go, read with
     yaml.UnmarshalStrict; min_version takes TLS10..TLS13, cipher_suites Go's suite names."""
     cert, key, _ = tls_files(tls_dir)
     suites = "".join(f"    - {suite}\n" for suite in GO_CIPHER_SUITES)
     return (
-        "# devstack, TLS required: Prometheus serves HTTPS only.\n"
+        f"# devstack, TLS required: {server} serves HTTPS only.\n"
         "tls_server_config:\n"
         f"  cert_file: {cert}\n"
         f"  key_file: {key}\n"
@@ -67,23 +73,10 @@ def promtool_http_config(tls_dir: str = TLS_DIR) -> str:
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 
 
-def prometheus_config(port: int, tls_dir: str = TLS_DIR) -> str:
-    """The image's own config scrapes itself over http://, which stops working once Prometheus
-    serves HTTPS only: the same self-scrape, over HTTPS, verified against the CA."""
-    return (
-        "# devstack, TLS required: Prometheus scrapes itself over HTTPS, verified by the CA.\n"
-        "global:\n"
-        "  scrape_interval: 15s\n"
-        "  evaluation_interval: 15s\n"
-        "scrape_configs:\n"
-        "  - job_name: prometheus\n"
-        "    scheme: https\n"
-        "    tls_config:\n"
-        f"      ca_file: {tls_dir}/{CA_FILE}\n"
-        "      min_version: TLS12\n"
-        "    static_configs:\n"
-        f"      - targets: ['localhost:{port}']\n"
-    )
+def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
+    """prometheus.yml from the catalog (devstack.monitoring), in every mode: the image's own
+    config scrapes only itself, over http://."""
+    return prometheus_files(context.settings, context.selected, PROMETHEUS_CONFIG)
 
 
 def prometheus_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> ServerTls:
@@ -108,7 +101,6 @@ def prometheus_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> S
         files={
             web_config: prometheus_web_config(tls_dir),
             http_config: promtool_http_config(tls_dir),
-            PROMETHEUS_CONFIG: prometheus_config(service.port("http").container, tls_dir),
         },
         healthcheck=with_probe(service, probe),
     )
@@ -133,4 +125,22 @@ PROMETHEUS = Service(
         *(Flow(api.name, "http") for api in APIS),
     ),
     tls=TlsSupport(owner=65534, settings=prometheus_tls),
+    config_files=_config_files,
+    # Its own TSDB and scrape metrics (prometheus/prometheus@v2.55.1: tsdb/, scrape/,
+    # rules/manager.go, notifier/notifier.go); `up` is the one it writes for every target, and
+    # the certificates' and secret_ids' not-after come from recording rules the plan generates.
+    metrics=Metrics(
+        "http",
+        exported=(
+            "up",
+            "prometheus_config_last_reload_successful",
+            "prometheus_rule_evaluation_failures_total",
+            "prometheus_notifications_dropped_total",
+            "prometheus_notifications_errors_total",
+            "devstack_certificate_not_after_seconds",
+            "devstack_approle_secret_id_not_after_seconds",
+        ),
+    ),
+    scrapes_metrics=True,
+    datasource=Datasource("Prometheus", "prometheus", "http"),
 )

@@ -19,6 +19,7 @@ from devstack.model import (
     Credentials,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     SecretField,
     ServerTls,
@@ -248,6 +249,14 @@ RABBITMQ = Service(
         owner="rabbitmq:rabbitmq",
     ),
     tls=TlsSupport(owner=100, settings=_tls),
+    # The rabbitmq_prometheus plugin's aggregated endpoint (rabbitmq-server v3.13.x:
+    # deps/rabbitmq_prometheus/src/collectors/prometheus_rabbitmq_core_metrics_collector.erl;
+    # queue metrics summed over queues unless /metrics/per-object is asked for).
+    metrics=Metrics(
+        "metrics",
+        exported=("rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "rabbitmq_queue_consumers"),
+        dashboard="rabbitmq.json",
+    ),
     serves=AccountServer("rabbitmq", port="amqp", setup=SETUP),
     config_files=_config_files,
     tuning=_tuning,

@@ -5,12 +5,15 @@ and provider are components/vault_server.py; every other service reads its own s
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from devstack.model import (
     ALWAYS,
     MIGRATION_PORT,
     Flow,
     Healthcheck,
     Limits,
+    Metrics,
     Port,
     ServerTls,
     Service,
@@ -130,6 +133,10 @@ VAULT = Service(
     profiles=ALWAYS,
     capabilities=("IPC_LOCK",),
     tls=TlsSupport(owner=100, settings=_tls),
+    # sys/metrics in Prometheus format, readable without a token (unauthenticated_metrics_access on
+    # every listener, above). A sealed Vault answers it with an error, so `up` falls to 0: the
+    # "sealed or unreachable" alert is one rule on `up`.
+    metrics=Metrics("api", "/v1/sys/metrics", MappingProxyType({"format": "prometheus"})),
     joins_client_tiers=True,
 )
 
