@@ -327,10 +327,7 @@ class Platform(pulumi.ComponentResource):
             depends.append(secret.secret)
         elif self._tuning_args(service):
             extra["command"] = service.command + self._tuning_args(service)
-        if service.config_files is not None:
-            memory = self.settings.memory_limit(service)
-            context = ConfigContext(self.settings, selected, self._tls_mode(service), memory)
-            uploads += [Upload(f.path, f.content) for f in service.config_files(service, context)]
+        uploads += self._config_uploads(service, selected)
         uploads += [Upload(path, content) for path, content in tls.files.items()]
         uploads += self._tls_uploads(service)
         if service.scrapes_metrics and self.settings.features.alerting:
@@ -354,6 +351,14 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _config_uploads(self, service: Service, selected: tuple[Service, ...]) -> list[Upload]:
+        """The service's own config files, for its TLS mode and its memory limit."""
+        if service.config_files is None:
+            return []
+        memory = self.settings.memory_limit(service)
+        context = ConfigContext(self.settings, selected, self._tls_mode(service), memory)
+        return [Upload(f.path, f.content) for f in service.config_files(service, context)]
 
     def _tuning_args(self, service: Service) -> tuple[str, ...]:
         """Server settings derived from the container's own memory limit (the tuning feature)."""

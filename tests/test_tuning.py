@@ -40,7 +40,7 @@ def test_phase2_keeps_the_images_defaults(shared_plan: PlanFactory) -> None:
     assert "max_db_connections" not in upload(planned["dev-pgbouncer"], INI_PATH)
 
 
-@pytest.mark.parametrize("budget", ["8GiB", "3840MiB", "24g"])
+@pytest.mark.parametrize("budget", ["8GiB", "4GiB", "24g"])
 def test_postgres_follows_its_limit(shared_plan: PlanFactory, budget: str) -> None:
     inputs = containers(shared_plan(FULL, "phase=3", f"memoryBudget={budget}"))["dev-postgres"]
     limit, settings = inputs["memory"], pg_settings(inputs["command"])
