@@ -110,6 +110,7 @@ class Platform(pulumi.ComponentResource):
                     tls_ca=f"{TLS_DIR}/{CA_FILE}" if settings.features.tls is TlsMode.REQUIRED else None,
                     password=self.secrets[cluster_nodes[0].name].value("password"),
                     node_resources=tuple(self.services[s.name].container for s in cluster_nodes),
+                    replicas=1 if settings.redis_replicas else 0,
                 ),
                 opts=child,
             )
@@ -167,6 +168,7 @@ class Platform(pulumi.ComponentResource):
             published=published_ports(settings, service),
             volumes=self.data.volumes,
             labels=labels,
+            memory=settings.memory[service.name],
             **extra,  # type: ignore[arg-type]
         )
 
@@ -310,7 +312,7 @@ class Platform(pulumi.ComponentResource):
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
             plan = delivery(service, approle=identity is not None, tls=vault_tls)
-            command = plan.command + tls.args
+            command = plan.command + self._tuning_args(service) + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
             owner = plan.file_owner
@@ -323,9 +325,9 @@ class Platform(pulumi.ComponentResource):
                 # Phase 0 posture on purpose: the root token, as a file only the service's user reads.
                 uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=owner))
             depends.append(secret.secret)
-        if service.config_files is not None:
-            context = ConfigContext(self.settings, selected, self._tls_mode(service))
-            uploads += [Upload(f.path, f.content) for f in service.config_files(service, context)]
+        elif self._tuning_args(service):
+            extra["command"] = service.command + self._tuning_args(service)
+        uploads += self._config_uploads(service, selected)
         uploads += [Upload(path, content) for path, content in tls.files.items()]
         uploads += self._tls_uploads(service)
         if service.scrapes_metrics and self.settings.features.alerting:
@@ -349,6 +351,20 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _config_uploads(self, service: Service, selected: tuple[Service, ...]) -> list[Upload]:
+        """The service's own config files, for its TLS mode and its memory limit."""
+        if service.config_files is None:
+            return []
+        memory = self.settings.memory_limit(service)
+        context = ConfigContext(self.settings, selected, self._tls_mode(service), memory)
+        return [Upload(f.path, f.content) for f in service.config_files(service, context)]
+
+    def _tuning_args(self, service: Service) -> tuple[str, ...]:
+        """Server settings derived from the container's own memory limit (the tuning feature)."""
+        if not self.settings.features.tuning or service.tuning is None:
+            return ()
+        return service.tuning(service, self.settings.memory_limit(service)).args
 
     def _after_start(self, service: Service) -> None:
         """Steps once the container is healthy: its own setup step, and its clients' accounts."""

@@ -19,6 +19,7 @@ class RedisClusterArgs:
     password: pulumi.Output[str]
     node_resources: tuple[pulumi.Resource, ...]
     tls_ca: str | None = None  # set once plaintext is refused: redis-cli speaks TLS
+    replicas: int = 0  # per master; the nodes then come masters first, replicas after
 
 
 class RedisCluster(pulumi.ComponentResource):
@@ -26,6 +27,8 @@ class RedisCluster(pulumi.ComponentResource):
         super().__init__("devstack:redis:RedisCluster", name, None, opts)
         # The password reaches redis-cli through REDISCLI_AUTH, never an argument.
         tls = f"-e DEVSTACK_REDIS_TLS_CA={shlex.quote(args.tls_ca)} " if args.tls_ca else ""
+        if args.replicas:
+            tls += f"-e DEVSTACK_REDIS_REPLICAS={args.replicas} "
         nodes = " ".join(shlex.quote(a) for a in args.addresses)
         create = f"docker exec -i -e REDISCLI_AUTH {tls}{shlex.quote(args.nodes[0])} sh -s -- {nodes}"
         self.create = command.local.Command(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from devstack.memory import Allocation
 from devstack.model import Healthcheck, Service
 from devstack.topology import Attachment, PublishedPort
 
@@ -33,6 +34,7 @@ class ServiceContainerArgs:
     published: tuple[PublishedPort, ...]
     volumes: Mapping[str, docker.Volume]
     labels: Mapping[str, str]
+    memory: Allocation  # its limit, from the budget (devstack.memory)
     env: Mapping[str, str] = field(default_factory=dict)
     entrypoint: tuple[str, ...] = ()  # empty: the image's own
     command: tuple[str, ...] = ()  # empty: the catalog's command, else the image's own
@@ -143,8 +145,9 @@ class ServiceContainer(pulumi.ComponentResource):
             security_opts=["no-new-privileges:true"] if service.confined else None,
             cgroupns_mode="host" if service.host_cgroups else None,
             healthcheck=_healthcheck(args.healthcheck or service.healthcheck),
-            memory=service.limits.memory_mb,
-            memory_reservation=service.limits.reservation_mb,
+            # A new limit is an in-place update of the running container (tools/engine/provider_rules).
+            memory=args.memory.limit_mb,
+            memory_reservation=args.memory.reservation_mb,
             cpus=f"{service.limits.cpus:g}",
             log_driver="json-file",
             log_opts=LOG_OPTIONS,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from devstack import services
-from devstack.model import Flow, Service
+from devstack.model import Flow, Profile, Service
 
 
 def _checked(entries: tuple[object, ...]) -> tuple[Service, ...]:
@@ -58,6 +58,7 @@ _REGISTERED: tuple[Service, ...] = _checked(
         services.mongodb.MONGODB,
         services.redis.NODES[1],
         services.redis.NODES[2],
+        *services.redis.REPLICAS,
         services.forgejo.FORGEJO,
         *services.apis.APIS,
         services.prometheus.PROMETHEUS,
@@ -73,3 +74,17 @@ _REGISTERED: tuple[Service, ...] = _checked(
 SERVICES: tuple[Service, ...] = _with_scrape_flows(_REGISTERED)
 
 SERVICES_BY_NAME: Mapping[str, Service] = MappingProxyType({s.name: s for s in SERVICES})
+
+
+def services_for(profiles: frozenset[Profile], switches: frozenset[str] = frozenset()) -> tuple[Service, ...]:
+    """Services of the chosen profiles (those behind a switch only with it on) plus everything
+    they need to start, in catalog order."""
+    chosen = [s for s in SERVICES if s.switch is None or s.switch in switches]
+    wanted = {s.name for s in chosen if not s.profiles or s.profiles & profiles}
+    pending = list(wanted)
+    while pending:
+        for dependency in SERVICES_BY_NAME[pending.pop()].depends_on:
+            if dependency not in wanted:
+                wanted.add(dependency)
+                pending.append(dependency)
+    return tuple(s for s in SERVICES if s.name in wanted)

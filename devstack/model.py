@@ -80,13 +80,11 @@ class Healthcheck:
 
 @dataclass(frozen=True)
 class Limits:
-    cpus: float
-    memory_mb: int
+    """CPU, and the service's share of the memory budget (devstack.memory has the rule)."""
 
-    @property
-    def reservation_mb(self) -> int:
-        # A quarter of the limit keeps a laptop's memory free for what is actually busy.
-        return max(self.memory_mb // 4, 16)
+    cpus: float
+    floor_mb: int  # what the image needs to start: its limit never goes below, its reservation
+    weight: int = 0  # its share of what the budget has beyond the floors; 0: the floor alone
 
 
 @dataclass(frozen=True)
@@ -177,6 +175,20 @@ class ConfigContext:
     settings: Settings
     selected: tuple[Service, ...]  # the services that run
     tls: TlsMode  # the service's own TLS mode
+    memory_mb: int = 0  # the service's own memory limit (devstack.memory)
+
+    @property
+    def tuned(self) -> bool:
+        """Settings derived from the limit (the tuning feature), not the image's defaults."""
+        return self.settings.features.tuning
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """A server's settings derived from its own memory limit (the tuning feature)."""
+
+    args: tuple[str, ...] = ()  # appended to the command its container runs
+    caches: Mapping[str, str] = field(default_factory=dict)  # setting -> value, for `tools.plan budget`
 
 
 ConfigFiles = Callable[["Service", ConfigContext], tuple[ConfigFile, ...]]
@@ -293,6 +305,8 @@ class Service:
     serves: AccountServer | None = None
     post_start: PostStart | None = None
     cluster: ClusterMember | None = None
+    tuning: Callable[[Service, int], Tuning] | None = None  # its settings from its limit in MiB
+    switch: str | None = None  # a config key (a boolean) without which it never runs, e.g. redisReplicas
     metrics: Metrics | None = None  # None: nothing to scrape
     # Scrapes every service's metrics (devstack.catalog adds a flow to each metrics port).
     scrapes_metrics: bool = False

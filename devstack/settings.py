@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.catalog import SERVICES, SERVICES_BY_NAME, services_for
 from devstack.errors import PROJECT, ConfigError
+from devstack.memory import Allocation, allocate, default_budget, parse_size
 from devstack.model import Profile, Service, Tier
 from devstack.phases import MAX_PHASE, Features, TlsMode, resolve_features
 from devstack.services import vault
@@ -54,8 +55,22 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("features", "string", "", "Per-feature overrides of the phase table: name=value, comma-separated."),
     ConfigKey("stateDir", "string", "", "Folder for Vault's 0600 recovery file (default: ~/.config/devstack)."),
     ConfigKey("secretIdRotationDays", "integer", "7", "A new AppRole secret_id per container every N days (1-29)."),
+    ConfigKey(
+        "memoryBudget",
+        "string",
+        "",
+        "Memory all containers may use together, e.g. 8GiB (default: 2GiB minimal, 4GiB standard, "
+        "6GiB full, +2GiB reference).",
+    ),
+    ConfigKey(
+        "redisReplicas",
+        "boolean",
+        "false",
+        "A replica per Redis cluster master (three more containers, standard and full).",
+    ),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}
+SWITCH_KEYS = tuple(sorted({s.switch for s in SERVICES if s.switch is not None}))  # each a boolean key
 _TIER_SUBNET_KEYS = {tier: f"{tier.value}Subnet" for tier in Tier}
 LINK_POOL_MAX_PREFIX = 22  # room for 64 /28 links
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -88,6 +103,13 @@ class Settings:
     image_tags: Mapping[str, str]  # every catalog service -> its tag
     state_dir: str  # absolute; holds <stack>/vault-init.json
     secret_id_rotation_days: int
+    memory_budget_mb: int
+    memory: Mapping[str, Allocation]  # every selected service -> its limit and reservation
+    switches: frozenset[str] = frozenset()  # the boolean keys that are on (Service.switch)
+
+    @property
+    def redis_replicas(self) -> bool:
+        return "redisReplicas" in self.switches
 
     @property
     def vault_init_file(self) -> str:
@@ -113,6 +135,10 @@ class Settings:
 
     def image(self, service: Service) -> str:
         return f"{service.image}:{self.image_tags[service.name]}"
+
+    def memory_limit(self, service: Service) -> int:
+        """The container's memory limit in MiB, derived from the budget (devstack.memory)."""
+        return self.memory[service.name].limit_mb
 
     def static_ip(self, service: Service) -> str:
         return self.static_ips[service.name]
@@ -371,6 +397,23 @@ def _check_vault_published(host_ports: Mapping[tuple[str, str], int | None], tls
         raise ConfigError("hostPorts", f"vault.{port} must stay published: `pulumi up` reaches Vault through it")
 
 
+def _memory(text: str, profiles: frozenset[Profile], switches: frozenset[str]) -> tuple[int, Mapping[str, Allocation]]:
+    budget = parse_size("memoryBudget", text) if text.strip() else default_budget(profiles)
+    return budget, allocate("memoryBudget", services_for(profiles, switches), budget)
+
+
+def _switches(values: Mapping[str, str]) -> frozenset[str]:
+    words = {"true": True, "false": False}
+    on = set()
+    for key in SWITCH_KEYS:
+        value = words.get(values[key].strip().lower())
+        if value is None:
+            raise ConfigError(key, f"must be true or false, got '{values[key]}'")
+        if value:
+            on.add(key)
+    return frozenset(on)
+
+
 def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT) -> Settings:
     """Build and validate Settings from a stack's config map (keys like 'devstack:phase')."""
     values = _values(raw)
@@ -380,11 +423,14 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
     host_ports = _host_ports(values)
     _check_vault_published(host_ports, features.tls)
     bind_address = _bind_address(values["bindAddress"])
+    profiles = _profiles(values["profiles"])
+    switches = _switches(values)
+    budget, memory = _memory(values["memoryBudget"], profiles, switches)
     return Settings(
         project=project,
         stack=stack,
         phase=phase,
-        profiles=_profiles(values["profiles"]),
+        profiles=profiles,
         bind_address=bind_address,
         expose_beyond_loopback=_exposure(bind_address, values["exposeBeyondLoopback"]),
         subnets=subnets,
@@ -394,4 +440,7 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
         image_tags=MappingProxyType(_image_tags(values)),
         state_dir=_state_dir(values["stateDir"]),
         secret_id_rotation_days=_rotation_days(values["secretIdRotationDays"]),
+        memory_budget_mb=budget,
+        memory=memory,
+        switches=switches,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.catalog import SERVICES, SERVICES_BY_NAME, services_for
 from devstack.model import Port, Service, Tier
 from devstack.settings import Settings
 
@@ -40,14 +40,7 @@ class PublishedPort:
 
 def selected_services(settings: Settings) -> tuple[Service, ...]:
     """Services of the chosen profiles plus everything they need to start, in catalog order."""
-    wanted = {s.name for s in SERVICES if not s.profiles or s.profiles & settings.profiles}
-    pending = list(wanted)
-    while pending:
-        for dependency in SERVICES_BY_NAME[pending.pop()].depends_on:
-            if dependency not in wanted:
-                wanted.add(dependency)
-                pending.append(dependency)
-    return tuple(s for s in SERVICES if s.name in wanted)
+    return services_for(settings.profiles, settings.switches)
 
 
 def _spec(key: str, name: str, subnet: ipaddress.IPv4Network, ip_range: str | None = None) -> NetworkSpec:

@@ -74,11 +74,14 @@ for node in "$@"; do
     fi
 done
 
-log "creating a cluster of $# masters"
-tls --no-auth-warning --cluster create "$@" --cluster-replicas 0 --cluster-yes >&2
+# DEVSTACK_REDIS_REPLICAS=1: every master gets a replica (twice the nodes, in the order given).
+replicas=${DEVSTACK_REDIS_REPLICAS:-0}
+case "$replicas" in 0 | 1) ;; *) log "DEVSTACK_REDIS_REPLICAS must be 0 or 1, got $replicas"; exit 2 ;; esac
+log "creating a cluster of $# nodes, $replicas replica(s) per master"
+tls --no-auth-warning --cluster create "$@" --cluster-replicas "$replicas" --cluster-yes >&2
 
 waited=0
 until [ "$(cli "$first" cluster info | field cluster_state)" = ok ]; do
     tick "the cluster did not reach state ok"
 done
-log "formed: $# masters, 16384 slots"
+log "formed: $# nodes, 16384 slots"

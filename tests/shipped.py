@@ -432,10 +432,12 @@ def start_postgres(s: Scratch, *, accounts: bool = True) -> Iterator[Postgres]:
     # (its 127.0.0.1 trust lines are for processes inside the container, which this test is not).
     s._write(data / "pg_hba.conf", "local all all trust\nhost all all all scram-sha-256\n", 0o600)
     port = s.port(5432)
-    args = [str(bin_dir / "postgres"), "-D", str(data), *map(s.arg, s.shipped.args_after("postgres"))]
+    # Test speed first: the shipped arguments after them win (the tuned sizes from phase 3).
+    args = [str(bin_dir / "postgres"), "-D", str(data), "-c", "fsync=off"]
+    args += ["-c", "max_connections=30", "-c", "shared_buffers=16MB"]
+    args += list(map(s.arg, s.shipped.args_after("postgres")))
     # The image listens on every address of the container; here 127.0.0.1 on the test's port.
     args += ["-p", str(port), "-k", str(s.root), "-c", f"listen_addresses={LOCALHOST}"]
-    args += ["-c", "fsync=off", "-c", "max_connections=30", "-c", "shared_buffers=16MB"]  # test speed
     s.check_rules(*s.shipped.args_after("postgres"))
     server = Postgres(bin_dir, s.root, port, admin=user)
     with _server_process(args, log, signal.SIGINT) as process:

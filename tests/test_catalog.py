@@ -51,9 +51,22 @@ def selection(profiles: str) -> set[str]:
     return {s.name for s in selected_services(settings)}
 
 
-def test_the_24_services() -> None:
-    assert len(SERVICES) == 24
-    assert set(SERVICES_BY_NAME) == EXPECTED
+REPLICAS = {"redis-4", "redis-5", "redis-6"}
+
+
+def test_the_24_services_and_the_optional_replicas() -> None:
+    assert len(SERVICES) == 27
+    assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS
+    assert {s.name for s in SERVICES if s.switch} == REPLICAS  # never without redisReplicas
+
+
+@pytest.mark.parametrize(
+    ("profiles", "expected"),
+    [("minimal", MINIMAL), ("standard", STANDARD | REPLICAS), ("full,reference", EXPECTED | REPLICAS)],
+)
+def test_replicas_join_the_cluster_profiles_with_their_key(profiles: str, expected: set[str]) -> None:
+    settings = load_settings({"devstack:profiles": profiles, "devstack:redisReplicas": "true"}, stack="test")
+    assert {s.name for s in selected_services(settings)} == expected
 
 
 @pytest.mark.parametrize(
@@ -81,8 +94,8 @@ def test_service_entry_is_well_formed(service) -> None:
     assert service.container_name == f"dev-{service.name}"
     assert service.healthcheck.test[0] in ("CMD", "CMD-SHELL")
     assert service.limits.cpus > 0
-    assert service.limits.memory_mb >= 64
-    assert service.limits.reservation_mb < service.limits.memory_mb
+    assert service.limits.floor_mb >= 32
+    assert service.limits.weight >= 0
     assert 1 < service.host_id < 255
     assert len({p.name for p in service.ports}) == len(service.ports)
     for dependency in service.depends_on:

@@ -29,6 +29,7 @@ STRING_TESTS = frozenset({"startswith", "endswith", "removeprefix", "removesuffi
 # Literals that spell a service's name but mean something else, each with why.
 NOT_SERVICE_NAMES = {
     ("tools/engine/provider_rules.py", "vault"): "the Pulumi provider package, keying its sources",
+    ("tools/bench/suite.py", "redis-benchmark"): "Redis's benchmark client, naming a benchmark group",
 }
 
 

@@ -4,6 +4,7 @@ python -m tools.plan [--stack dev] [--set key=value ...] [--json]
 python -m tools.plan diff --from phase=0 --to phase=1 [--set key=value ...] [--json]
 python -m tools.plan access [--set key=value ...] [--json]    # Vault identities and what they read
 python -m tools.plan certs [--set key=value ...] [--json]     # the certificate inventory
+python -m tools.plan budget [--set key=value ...] [--json]    # memory limits and derived caches
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pulumi
 from devstack.errors import ConfigError, PolicyFileError
 from devstack.settings import exposure_warning, load_settings
 from tools.access import access_matrix, matrix_json, render_matrix
+from tools.budget import budget_json, budget_table, render_budget
 from tools.certs import inventory, inventory_json, render_inventory
 from tools.diff import PlanDiff, diff_plans
 from tools.engine import PlanRun, ResourceRecord, masked, run_program
@@ -229,7 +231,25 @@ def _certs(argv: Sequence[str]) -> str:
     return json.dumps(inventory_json(entries), indent=2) if args.json else render_inventory(entries)
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {"diff": _diff, "access": _access, "certs": _certs}
+def _budget(argv: Sequence[str]) -> str:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.plan budget",
+        description="The memory budget: each container's limit and reservation, and the cache sizes derived from it.",
+    )
+    _base_arguments(parser)
+    args = parser.parse_args(argv)
+    run = plan_for(args.stack, args.overrides)
+    config = apply_overrides(load_stack_config(args.stack), args.overrides)
+    table = budget_table(run, load_settings(config, stack=args.stack))
+    return json.dumps(budget_json(table), indent=2) if args.json else render_budget(table)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {
+    "diff": _diff,
+    "access": _access,
+    "certs": _certs,
+    "budget": _budget,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,4 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `| head`: no traceback
+        sys.stderr.close()
+        sys.exit(1)

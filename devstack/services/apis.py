@@ -40,6 +40,10 @@ _DATA_CLIENT_FLOWS = (
     Flow("redis-1", "redis"),
     Flow("redis-2", "redis"),
     Flow("redis-3", "redis"),
+    # ... and to the replicas (redisReplicas), one of which may have taken over a master's slots
+    Flow("redis-4", "redis"),
+    Flow("redis-5", "redis"),
+    Flow("redis-6", "redis"),
     Flow("rabbitmq", "amqp"),
 )
 
@@ -135,7 +139,7 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
         if tls
         else (Port("http", 8000, http),),
         healthcheck=Healthcheck(api_probe(image, "http://127.0.0.1:8000/health")),
-        limits=Limits(1, memory_mb),
+        limits=Limits(1, memory_mb),  # the floor: go and rustc compile at start
         profiles=REF,
         depends_on=("vault", "postgres", "mysql") if data else ("vault",),
         flows=_DATA_CLIENT_FLOWS if data else (VAULT_FLOW,),
@@ -151,9 +155,9 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
 
 
 APIS: tuple[Service, ...] = (
-    _api("reference-api", "python", "3.11.11-slim-bookworm", 100, index=0, memory_mb=1024),
-    _api("api-first", "python", "3.11.11-slim-bookworm", 104, index=1, memory_mb=1024),
-    _api("golang-api", "golang", "1.24.1-alpine3.21", 105, index=2, memory_mb=512),
-    _api("nodejs-api", "node", "18.20.8-alpine3.21", 106, index=3, memory_mb=512),
-    _api("rust-api", "rust", "1.83.0-alpine3.21", 107, index=4, memory_mb=512, data=False),
+    _api("reference-api", "python", "3.11.11-slim-bookworm", 100, index=0, memory_mb=64),
+    _api("api-first", "python", "3.11.11-slim-bookworm", 104, index=1, memory_mb=64),
+    _api("golang-api", "golang", "1.24.1-alpine3.21", 105, index=2, memory_mb=320),
+    _api("nodejs-api", "node", "18.20.8-alpine3.21", 106, index=3, memory_mb=96),
+    _api("rust-api", "rust", "1.83.0-alpine3.21", 107, index=4, memory_mb=320, data=False),
 )

@@ -20,7 +20,7 @@ CADVISOR = Service(
     confined=True,
     host_cgroups=True,
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:8080/healthz")),
-    limits=Limits(0.5, 256),
+    limits=Limits(0.5, 64),
     profiles=FULL,
     # With only cpu, memory and diskIO on (google/cadvisor@v0.51.0: metrics/prometheus.go, the
     # memory group and the container spec metrics, which are always on).

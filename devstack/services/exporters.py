@@ -77,7 +77,7 @@ def exporter(index: int) -> Service:
         host_id=39 + index,
         ports=(Port("metrics", 9121),),
         healthcheck=Healthcheck(http_probe("http://127.0.0.1:9121/health")),
-        limits=Limits(0.25, 128),
+        limits=Limits(0.25, 32),
         profiles=FULL,
         depends_on=("vault", f"redis-{index}"),
         flows=(VAULT_FLOW, Flow(f"redis-{index}", "redis")),

@@ -74,7 +74,7 @@ FORGEJO = Service(
     ports=(Port("http", 3000, 3000), Port("ssh", 22, 2222)),
     volumes=(VolumeMount("forgejo-data", "/data"),),
     healthcheck=Healthcheck(("CMD", "curl", "-fsS", "http://127.0.0.1:3000/api/healthz")),
-    limits=Limits(2, 2048),
+    limits=Limits(2, 192, weight=2),
     profiles=MIN_UP,
     depends_on=("vault", "postgres"),
     flows=(VAULT_FLOW, Flow("postgres", "postgres")),

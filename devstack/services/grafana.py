@@ -70,7 +70,7 @@ GRAFANA = Service(
     ports=(Port("http", 3000, 3001),),
     volumes=(VolumeMount("grafana-data", "/var/lib/grafana"),),
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:3000/api/health")),
-    limits=Limits(1, 512),
+    limits=Limits(1, 128, weight=1),
     profiles=FULL,
     depends_on=("vault", "prometheus", "loki"),
     flows=(VAULT_FLOW, Flow("prometheus", "http"), Flow("loki", "http"), Flow("alertmanager", "http")),

@@ -106,7 +106,7 @@ LOKI = Service(
     ports=(Port("http", 3100, 3100),),
     volumes=(VolumeMount("loki-data", "/loki"),),
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:3100/ready")),
-    limits=Limits(1, 1024),
+    limits=Limits(1, 192, weight=2),
     profiles=FULL,
     tls=TlsSupport(owner=10001, settings=loki_tls),
     metrics=Metrics("http"),

@@ -21,6 +21,7 @@ from devstack.model import (
     SetupScript,
     Tier,
     TlsSupport,
+    Tuning,
     VolumeMount,
     secret_files,
 )
@@ -137,6 +138,23 @@ SETUP = SetupScript(
 )
 
 
+# --- Tuning: settings from the container's own memory limit -------------------------------------
+
+MONGOD_OVERHEAD_MB = 256  # connections, the query engine and the server itself
+
+
+def wired_tiger_cache_gb(limit_mb: int) -> str:
+    """WiredTiger's cache: half of what mongod's own overhead leaves (MongoDB's own rule, applied
+    to the container's limit instead of the host's memory), 0.25 GB at least (its minimum)."""
+    gb = max((limit_mb - MONGOD_OVERHEAD_MB) / 2 / 1024, 0.25)
+    return f"{int(gb * 100) / 100:.2f}"
+
+
+def _tuning(service: Service, limit_mb: int) -> Tuning:
+    cache = wired_tiger_cache_gb(limit_mb)
+    return Tuning(args=("--wiredTigerCacheSizeGB", cache), caches={"wiredTigerCacheSizeGB": cache})
+
+
 MONGODB = Service(
     name="mongodb",
     image="mongo",
@@ -151,7 +169,7 @@ MONGODB = Service(
         timeout="5s",
         retries=5,
     ),
-    limits=Limits(2, 2048),
+    limits=Limits(2, 512, weight=3),
     profiles=STD_UP,
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
@@ -163,4 +181,5 @@ MONGODB = Service(
     ),
     tls=TlsSupport(owner=999, settings=_tls, combined_pem=COMBINED_PEM),
     serves=AccountServer("mongodb", port="mongodb", setup=SETUP),
+    tuning=_tuning,
 )

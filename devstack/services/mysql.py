@@ -19,6 +19,7 @@ from devstack.model import (
     SetupScript,
     Tier,
     TlsSupport,
+    Tuning,
     VolumeMount,
     secret_files,
 )
@@ -42,6 +43,32 @@ def mysql_args(mode: TlsMode, tls_dir: str = TLS_DIR) -> tuple[str, ...]:
     if mode is TlsMode.REQUIRED:
         args += ("--require-secure-transport=ON",)  # TCP without TLS refused; the socket stays open
     return args
+
+
+# --- Tuning: settings from the container's own memory limit -------------------------------------
+
+MYSQL_OVERHEAD_MB = 384  # performance_schema, per-connection buffers, the server itself
+MYSQL_MAX_CONNECTIONS = 60  # the APIs' pools and the admin; MySQL's 151 costs memory per thread
+BUFFER_POOL_CHUNK_MB = 128  # InnoDB sizes the pool in chunks: a multiple is taken as is
+
+
+def mysql_settings(limit_mb: int) -> dict[str, str]:
+    """InnoDB's buffer pool gets three quarters of what the server's own overhead leaves, in
+    whole chunks; the redo log a quarter of the pool (bounded), so a checkpoint is not forced
+    every few megabytes of writes. `innodb_log_file_size` is what MariaDB and MySQL 8.0 both
+    read (MySQL 8.0.30+ derives its redo capacity from it when innodb_redo_log_capacity is unset)."""
+    usable = max(limit_mb - MYSQL_OVERHEAD_MB, 0) * 3 // 4
+    pool = max(usable // BUFFER_POOL_CHUNK_MB, 1) * BUFFER_POOL_CHUNK_MB
+    return {
+        "innodb-buffer-pool-size": f"{pool}M",
+        "innodb-log-file-size": f"{min(max(pool // 4, 48), 512)}M",
+        "max-connections": str(MYSQL_MAX_CONNECTIONS),
+    }
+
+
+def _tuning(service: Service, limit_mb: int) -> Tuning:
+    settings = mysql_settings(limit_mb)
+    return Tuning(args=tuple(f"--{k}={v}" for k, v in settings.items()), caches=settings)
 
 
 _RESERVED_USERS = frozenset({"root", "mysql", "mariadb"})
@@ -123,7 +150,7 @@ MYSQL = Service(
         timeout="5s",
         retries=5,
     ),
-    limits=Limits(2, 2048),
+    limits=Limits(2, 512, weight=4),
     profiles=STD_UP,
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
@@ -135,4 +162,5 @@ MYSQL = Service(
     ),
     tls=TlsSupport(owner=999, settings=lambda service, mode: ServerTls(args=mysql_args(mode))),
     serves=AccountServer("mysql", port="mysql", setup=SETUP),
+    tuning=_tuning,
 )

@@ -22,7 +22,12 @@ from devstack.model import (
     account_user,
 )
 from devstack.phases import TlsMode
-from devstack.services.postgres import PGBOUNCER_AUTH_QUERY, POSTGRES
+from devstack.services.postgres import (
+    PGBOUNCER_AUTH_QUERY,
+    POOL_MAX_PER_DATABASE,
+    POOL_SIZE,
+    POSTGRES,
+)
 from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, CERT_FILE, CIPHERS, KEY_FILE, TLS_DIR
 
@@ -50,8 +55,18 @@ def pgbouncer_ini_lines(mode: TlsMode, tls_dir: str = TLS_DIR) -> list[str]:
     ]
 
 
-def pgbouncer_ini(service: Service, postgres: Service, tls_lines: list[str] | None = None) -> str:
-    tls = "".join(f"{line}\n" for line in tls_lines or [])
+def pgbouncer_pool_lines(tuned: bool) -> list[str]:
+    """Tuned: server connections bounded per database, in step with PostgreSQL's
+    max_connections (services.postgres counts them); else the image's defaults."""
+    if not tuned:
+        return []
+    return [f"max_db_connections = {POOL_MAX_PER_DATABASE}", "reserve_pool_size = 0", "server_idle_timeout = 300"]
+
+
+def pgbouncer_ini(
+    service: Service, postgres: Service, tls_lines: list[str] | None = None, pool_lines: list[str] | None = None
+) -> str:
+    tls = "".join(f"{line}\n" for line in [*(pool_lines or []), *(tls_lines or [])])
     return f"""; PgBouncer looks clients' SCRAM verifiers up in Postgres through its own auth_user.
 [databases]
 * = host={postgres.name} port={postgres.port("postgres").container}
@@ -66,13 +81,14 @@ auth_query = {PGBOUNCER_AUTH_QUERY}
 auth_dbname = postgres
 pool_mode = transaction
 max_client_conn = 100
-default_pool_size = 10
+default_pool_size = {POOL_SIZE}
 ignore_startup_parameters = extra_float_digits
 {tls}"""
 
 
 def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
-    return (ConfigFile(INI_PATH, pgbouncer_ini(service, POSTGRES, pgbouncer_ini_lines(context.tls))),)
+    ini = pgbouncer_ini(service, POSTGRES, pgbouncer_ini_lines(context.tls), pgbouncer_pool_lines(context.tuned))
+    return (ConfigFile(INI_PATH, ini),)
 
 
 PGBOUNCER = Service(
@@ -83,7 +99,7 @@ PGBOUNCER = Service(
     host_id=11,
     ports=(Port("pgbouncer", 5432, 6432),),
     healthcheck=Healthcheck(("CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"), interval="15s"),
-    limits=Limits(0.5, 256),
+    limits=Limits(0.5, 64),
     profiles=MIN_UP,
     depends_on=("vault", POSTGRES.name),
     flows=(VAULT_FLOW, Flow(POSTGRES.name, "postgres")),

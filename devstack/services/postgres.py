@@ -21,6 +21,7 @@ from devstack.model import (
     SetupScript,
     Tier,
     TlsSupport,
+    Tuning,
     VolumeMount,
     secret_files,
 )
@@ -69,6 +70,53 @@ def postgres_files(mode: TlsMode, tls_dir: str = TLS_DIR) -> dict[str, str]:
 
 def _tls(service: Service, mode: TlsMode) -> ServerTls:
     return ServerTls(args=postgres_args(mode), files=postgres_files(mode))
+
+
+# --- Tuning: settings from the container's own memory limit -------------------------------------
+
+# Connections: PgBouncer's pools to the databases its clients use, the clients that connect
+# directly (Forgejo, Vector, the APIs), and the superuser's reserve. PgBouncer's module reads the
+# pool figures from here, so its pools and max_connections cannot drift apart.
+POOL_SIZE = 10  # PgBouncer's default_pool_size: server connections per (database, user)
+POOL_MAX_PER_DATABASE = 20  # PgBouncer's max_db_connections
+POOLED_DATABASES = 2  # databases the pooler is budgeted for at once
+DIRECT_CONNECTIONS = 30
+SUPERUSER_RESERVED = 3
+MAX_CONNECTIONS = POOL_MAX_PER_DATABASE * POOLED_DATABASES + DIRECT_CONNECTIONS + SUPERUSER_RESERVED
+
+
+def postgres_settings(limit_mb: int) -> dict[str, str]:
+    """PostgreSQL's memory, connection and WAL settings for a container limit (MiB).
+
+    A container's page cache counts against its limit, so the cache estimate stays inside it:
+    shared_buffers a quarter, effective_cache_size three quarters. work_mem is what is left
+    after shared_buffers, shared by every connection running up to four sorts or hashes at once.
+    WAL: a laptop's SSD (random reads cost little more than sequential ones), checkpoints spread
+    out and rarer, WAL compressed, the disk footprint bounded; durability left as it is.
+    """
+    shared_buffers = max(limit_mb // 4, 32)
+    work_mem_kb = max((limit_mb - shared_buffers) * 1024 // (MAX_CONNECTIONS * 4), 1024)
+    return {
+        "shared_buffers": f"{shared_buffers}MB",
+        "effective_cache_size": f"{limit_mb * 3 // 4}MB",
+        "work_mem": f"{work_mem_kb}kB",
+        "maintenance_work_mem": f"{min(max(limit_mb // 16, 16), 512)}MB",
+        "max_connections": str(MAX_CONNECTIONS),
+        "superuser_reserved_connections": str(SUPERUSER_RESERVED),
+        "max_wal_size": "1GB",
+        "min_wal_size": "128MB",
+        "checkpoint_timeout": "15min",
+        "checkpoint_completion_target": "0.9",
+        "wal_compression": "lz4",  # cheaper on CPU than pglz; both images are built with it
+        "random_page_cost": "1.1",
+        "effective_io_concurrency": "200",
+    }
+
+
+def _tuning(service: Service, limit_mb: int) -> Tuning:
+    settings = postgres_settings(limit_mb)
+    caches = {k: settings[k] for k in ("shared_buffers", "effective_cache_size", "work_mem", "max_connections")}
+    return Tuning(args=tuple(arg for k, v in settings.items() for arg in ("-c", f"{k}={v}")), caches=caches)
 
 
 # --- Accounts -------------------------------------------------------------------------------------
@@ -254,7 +302,7 @@ POSTGRES = Service(
         timeout="5s",
         retries=5,
     ),
-    limits=Limits(2, 2048),
+    limits=Limits(2, 256, weight=6),
     profiles=MIN_UP,
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
@@ -266,4 +314,5 @@ POSTGRES = Service(
     ),
     tls=TlsSupport(owner=999, settings=_tls),
     serves=AccountServer("postgres", port="postgres", setup=SETUP),
+    tuning=_tuning,
 )

@@ -115,7 +115,7 @@ PROMETHEUS = Service(
     ports=(Port("http", 9090, 9090),),
     volumes=(VolumeMount("prometheus-data", "/prometheus"),),
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:9090/-/healthy")),
-    limits=Limits(1, 1024),
+    limits=Limits(1, 256, weight=2),
     profiles=FULL,
     flows=(
         Flow("vault", "api"),

@@ -14,6 +14,8 @@ from devstack.model import (
     STD_UP,
     TLS_PORT,
     AccountServer,
+    ConfigContext,
+    ConfigFile,
     Credentials,
     Healthcheck,
     Limits,
@@ -26,6 +28,7 @@ from devstack.model import (
     Template,
     Tier,
     TlsSupport,
+    Tuning,
     VolumeMount,
 )
 from devstack.phases import TlsMode
@@ -181,6 +184,36 @@ SETUP = SetupScript(
 )
 
 
+# --- Tuning: settings from the container's own memory limit -------------------------------------
+
+RABBITMQ_MEMORY_CONF = "/etc/rabbitmq/conf.d/40-devstack-memory.conf"
+HIGH_WATERMARK = 0.6  # of the container's limit: publishers block there; the rest is Erlang's headroom
+
+
+def rabbitmq_high_watermark_bytes(limit_mb: int) -> int:
+    return int(limit_mb * HIGH_WATERMARK) * 1024 * 1024
+
+
+def rabbitmq_memory_conf(limit_mb: int) -> str:
+    """The watermark as an absolute figure computed from the container's limit: RabbitMQ would
+    otherwise take its relative watermark of whatever memory it believes the machine has."""
+    return (
+        f"# devstack: {HIGH_WATERMARK:.0%} of the container's {limit_mb}MiB limit\n"
+        f"vm_memory_high_watermark.absolute = {rabbitmq_high_watermark_bytes(limit_mb)}\n"
+        f"disk_free_limit.absolute = 256MB\n"
+    )
+
+
+def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
+    if not context.tuned:
+        return ()
+    return (ConfigFile(RABBITMQ_MEMORY_CONF, rabbitmq_memory_conf(context.memory_mb)),)
+
+
+def _tuning(service: Service, limit_mb: int) -> Tuning:
+    return Tuning(caches={"vm_memory_high_watermark": f"{rabbitmq_high_watermark_bytes(limit_mb) >> 20}MiB"})
+
+
 RABBITMQ = Service(
     name="rabbitmq",
     image="rabbitmq",
@@ -197,7 +230,7 @@ RABBITMQ = Service(
     ),
     volumes=(VolumeMount("rabbitmq-data", "/var/lib/rabbitmq"),),
     healthcheck=Healthcheck(("CMD", "rabbitmq-diagnostics", "-q", "ping")),
-    limits=Limits(1, 1024),
+    limits=Limits(1, 256, weight=2),
     profiles=STD_UP,
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
@@ -225,4 +258,6 @@ RABBITMQ = Service(
         dashboard="rabbitmq.json",
     ),
     serves=AccountServer("rabbitmq", port="amqp", setup=SETUP),
+    config_files=_config_files,
+    tuning=_tuning,
 )

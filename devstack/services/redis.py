@@ -34,8 +34,10 @@ from devstack.model import (
     SecretField,
     ServerTls,
     Service,
+    Template,
     Tier,
     TlsSupport,
+    Tuning,
     VolumeMount,
     shell,
 )
@@ -87,19 +89,60 @@ def _tls(service: Service, mode: TlsMode) -> ServerTls:
     return ServerTls(healthcheck=redis_healthcheck(service, mode))
 
 
-def redis_conf(settings: Settings, service: Service, cluster: bool) -> str:
-    """A node's config: no secret in it; its users (verifiers only) come as a file."""
+# --- Tuning: settings from the container's own memory limit -------------------------------------
+
+# Untuned (phases 0-2): the settings the platform started with, whatever the limit.
+BASELINE_MEMORY_LINES = ("appendonly yes", "maxmemory 256mb", "maxmemory-policy allkeys-lru")
+
+
+def redis_maxmemory_mb(limit_mb: int) -> int:
+    """Half the limit: an AOF rewrite forks, and the child's copied pages count against the
+    container's limit too, as do the output buffers and the allocator's fragmentation."""
+    return max(limit_mb // 2, 16)
+
+
+def eviction_policy(cluster: bool) -> str:
+    """By the node's role. A cluster node is the platform's shared store: only keys written with
+    a TTL (caches) are evicted, and a write that would need more fails loudly instead of
+    dropping data. A standalone node (minimal) is a cache: the least recently used key goes."""
+    return "volatile-lru" if cluster else "allkeys-lru"
+
+
+def redis_memory_lines(limit_mb: int, cluster: bool) -> list[str]:
+    """Tuned: memory from the limit, eviction by role, and persistence for a laptop: every write
+    in the append-only file, synced once a second, rewritten with an RDB preamble (fast restarts);
+    no separate RDB snapshots, which would fork a second time."""
+    return [
+        f"maxmemory {redis_maxmemory_mb(limit_mb)}mb",
+        f"maxmemory-policy {eviction_policy(cluster)}",
+        "appendonly yes",
+        "appendfsync everysec",
+        "aof-use-rdb-preamble yes",
+        "auto-aof-rewrite-percentage 100",
+        "auto-aof-rewrite-min-size 32mb",
+        'save ""',
+    ]
+
+
+def _tuning(service: Service, limit_mb: int) -> Tuning:
+    return Tuning(caches={"maxmemory": f"{redis_maxmemory_mb(limit_mb)}mb"})
+
+
+def redis_conf(settings: Settings, service: Service, cluster: bool, memory_mb: int | None = None) -> str:
+    """A node's config: no secret in it; its users (verifiers only) come as a file. With the
+    tuning feature (and `memory_mb`, the container's limit) its memory and persistence lines
+    are derived from the limit."""
     plain, tls_port = service.port("redis").container, service.port("tls").container
     tls = redis_lines(settings.features.tls, plain, tls_port)
+    tuned = settings.features.tuning and memory_mb
+    memory = redis_memory_lines(memory_mb, cluster) if memory_mb and tuned else list(BASELINE_MEMORY_LINES)
     lines = [
         f"# {service.name}: users (password verifiers only) come from the wrapper's tmpfs file.",
         "bind 0.0.0.0",
         "protected-mode yes",
         *(tls or [f"port {plain}"]),
         "dir /data",
-        "appendonly yes",
-        "maxmemory 256mb",
-        "maxmemory-policy allkeys-lru",
+        *memory,
         f"aclfile {SECRETS_DIR}/{USERS_FILE_KEY}",
     ]
     if cluster:
@@ -111,12 +154,14 @@ def redis_conf(settings: Settings, service: Service, cluster: bool) -> str:
             # Redirects name the static address, which every cluster client can reach.
             f"cluster-announce-ip {settings.static_ip(service)}",
         ]
+        if settings.redis_replicas:
+            lines.append(f"include {MASTERAUTH_CONF}")  # the password stays in the wrapper's file
     return "\n".join(lines) + "\n"
 
 
 def _config_files(service: Service, context: ConfigContext) -> tuple[ConfigFile, ...]:
     cluster = sum(1 for s in context.selected if s.cluster is not None) > 1
-    return (ConfigFile(CONF_PATH, redis_conf(context.settings, service, cluster)),)
+    return (ConfigFile(CONF_PATH, redis_conf(context.settings, service, cluster, context.memory_mb)),)
 
 
 # --- Users (Redis 7 ACL) --------------------------------------------------------------------------
@@ -223,8 +268,13 @@ SERVES = AccountServer("redis", port="redis", users_file=users_file, every_node=
 # --- The catalog entries --------------------------------------------------------------------------
 
 
-def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Service:
-    others = [n for n in (1, 2, 3) if n != index]
+REPLICAS_KEY = "redisReplicas"  # the config key that adds a replica per master
+NODE_NUMBERS = (1, 2, 3, 4, 5, 6)  # 1-3 the masters; 4-6 their replicas, with the key on
+MASTERAUTH_CONF = f"{SECRETS_DIR}/masterauth.conf"  # rendered by the wrapper: a replica logs in to its master
+
+
+def node(index: int, host_id: int, host_port: int | None, tls_host_port: int | None, replica: bool = False) -> Service:
+    others = [n for n in NODE_NUMBERS if n != index]
     return Service(
         name=f"redis-{index}",
         image="redis",
@@ -236,6 +286,7 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
             Port("tls", 6380, tls_host_port, TLS_PORT),
             Port("bus", 16379),  # cluster gossip stays between the nodes
         ),
+        switch=REPLICAS_KEY if replica else None,
         volumes=(VolumeMount(f"redis-{index}-data", "/data"),),
         # A NOAUTH reply still proves the server answers; the password stays out of argv.
         healthcheck=Healthcheck(
@@ -245,7 +296,7 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
             retries=5,
             start_period="10s",
         ),
-        limits=Limits(1, 512),
+        limits=Limits(1, 64, weight=1),
         profiles=MIN_UP if index == 1 else STD_UP,
         depends_on=("vault",),
         flows=(VAULT_FLOW, *(Flow(f"redis-{n}", p) for n in others for p in ("redis", "bus"))),
@@ -253,6 +304,7 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
         credentials=Credentials(
             entrypoint=("docker-entrypoint.sh", "redis-server", CONF_PATH),
             fields=(SecretField("password"),),
+            templates=(Template("masterauth.conf", MASTERAUTH_CONF, "masterauth {{password}}\n"),),
             owner="redis:redis",
             shared_with="redis-cluster",
         ),
@@ -261,7 +313,10 @@ def node(index: int, host_id: int, host_port: int, tls_host_port: int) -> Servic
         config_files=_config_files,
         serves=SERVES,
         cluster=ClusterMember(plain_port="redis", tls_port="tls"),
+        tuning=_tuning,
     )
 
 
 NODES: tuple[Service, ...] = (node(1, 13, 6379, 6390), node(2, 16, 6380, 6391), node(3, 17, 6381, 6392))
+# With redisReplicas: one replica per master, unpublished (clients find them through the cluster).
+REPLICAS: tuple[Service, ...] = tuple(node(i, h, None, None, replica=True) for i, h in ((4, 18), (5, 19), (6, 21)))

@@ -129,7 +129,7 @@ VAULT = Service(
         retries=6,
         start_period="60s",
     ),
-    limits=Limits(1, 512),
+    limits=Limits(1, 128, weight=1),
     profiles=ALWAYS,
     capabilities=("IPC_LOCK",),
     tls=TlsSupport(owner=100, settings=_tls),

@@ -130,7 +130,7 @@ VECTOR = Service(
     # Container logs as read-only files, instead of the Docker socket (host root).
     binds=(HostBind("/var/lib/docker/containers", "/var/lib/docker/containers"),),
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:8686/health")),
-    limits=Limits(1, 512),
+    limits=Limits(1, 128, weight=1),
     profiles=FULL,
     depends_on=("vault", "postgres", "mongodb", "loki"),
     flows=(
