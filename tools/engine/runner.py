@@ -8,20 +8,23 @@ next plays the part of the checkpoint: an unchanged resource keeps its outputs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import runpy
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi.runtime
+import pulumi.runtime.resource
 from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
@@ -217,4 +220,21 @@ def run_program(
     """Run the program once, in a context of its own; errors propagate (ConfigError -> RunError)."""
     state = state if state is not None else MockState()
     context = contextvars.Context()
-    return context.run(_run_in_context, config, stack, project, state, main)
+    with _no_source_positions():
+        return context.run(_run_in_context, config, stack, project, state, main)
+
+
+@contextlib.contextmanager
+def _no_source_positions() -> Iterator[None]:
+    """The SDK walks and formats the whole Python stack for every resource it registers (about a
+    sixth of a plan's time), only to tell the real engine where in the program the resource was
+    declared. The mocks never read it and no plan shows it, so the run sends an empty trace."""
+    original = getattr(pulumi.runtime.resource, "_get_stack_trace", None)
+    if original is None:  # an SDK without it: nothing to skip
+        yield
+        return
+    pulumi.runtime.resource._get_stack_trace = source_pb2.StackTrace  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        pulumi.runtime.resource._get_stack_trace = original  # type: ignore[attr-defined]
