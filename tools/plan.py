@@ -22,6 +22,7 @@ from devstack.settings import exposure_warning, load_settings
 from tools.access import access_matrix, matrix_json, render_matrix
 from tools.budget import budget_json, budget_table, render_budget
 from tools.certs import inventory, inventory_json, render_inventory
+from tools.cli import run
 from tools.diff import PlanDiff, diff_plans
 from tools.engine import PlanRun, ResourceRecord, masked, run_program
 from tools.stackconfig import OverrideError, apply_overrides, load_stack_config
@@ -266,8 +267,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `| head`: no traceback
-        sys.stderr.close()
-        sys.exit(1)
+    run(main)

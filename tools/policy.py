@@ -19,6 +19,7 @@ from devstack.settings import Settings, load_settings
 from devstack.topology import client_tiers, selected_services
 from policies.crossguard import validators
 from policies.crossguard.validators import Resource, Violation
+from tools.cli import run
 from tools.engine import PlanRun, masked
 from tools.plan import PlanError, plan_for
 
@@ -129,8 +130,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `| head`: no traceback
-        sys.stderr.close()
-        sys.exit(1)
+    run(main)

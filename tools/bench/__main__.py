@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tools.bench.servers import cgroups_available
 from tools.bench.suite import BENCHES, FULL, SMOKE, Result, run_all
+from tools.cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "benchmarks" / "baseline.json"
@@ -130,9 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
-    except BrokenPipeError:  # `| head`: no traceback
-        sys.stderr.close()
-        sys.exit(1)
-    except KeyboardInterrupt:
+        run(main)
+    except KeyboardInterrupt:  # a benchmark stopped by hand
         sys.exit(130)
