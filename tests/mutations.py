@@ -192,6 +192,13 @@ MUTATIONS = (
         "if name]",
         ("tests/test_rollback.py",),
     ),
+    Mutation(
+        "tier-networks-outlive-the-flat-one",
+        "tier and link networks removed only at the end of the update, after Docker refused the flat network",
+        "name=spec.docker_name if first is None else _after(first, spec.docker_name),",
+        "name=spec.docker_name,",
+        ("tests/test_segmentation.py", "-k", "wait_for_the_first", "tests/test_engine_order_real.py"),
+    ),
 )
 
 

@@ -87,6 +87,7 @@ def resource_json(record: ResourceRecord) -> dict[str, Any]:
         "custom": record.custom,
         "provider": record.provider,
         "dependencies": record.dependencies,
+        "property_dependencies": record.property_dependencies,
         "inputs": masked(record.inputs),
         "outputs": masked(record.outputs),
         "options": {
