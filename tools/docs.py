@@ -136,7 +136,7 @@ def services_table() -> str:
         by_mode[mode] = load_settings({**base, "devstack:phase": str(phase)}, stack="dev")
     bind = by_mode[TlsMode.OFF].bind_address
     accounts = client_accounts(SERVICES)
-    lines = ["| Service | Container | On the host | Credentials (in Vault) | Profiles |", "|---|---|---|---|---|"]
+    lines = ["| Service | Container | On the host | Credentials | Profiles |", "|---|---|---|---|---|"]
     for service in SERVICES:
         found: dict[str, _Published] = {}
         for mode, settings in by_mode.items():
