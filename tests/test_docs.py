@@ -234,3 +234,24 @@ def test_check_runs_as_a_command() -> None:
         check=False,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_the_sub_steps_are_defined_once_and_end_in_phase_1() -> None:
+    """docs/phases.md's table of 1a, 1b and 1c, read as the program reads `features`: each adds
+    one of phase 1's features to phase 0, and 1c is phase 1's row of the phase table."""
+    import dataclasses
+
+    from devstack.phases import PHASE_FEATURES, resolve_features
+
+    rows = re.findall(r"^\| (1[abc]) \| `([^`]+)` \|", (ROOT / "docs" / "phases.md").read_text(), re.MULTILINE)
+    assert [name for name, _ in rows] == ["1a", "1b", "1c"]
+    steps = [resolve_features(0, dict(pair.split("=") for pair in text.split(","))) for _, text in rows]
+    before = dataclasses.asdict(PHASE_FEATURES[0])
+    for step in steps:
+        after = dataclasses.asdict(step)
+        assert len([k for k in after if after[k] != before[k]]) == 1, (before, after)
+        before = after
+    assert steps[-1] == PHASE_FEATURES[1]
+    for page in PAGES:
+        definitions = re.findall(r"^\| 1a \|", page.read_text(), re.MULTILINE)
+        assert len(definitions) == (1 if page.name == "phases.md" else 0), page.name
