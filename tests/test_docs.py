@@ -255,3 +255,28 @@ def test_the_sub_steps_are_defined_once_and_end_in_phase_1() -> None:
     for page in PAGES:
         definitions = re.findall(r"^\| 1a \|", page.read_text(), re.MULTILINE)
         assert len(definitions) == (1 if page.name == "phases.md" else 0), page.name
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        # troubleshooting.md's quote -> the format string it comes from
+        ("scripts/entrypoint.sh", 'fail "Vault at $VAULT_ADDR is not ready after ${wait_seconds}s ($why)"'),
+        ("scripts/entrypoint.sh", 'why="HTTP 503: sealed"'),
+        ("scripts/vault-bootstrap.sh", "is initialised but its recovery file $init_file is missing; restore that"),
+        ("scripts/vault-bootstrap.sh", "prog=vault-bootstrap"),
+        ("scripts/entrypoint.sh", "prog=devstack-entrypoint"),
+    ],
+)
+def test_troubleshooting_quotes_devstacks_own_messages(script: str, message: str) -> None:
+    """The messages of devstack's own steps the page quotes (Docker's and the CLI's are produced
+    for real in tests/test_troubleshooting_real.py)."""
+    page = " ".join((ROOT / "docs" / "troubleshooting.md").read_text().split())
+    assert message in (ROOT / script).read_text()
+    quotes = {
+        'why="HTTP 503: sealed"': "(HTTP 503: sealed)",
+        "prog=vault-bootstrap": "vault-bootstrap: error: Vault at",
+        "prog=devstack-entrypoint": "devstack-entrypoint: Vault at http://vault:8200 is not ready after 60s",
+        'fail "Vault at $VAULT_ADDR is not ready after ${wait_seconds}s ($why)"': "is not ready after 60s (HTTP",
+    }
+    assert quotes.get(message, message.replace("$init_file", "~/.config/devstack/dev/vault-init.json")) in page
