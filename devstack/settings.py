@@ -171,8 +171,7 @@ def _pairs(key: str, text: str) -> list[tuple[str, str]]:
         return []
     if text.startswith("{"):
         data = _json(key, text)
-        if not isinstance(data, dict):
-            raise ConfigError(key, "must be a JSON object")
+        assert isinstance(data, dict)  # valid JSON that starts with { is an object
         pairs = [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()]
     else:
         pairs = []
