@@ -3,6 +3,7 @@
 python -m tools.plan [--stack dev] [--set key=value ...] [--json]
 python -m tools.plan diff --from phase=0 --to phase=1 [--set key=value ...] [--json]
 python -m tools.plan diff --to-time 2027-03-01T00:00:00Z      # the same config, a later `pulumi up`
+python -m tools.plan diff --from-file base.yaml                # another version of Pulumi.<stack>.yaml first
 python -m tools.plan access [--set key=value ...] [--json]    # Vault identities and what they read
 python -m tools.plan certs [--set key=value ...] [--json]     # the certificate inventory
 python -m tools.plan budget [--set key=value ...] [--json]    # memory limits and derived caches
@@ -16,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -29,7 +31,7 @@ from tools.certs import inventory, inventory_json, render_inventory
 from tools.cli import run
 from tools.diff import PlanDiff, diff_plans
 from tools.engine import PlanRun, ResourceRecord, masked, run_program
-from tools.stackconfig import OverrideError, apply_overrides, load_stack_config, refuse_encrypted
+from tools.stackconfig import OverrideError, apply_overrides, load_stack_config, load_stack_file, refuse_encrypted
 
 SCHEMA = "devstack-plan/1"
 SECRET_CONFIG_MARK = "[secret]"
@@ -52,9 +54,10 @@ def _base_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def plan_for(stack: str, overrides: Sequence[str], state: Any = None) -> PlanRun:
+def plan_for(stack: str, overrides: Sequence[str], state: Any = None, stack_file: Path | None = None) -> PlanRun:
     try:
-        config = apply_overrides(load_stack_config(stack), overrides)
+        stacked = load_stack_config(stack) if stack_file is None else load_stack_file(stack_file, stack)
+        config = apply_overrides(stacked, overrides)
         refuse_encrypted(config, stack)
         run = run_program(config, stack=stack, state=state)
         _warn_once(exposure_warning(load_settings(config, stack=stack)))
@@ -208,13 +211,19 @@ def _diff(argv: Sequence[str]) -> str:
     )
     parser.add_argument("--to", dest="after", action="append", default=[], metavar="KEY=VALUE", help="config to apply")
     parser.add_argument(
+        "--from-file",
+        type=Path,
+        metavar="PATH",
+        help="the current state's stack file, e.g. the base branch's Pulumi.<stack>.yaml (default: the stack's own)",
+    )
+    parser.add_argument(
         "--to-time",
         metavar="ISO-TIME",
         help="when the later `pulumi up` runs (default: DEVSTACK_NOW or now, as for the current state): "
         "shows the secret_id rotations and certificate renewals due by then",
     )
     args = parser.parse_args(argv)
-    before = plan_for(args.stack, [*args.overrides, *args.before])
+    before = plan_for(args.stack, [*args.overrides, *args.before], stack_file=args.from_file)
     with _clock_at(args.to_time):
         after = plan_for(args.stack, [*args.overrides, *args.after], state=before.state)
     diff = diff_plans(before, after)

@@ -115,6 +115,13 @@ def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise OverrideError(f"no stack file {path.name}; stacks here: {', '.join(known_stacks(project_dir))}")
+    return load_stack_file(path, stack, project_dir)
+
+
+def load_stack_file(path: Path, stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """A stack file read as the stack's config: another version of it, e.g. the base branch's."""
+    if not path.exists():
+        raise OverrideError(f"no stack file {path}")
     document = _read_document(path)
     if document is None:
         return {}
