@@ -410,14 +410,20 @@ def _host_ports(values: Mapping[str, str], tls: TlsMode) -> dict[tuple[str, str]
             raise ConfigError("hostPorts", f"{target}: '{text}' must be a port 1-65535 or none")
         ports[(name, port_name)] = int(text)
     # Two ports clash only if both listen in this TLS mode (vault.https exists in dual mode only).
-    listening = {(s.name, p.name) for s in SERVICES for p in s.ports if tls in p.open_in}
-    users: dict[int, str] = {}
+    modes = {(s.name, p.name): p.open_in for s in SERVICES for p in s.ports}
+    users: dict[int, tuple[str, str]] = {}
     for (name, port_name), host in ports.items():
-        if host is None or (name, port_name) not in listening:
+        if host is None or tls not in modes[(name, port_name)]:
             continue
         if host in users:
-            raise ConfigError("hostPorts", f"{users[host]} and {name}.{port_name} both publish host port {host}")
-        users[host] = f"{name}.{port_name}"
+            other = users[host]
+            # Say so when the clash exists only in some TLS modes: the port was fine at phase 0.
+            partial = any(modes[port] != frozenset(TlsMode) for port in (other, (name, port_name)))
+            only = f" (with TLS {tls.value})" if partial else ""
+            raise ConfigError(
+                "hostPorts", f"{'.'.join(other)} and {name}.{port_name} both publish host port {host}{only}"
+            )
+        users[host] = (name, port_name)
     return ports
 
 

@@ -142,7 +142,11 @@ def test_a_port_that_only_exists_in_dual_mode_clashes_only_there(capsys: pytest.
     assert main(["--set", "hostPorts=postgres=8300"]) == 0  # phase 0: vault.https does not listen
     capsys.readouterr()
     line = one_error_line(capsys, "--set", "phase=1", "--set", "hostPorts=postgres=8300")
-    assert line == "error: devstack:hostPorts: vault.https and postgres.postgres both publish host port 8300"
+    assert line == (
+        "error: devstack:hostPorts: vault.https and postgres.postgres both publish host port 8300 (with TLS dual)"
+    )
+    line = one_error_line(capsys, "--set", "hostPorts=mongodb=5432")  # both listen in every mode
+    assert line == "error: devstack:hostPorts: postgres.postgres and mongodb.mongodb both publish host port 5432"
 
 
 @pytest.mark.parametrize("moment", ["9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z"])
