@@ -97,6 +97,17 @@ def test_the_templates_scripts_pass_shellcheck(template: Path) -> None:
 # --- the test groups .ci/run names ----------------------------------------------------------
 
 
+def test_ci_runs_shellcheck_and_the_secret_scan_before_the_tests() -> None:
+    stages = [
+        "bash .ci/shellcheck",
+        'gitleaks=$(bash .ci/gitleaks | tail -n 1)\n"$gitleaks" git --no-banner --redact --config .gitleaks.toml .',
+        "python -m pytest -m tls",
+    ]
+    positions = [CI_RUN.find(stage) for stage in stages]
+    assert -1 not in positions, positions
+    assert positions == sorted(positions)
+
+
 def test_ci_runs_each_group_once_and_together_they_are_the_suite() -> None:
     runs = [line.strip() for line in CI_RUN.splitlines() if line.strip().startswith("python -m pytest")]
     assert runs == [f"python -m pytest {group} || status=1" for group in GROUPS]
