@@ -17,6 +17,7 @@ one (components/network.py; docs/phases.md, "Rolling back").
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from tools.cli import run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -169,7 +172,15 @@ def main(argv: Sequence[str] | None = None, access: StackAccess | None = None) -
     parser.add_argument("--to", type=int, metavar="VERSION", help="the update to roll back to")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
-    access = access if access is not None else AutomationStack(args.stack)
+    if access is None:
+        if shutil.which("pulumi") is None:
+            print(f"error: {CLI_NEEDED}", file=sys.stderr)
+            return 2
+        try:
+            access = AutomationStack(args.stack)
+        except Exception as error:  # the Automation API's CommandError: the CLI said no
+            print(f"error: {_cli_message(error)}", file=sys.stderr)
+            return 2
     if args.to is None:
         print(render_history(access.history()))
         return 0
@@ -178,5 +189,19 @@ def main(argv: Sequence[str] | None = None, access: StackAccess | None = None) -
     return 0 if done else 1
 
 
+CLI_NEEDED = (
+    "tools.rollback drives the Pulumi CLI, and `pulumi` is not on PATH: install it "
+    "(or put the one .ci/toolchain builds, ~/.cache/devstack-toolchain/*/bin, on PATH)"
+)
+
+
+def _cli_message(error: Exception) -> str:
+    """The CLI's own `error:` line from an Automation API failure, else the error's first line."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    said = [line.removeprefix("stderr:").strip() for line in lines if "error:" in line]
+    text = said[-1] if said else (lines[0] if lines else type(error).__name__)
+    return text.removeprefix("error:").strip()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)
