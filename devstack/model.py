@@ -204,7 +204,8 @@ class SetupScript:
     cli: tuple[str, ...]  # what runs in the container, reading the script on stdin; no secret in it
     script: Callable[[Sequence[Login], Mapping[str, str]], str]  # logins, admin values -> the script
     admin_keys: tuple[str, ...] = ()  # keys of the server's own secret the script needs
-    env: Mapping[str, str] = field(default_factory=dict)  # secret environment: variable -> own key
+    # Whom the client runs as in the container (`docker exec -u`); None: the image's default.
+    user: str | None = None
 
 
 @dataclass(frozen=True)
