@@ -36,7 +36,14 @@ from devstack.services import vault as vault_service
 from devstack.services.vault import VAULT
 from devstack.settings import Settings
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR, server_tls
-from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
+from devstack.topology import (
+    attachments,
+    host_addresses,
+    networks,
+    published_ports,
+    selected_services,
+    start_dependencies,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
@@ -270,7 +277,8 @@ class Platform(pulumi.ComponentResource):
 
     def _identities(self) -> dict[str, ServiceIdentity]:
         """Phase 1: one AppRole per container identity, bound to its static address, plus
-        `management` for host tooling (no container, so no address to bind)."""
+        `management` for host tooling, bound to the addresses Vault sees this machine's
+        connections come from (its networks' gateways, which no container holds)."""
         settings = self.settings
         backend = vault.AuthBackend(
             "approle",
@@ -284,7 +292,8 @@ class Platform(pulumi.ComponentResource):
         identities = {}
         for name in [*self.secrets, MANAGEMENT]:
             service = SERVICES_BY_NAME.get(name)
-            cidrs = (f"{settings.static_ip(service)}/32",) if service else ()
+            addresses = (settings.static_ip(service),) if service else host_addresses(settings, VAULT)
+            cidrs = tuple(f"{address}/32" for address in addresses)
             identities[name] = ServiceIdentity(
                 name,
                 ServiceIdentityArgs(
