@@ -151,6 +151,7 @@ class Platform(pulumi.ComponentResource):
                 host_address=settings.vault_host_address,
                 init_file=settings.vault_init_file,
                 run_id=clock.now().isoformat(),
+                container_port=VAULT.port(vault_service.host_port_name(settings.features.tls)).container,
                 ca_file=settings.vault_ca_file,
                 ca_pem=ca_pem,
             ),

@@ -210,3 +210,18 @@ def test_root_token_is_exported_only_as_a_secret(shared_plan: PlanFactory) -> No
     run = shared_plan("profiles=minimal")
     assert isinstance(run.outputs["vaultRootToken"], Secret)
     assert masked(run.outputs)["vaultRootToken"] == "[secret]"
+
+
+@pytest.mark.parametrize("phase", [0, 1, 4])
+def test_bootstrap_checks_the_container_behind_the_address_first(shared_plan: PlanFactory, phase: int) -> None:
+    """Both bootstrap steps name Vault's container and the container port published at the
+    address they use, so the script checks with `docker port` before sending a key
+    (tests/test_vault_bootstrap_docker.py runs that check against a real container)."""
+    run = shared_plan("profiles=minimal", f"phase={phase}")
+    vault = run.one(CONTAINER, "vault")
+    published = {(p.get("ip"), p["external"]): p["internal"] for p in unwrap(vault.inputs)["ports"]}
+    for step in ("vault-init", "vault-unseal"):
+        environment = run.one(COMMAND, step).inputs["environment"]
+        assert environment["DEVSTACK_VAULT_CONTAINER"] == vault.id
+        host, port = environment["VAULT_ADDR"].split("://")[1].rsplit(":", 1)
+        assert published[(host, int(port))] == int(environment["DEVSTACK_VAULT_CONTAINER_PORT"])
