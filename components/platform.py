@@ -344,8 +344,9 @@ class Platform(pulumi.ComponentResource):
             uploads += self._generated_rules()
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
-        if service.system_ca_bundle and vault_tls is TlsMode.REQUIRED:
-            # Alpine's busybox wget verifies only against this bundle (see the catalog).
+        if service.system_ca_bundle and vault_tls is not TlsMode.OFF:
+            # Alpine's busybox wget verifies only against this bundle (see the catalog): from
+            # dual mode on, when the wrapper reaches Vault over HTTPS.
             uploads.append(Upload(SYSTEM_CA_BUNDLE, self.authority.root_pem))
         if tls.command is not None:
             extra["command"] = tls.command

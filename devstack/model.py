@@ -293,9 +293,10 @@ class Service:
     host_cgroups: bool = False  # the host's cgroup tree (Docker mounts it read-only) instead of its own
     credentials: Credentials | None = None
     # The image's only HTTPS client that verifies certificates is Alpine's busybox wget (through
-    # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: once
-    # TLS is required the stack's CA is put there. Docker's upload writes through Alpine's
-    # symlink, so the public bundle behind it becomes the CA too (tests/test_system_bundle_docker):
+    # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: from
+    # dual mode on (the wrapper reaches Vault over HTTPS) the stack's CA is put there. Docker's
+    # upload writes through Alpine's symlink, so the public bundle behind it becomes the CA too
+    # (tests/test_system_bundle_docker):
     # none of these images reaches a public TLS server.
     system_ca_bundle: bool = False
     client_role: ClientRole = ClientRole.APP
