@@ -152,6 +152,8 @@ class Platform(pulumi.ComponentResource):
                 init_file=settings.vault_init_file,
                 run_id=clock.now().isoformat(),
                 container_port=VAULT.port(vault_service.host_port_name(settings.features.tls)).container,
+                # An audit trail from the operations features on (backups, DR, alerting).
+                audit_file=vault_service.AUDIT_FILE if settings.features.backups else None,
                 ca_file=settings.vault_ca_file,
                 ca_pem=ca_pem,
             ),

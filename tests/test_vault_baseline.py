@@ -225,3 +225,34 @@ def test_bootstrap_checks_the_container_behind_the_address_first(shared_plan: Pl
         assert environment["DEVSTACK_VAULT_CONTAINER"] == vault.id
         host, port = environment["VAULT_ADDR"].split("://")[1].rsplit(":", 1)
         assert published[(host, int(port))] == int(environment["DEVSTACK_VAULT_CONTAINER_PORT"])
+
+
+@pytest.mark.parametrize("phase", [0, 1, 2, 3, 4])
+def test_a_file_audit_device_on_its_own_volume_from_the_operations_features(
+    shared_plan: PlanFactory, phase: int
+) -> None:
+    """From phase 2 (the backups feature) Vault writes every request and response to a file on
+    the dev-vault-audit volume, which is protected like every data volume. Below it, no device."""
+    run = shared_plan("profiles=minimal", f"phase={phase}")
+    devices = run.by_type("vault:index/audit:Audit")
+    vault = unwrap(run.one(CONTAINER, "vault").inputs)
+    mounts = {v["volumeName"]: v["containerPath"] for v in vault["volumes"] if "volumeName" in v}
+    assert mounts["dev-vault-audit"] == "/vault/logs"
+    assert mounts["dev-vault-data"] == "/vault/data"
+    volume = run.one("docker:index/volume:Volume", "vault-audit")
+    assert volume.options["protect"]
+    assert volume.options["retain_on_delete"]
+    if phase < 2:
+        assert devices == []
+        return
+    (device,) = devices
+    assert device.inputs["type"] == "file"
+    assert device.inputs["options"] == {"file_path": "/vault/logs/audit.log"}
+    (provider,) = run.by_type("pulumi:providers:vault")
+    assert device.provider.startswith(provider.urn)
+    assert run.one(COMMAND, "vault-unseal").urn in provider.dependencies
+
+
+def test_the_audit_device_follows_the_feature_not_the_phase(shared_plan: PlanFactory) -> None:
+    assert shared_plan("profiles=minimal", "phase=1", "features=backups=true").by_type("vault:index/audit:Audit")
+    assert not shared_plan("profiles=minimal", "phase=4", "features=backups=false").by_type("vault:index/audit:Audit")

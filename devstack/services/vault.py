@@ -26,6 +26,10 @@ from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, GO_CIPHER_SUITES, KEY_FILE, TLS_DIR, with_probe
 
 CONFIG_PATH = "/vault/config/vault.hcl"
+# The file audit device (from the operations features on) writes here, on a volume of its own:
+# the image's log folder, which its entrypoint gives to the vault user before dropping root.
+AUDIT_DIR = "/vault/logs"
+AUDIT_FILE = f"{AUDIT_DIR}/audit.log"
 BOOTSTRAP_PORT = "api"  # `pulumi up` initialises and unseals Vault through it: always published
 
 
@@ -123,7 +127,7 @@ VAULT = Service(
     tier=Tier.VAULT,
     host_id=5,
     ports=(Port("api", 8200, 8200), Port("https", 8300, 8300, MIGRATION_PORT)),
-    volumes=(VolumeMount("vault-data", "/vault/data"),),
+    volumes=(VolumeMount("vault-data", "/vault/data"), VolumeMount("vault-audit", AUDIT_DIR)),
     # sys/health answers 501 (uninitialised) and 503 (sealed): only an unsealed Vault is healthy
     healthcheck=Healthcheck(
         http_probe("http://127.0.0.1:8200/v1/sys/health"),
