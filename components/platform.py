@@ -323,7 +323,8 @@ class Platform(pulumi.ComponentResource):
         if service.name in self.secrets:
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
-            plan = delivery(service, approle=identity is not None, tls=vault_tls)
+            strict = self.settings.features.strict
+            plan = delivery(service, approle=identity is not None, tls=vault_tls, strict=strict)
             command = plan.command + self._tuning_args(service) + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]

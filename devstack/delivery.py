@@ -39,14 +39,15 @@ class Delivery:
     file_owner: int  # uid that must read the uploaded token file
 
 
-def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Delivery:
+def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF, strict: bool = False) -> Delivery:
     """approle: log in with the container's own AppRole (files role-id and secret-id);
     otherwise read with the root token from a file (phase 0, the rollback target). From dual
     mode on the wrapper reaches Vault over HTTPS and verifies it against the stack's CA: on
     Vault's HTTPS port beside the plain one (dual), then on its only port (required). Every
     image the catalog delivers to has a client that verifies (curl, openssl, or busybox wget
     with the CA as its system bundle): the AppRole login and the read never cross a bridge in
-    plaintext once a certificate exists."""
+    plaintext once a certificate exists. strict: the wrapper never uses a client that would
+    show the token on its command line (busybox wget)."""
     credentials = service.credentials
     if credentials is None:
         raise ValueError(f"{service.name} has no credentials to deliver")
@@ -67,6 +68,8 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Del
     }
     if credentials.owner:
         env["DEVSTACK_SECRETS_OWNER"] = credentials.owner
+    if strict:
+        env["DEVSTACK_NO_TOKEN_ARGV"] = "1"
     if credentials.templates:
         env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}" for t in credentials.templates)
     files = (

@@ -230,3 +230,15 @@ def test_moving_vault_to_https_updates_the_provider_and_keeps_what_it_manages(
     # A replaced provider would replace every Vault resource with it: none is.
     assert not [c for c in changes.of("replace") if c.type.startswith("vault:")]
     assert not [c for c in changes.of("delete") if c.type == "vault:index/mount:Mount"]
+
+
+@pytest.mark.parametrize(("phase", "strict"), [(3, False), (4, True)])
+def test_at_strict_no_wrapper_may_show_the_token_on_a_command_line(
+    shared_plan: PlanFactory, phase: int, strict: bool
+) -> None:
+    """DEVSTACK_NO_TOKEN_ARGV=1 from the strict feature: the wrapper never falls back to busybox
+    wget (tests/test_entrypoint_ncssl_sh.py: nc + ssl_client instead, or a clear failure)."""
+    wrapped = _wrapped(shared_plan(ALL, f"phase={phase}"))
+    assert len(wrapped) > 10
+    for name, inputs in wrapped.items():
+        assert (_env(inputs).get("DEVSTACK_NO_TOKEN_ARGV") == "1") is strict, name
