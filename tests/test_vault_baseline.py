@@ -256,3 +256,24 @@ def test_a_file_audit_device_on_its_own_volume_from_the_operations_features(
 def test_the_audit_device_follows_the_feature_not_the_phase(shared_plan: PlanFactory) -> None:
     assert shared_plan("profiles=minimal", "phase=1", "features=backups=true").by_type("vault:index/audit:Audit")
     assert not shared_plan("profiles=minimal", "phase=4", "features=backups=false").by_type("vault:index/audit:Audit")
+
+
+def test_walking_from_strict_down_to_phase0_and_back(shared_plan: PlanFactory) -> None:
+    """4 -> 3 -> 2 -> 1 -> 0 -> 4 on the offline plan: the audit device goes below phase 2 and
+    comes back; vaultRootToken is exported below strict only; no step deletes or replaces a
+    volume, the KV mount or a service's secret."""
+    from tools.diff import diff_plans
+
+    walk = [4, 3, 2, 1, 0, 4]
+    runs = [shared_plan("profiles=minimal", f"phase={phase}") for phase in walk]
+    for phase, run in zip(walk, runs, strict=True):
+        assert ("vaultRootToken" in run.outputs) is (phase < 4), phase
+        assert bool(run.by_type("vault:index/audit:Audit")) is (phase >= 2), phase
+    kept = {"docker:index/volume:Volume", "vault:index/mount:Mount", "vault:kv/secretV2:SecretV2"}
+    for i in range(len(walk) - 1):
+        (before, old), (after, new) = (walk[i], runs[i]), (walk[i + 1], runs[i + 1])
+        diff = diff_plans(old, new)
+        touched = [c for c in diff.of("delete") + diff.of("replace") if c.type in kept]
+        assert touched == [], (before, after, touched)
+        audit = [c.action for c in diff.changes if c.type == "vault:index/audit:Audit"]
+        assert audit == (["delete"] if (before, after) == (2, 1) else ["create"] if (before, after) == (0, 4) else [])
