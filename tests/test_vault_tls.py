@@ -237,7 +237,7 @@ def test_at_strict_no_wrapper_may_show_the_token_on_a_command_line(
     shared_plan: PlanFactory, phase: int, strict: bool
 ) -> None:
     """DEVSTACK_NO_TOKEN_ARGV=1 from the strict feature: the wrapper never falls back to busybox
-    wget (tests/test_entrypoint_ncssl_sh.py: nc + ssl_client instead, or a clear failure)."""
+    wget (tests/test_entrypoint_token_argv_sh.py: nc + ssl_client instead, or a clear failure)."""
     wrapped = _wrapped(shared_plan(ALL, f"phase={phase}"))
     assert len(wrapped) > 10
     for name, inputs in wrapped.items():

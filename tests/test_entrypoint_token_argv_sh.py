@@ -1,5 +1,5 @@
-"""scripts/entrypoint.sh's busybox nc + ssl_client path to an HTTPS Vault: no token on any
-command line.
+"""scripts/entrypoint.sh's HTTPS clients and the Vault token: on no command line, ever (the
+busybox nc + ssl_client path, and curl and openssl s_client).
 
 In Alpine images the only verifying HTTPS client is busybox wget handing TLS to Alpine's
 ssl_client, and wget takes the Vault token only as an argument, which any local user can list.
@@ -32,6 +32,7 @@ from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
 from tests.fakevault import FakeVault
 from tests.planpki import server_files
 from tests.test_entrypoint_approle_sh import POLICY, AppRoleBox
+from tests.test_entrypoint_https_sh import VERIFYING
 from tests.test_entrypoint_sh import BUSYBOX, DASH, SECRET, Variant, make_toolbox
 from tests.testpki import make_pki
 
@@ -226,3 +227,23 @@ def test_the_watch_sees_a_command_line_while_it_runs() -> None:
     with CommandLines() as lines:
         subprocess.run(["sh", "-c", "sleep 0.3", "hvs.planted-token"], check=True, timeout=10)
     assert lines.holding("hvs.planted-token")
+
+
+@pytest.mark.parametrize("variant", VERIFYING, ids=[v.id for v in VERIFYING])
+def test_curl_and_openssl_show_no_token_while_a_request_is_in_flight(
+    variant: Variant, toolboxes: Path, tmp_path: Path, vault: FakeVault, plan_vault: Path
+) -> None:
+    """Debian's curl and openssl s_client, with the plan's leaf and CA: each request is held
+    0.3 s by the fake, and the watch reads every command line meanwhile."""
+    if variant.tools[-1] == "openssl" and shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    box = AppRoleBox(variant, make_toolbox(toolboxes, variant), tmp_path)
+    role_id, secret_id = vault.create_role("postgres", ["postgres"]), vault.create_secret_id("postgres")
+    box.give_ids(role_id, secret_id)
+    vault.before_request = lambda *_: time.sleep(0.3)
+    run, lines = _run(box, vault, plan_vault)
+    assert run.returncode == 0, run.stderr  # type: ignore[attr-defined]
+    assert lines.holding(variant.tools[-1])  # the client's own command line was seen
+    assert vault.tokens
+    for value in (*vault.tokens, role_id, secret_id):
+        assert lines.holding(value) == [], value
