@@ -111,7 +111,10 @@ def _port_cell(service: Service, published: _Published, bind: str) -> str:
 
 def _credentials_cell(service: Service, keys: tuple[str, ...], systems: tuple[str, ...]) -> str:
     if service is VAULT:
-        return "root token: `pulumi stack output vaultRootToken --show-secrets`"
+        return (
+            "root token: the recovery file `~/.config/devstack/<stack>/vault-init.json`"
+            " (before phase 4 also `pulumi stack output vaultRootToken --show-secrets`)"
+        )
     if not keys:
         return "none"
     own = [k for k in keys if not any(k in (f"{s}_user", f"{s}_password") for s in systems)]
