@@ -36,11 +36,12 @@ class Delivery:
     file_owner: int  # uid that must read the uploaded token file
 
 
-def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Delivery:
+def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF, run_as_uid: int | None = None) -> Delivery:
     """approle: log in with the container's own AppRole (files role-id and secret-id);
     otherwise read with the root token from a file (phase 0, the rollback target). Once TLS is
     required the wrapper reaches Vault over HTTPS and verifies it against the stack's CA (in
-    dual mode the plain listener still serves it while HTTPS is offered beside)."""
+    dual mode the plain listener still serves it while HTTPS is offered beside). run_as_uid: the
+    user the container runs as when it is not the image's own (the hardening feature)."""
     credentials = service.credentials
     if credentials is None:
         raise ValueError(f"{service.name} has no credentials to deliver")
@@ -62,8 +63,9 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Del
         "DEVSTACK_TEMPLATE_DIR": TEMPLATE_DIR,
         **credentials.env,
     }
-    if credentials.owner:
-        env["DEVSTACK_SECRETS_OWNER"] = credentials.owner
+    uid = credentials.run_as_uid if run_as_uid is None else run_as_uid
+    if credentials.owner and uid == 0:
+        env["DEVSTACK_SECRETS_OWNER"] = credentials.owner  # the wrapper runs as root and gives them away
     if credentials.templates:
         env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}" for t in credentials.templates)
     files = (
@@ -71,12 +73,12 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Del
         *(ConfigFile(f"{TEMPLATE_DIR}/{t.name}", t.content) for t in credentials.templates),
     )
     # 0711: the image's own user (after it drops root) may open its files but not list them.
-    tmpfs = {SECRETS_DIR: f"rw,noexec,nosuid,size=1m,mode=0711,uid={credentials.run_as_uid}"}
+    tmpfs = {SECRETS_DIR: f"rw,noexec,nosuid,size=1m,mode=0711,uid={uid}"}
     return Delivery(
         entrypoint=("/bin/sh", WRAPPER_PATH),
         command=credentials.entrypoint,
         env=MappingProxyType(env),
         files=files,
         tmpfs=MappingProxyType(tmpfs),
-        file_owner=credentials.run_as_uid,
+        file_owner=uid,
     )

@@ -88,8 +88,8 @@ MUTATIONS = (
     Mutation(
         "secret-in-label",
         "a credential in a container label",
-        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],",
-        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]"
+        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())],",
+        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())]"
         ' + [docker.ContainerLabelArgs(label="devstack.debug", value=u.content)'
         ' for u in args.uploads if u.permissions == "0400"],',
         (EXPOSURE, "-k", "docker_inspect and full_reference_127"),
@@ -97,8 +97,8 @@ MUTATIONS = (
     Mutation(
         "secret-in-label-unmarked",
         "a credential in a container label, no longer tracked as a secret (only its value shows it)",
-        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],",
-        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]"
+        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())],",
+        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())]"
         ' + [docker.ContainerLabelArgs(label="devstack.debug", value=pulumi.Output.unsecret(u.content))'
         ' for u in args.uploads if u.permissions == "0400"],',
         (EXPOSURE, "-k", "docker_inspect and full_reference_127"),

@@ -12,6 +12,7 @@ from devstack.model import (
     ClientRole,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -79,6 +80,8 @@ def exporter(index: int) -> Service:
         healthcheck=Healthcheck(http_probe("http://127.0.0.1:9121/health")),
         limits=Limits(0.25, 32),
         profiles=FULL,
+        # oliver006/redis_exporter: USER 59000:59000 in its Dockerfile.
+        hardening=Hardening(user="59000:59000"),
         depends_on=("vault", f"redis-{index}"),
         flows=(VAULT_FLOW, Flow(f"redis-{index}", "redis")),
         env=MappingProxyType(

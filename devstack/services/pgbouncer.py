@@ -12,6 +12,7 @@ from devstack.model import (
     ConfigFile,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Port,
@@ -101,6 +102,8 @@ PGBOUNCER = Service(
     healthcheck=Healthcheck(("CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"), interval="15s"),
     limits=Limits(0.5, 64),
     profiles=MIN_UP,
+    # edoburu/pgbouncer: USER postgres, Alpine's uid and gid 70.
+    hardening=Hardening(user="70:70"),
     depends_on=("vault", POSTGRES.name),
     flows=(VAULT_FLOW, Flow(POSTGRES.name, "postgres")),
     client_role=ClientRole.AUTH,

@@ -27,6 +27,7 @@ from devstack.model import (
     ConfigFile,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Login,
@@ -298,6 +299,9 @@ def node(index: int, host_id: int, host_port: int | None, tls_host_port: int | N
         ),
         limits=Limits(1, 64, weight=1),
         profiles=MIN_UP if index == 1 else STD_UP,
+        # redis (Alpine): addgroup -g 1000 redis, adduser -u 999 in its Dockerfile; its entrypoint
+        # steps down with su-exec only when started as root.
+        hardening=Hardening(user="999:1000"),
         depends_on=("vault",),
         flows=(VAULT_FLOW, *(Flow(f"redis-{n}", p) for n in others for p in ("redis", "bus"))),
         # The node's config has no secret; its users (verifiers only) come as a file.
