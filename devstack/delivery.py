@@ -67,7 +67,7 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF, run_as
     if credentials.owner and uid == 0:
         env["DEVSTACK_SECRETS_OWNER"] = credentials.owner  # the wrapper runs as root and gives them away
     if credentials.templates:
-        env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}" for t in credentials.templates)
+        env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}:0400:{t.syntax}" for t in credentials.templates)
     files = (
         ConfigFile(WRAPPER_PATH, WRAPPER_SOURCE.read_text()),
         *(ConfigFile(f"{TEMPLATE_DIR}/{t.name}", t.content) for t in credentials.templates),

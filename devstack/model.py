@@ -109,6 +109,17 @@ class SecretField:
     fixed: str | None = None  # a non-secret value kept beside the passwords (a user name); None: generated
 
 
+class ValueSyntax(StrEnum):
+    """How the wrapper writes a secret value into a template's file format (scripts/entrypoint.sh),
+    so that no value (a newline, a quote, a comment sign) can add a line or end a string early."""
+
+    LINE = "line"  # as is; a value with a control character is refused
+    JSON = "json"  # escaped for inside a JSON string: "{{key}}"
+    REDIS = "redis"  # escaped for inside a double-quoted Redis config string: "{{key}}"
+    DOUBLED = "doubled"  # inside "...", a quote doubled (PgBouncer's auth_file); control characters refused
+    CUTTLEFISH = "cuttlefish"  # a RabbitMQ .conf value (no escapes): only what it keeps as written
+
+
 @dataclass(frozen=True)
 class Template:
     """A file the wrapper renders from the service's secret ({{key}} placeholders)."""
@@ -116,6 +127,7 @@ class Template:
     name: str
     dest: str
     content: str
+    syntax: ValueSyntax  # the file's format, for each value written into it
 
 
 SECRETS_DIR = "/run/devstack"  # a tmpfs: secret files never touch a disk

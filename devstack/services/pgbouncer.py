@@ -20,6 +20,7 @@ from devstack.model import (
     Template,
     Tier,
     TlsSupport,
+    ValueSyntax,
     account_user,
 )
 from devstack.phases import TlsMode
@@ -110,7 +111,14 @@ PGBOUNCER = Service(
     # pgbouncer.ini is uploaded (no secret in it); the image's entrypoint leaves an existing one alone.
     credentials=Credentials(
         entrypoint=("/entrypoint.sh", "/usr/bin/pgbouncer", INI_PATH),
-        templates=(Template("userlist.txt", f"{SECRETS_DIR}/userlist.txt", '"pgbouncer" "{{postgres_password}}"\n'),),
+        templates=(
+            Template(
+                "userlist.txt",
+                f"{SECRETS_DIR}/userlist.txt",
+                '"pgbouncer" "{{postgres_password}}"\n',
+                ValueSyntax.DOUBLED,
+            ),
+        ),
         run_as_uid=70,
     ),
     system_ca_bundle=True,

@@ -30,6 +30,7 @@ from devstack.model import (
     Tier,
     TlsSupport,
     Tuning,
+    ValueSyntax,
     VolumeMount,
 )
 from devstack.phases import TlsMode
@@ -252,6 +253,7 @@ RABBITMQ = Service(
                 "rabbitmq.conf",
                 f"{SECRETS_DIR}/rabbitmq.conf",
                 "default_user = {{user}}\ndefault_pass = {{password}}\ndefault_vhost = {{vhost}}\n",
+                ValueSyntax.CUTTLEFISH,
             ),
         ),
         owner="rabbitmq:rabbitmq",

@@ -39,6 +39,7 @@ from devstack.model import (
     Tier,
     TlsSupport,
     Tuning,
+    ValueSyntax,
     VolumeMount,
     shell,
 )
@@ -308,7 +309,7 @@ def node(index: int, host_id: int, host_port: int | None, tls_host_port: int | N
         credentials=Credentials(
             entrypoint=("docker-entrypoint.sh", "redis-server", CONF_PATH),
             fields=(SecretField("password"),),
-            templates=(Template("masterauth.conf", MASTERAUTH_CONF, "masterauth {{password}}\n"),),
+            templates=(Template("masterauth.conf", MASTERAUTH_CONF, 'masterauth "{{password}}"\n', ValueSyntax.REDIS),),
             owner="redis:redis",
             shared_with="redis-cluster",
         ),
