@@ -205,6 +205,7 @@ def _pgbouncer_login(text: str, user: str, password: str, scratch: Path) -> bool
     )
     try:
         env = {"PATH": os.environ["PATH"], "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "3", "PGSSLMODE": "disable"}
+        answer = None
         for _ in range(60):
             answer = subprocess.run(
                 [
@@ -233,7 +234,7 @@ def _pgbouncer_login(text: str, user: str, password: str, scratch: Path) -> bool
             if "password authentication failed" in answer.stderr or "authentication failed" in answer.stderr:
                 return False
             time.sleep(0.1)
-        raise AssertionError(f"pgbouncer did not answer: {answer.stderr}")
+        raise AssertionError(f"pgbouncer did not answer: {answer.stderr if answer else ''}")
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
