@@ -192,6 +192,34 @@ MUTATIONS = (
         "if name]",
         ("tests/test_rollback.py",),
     ),
+    Mutation(
+        "template-value-raw",
+        "the wrapper writes a secret value into a template as is (issue 16: a newline adds a line)",
+        "            text = text enc(VAL[k], syn, name, k)",
+        "            text = text VAL[k]",
+        ("tests/test_template_injection.py", "-k", "hostile"),
+    ),
+    Mutation(
+        "cuttlefish-hash-kept",
+        "a # in a RabbitMQ .conf value, where cuttlefish starts a comment and cuts the value",
+        'else if (syn == "cuttlefish" && c == "#") why = "a #, where the file starts a comment"',
+        'else if (0) why = ""',
+        ("tests/test_template_injection.py", "-k", "hostile"),
+    ),
+    Mutation(
+        "hardening-no-pid-limit",
+        "the hardening feature without its PID limit",
+        "        pids_limit=entry.pids,\n",
+        "",
+        ("tests/test_hardening.py", "tests/test_crossguard_plan.py", "-k", "phase_4 or every_phase"),
+    ),
+    Mutation(
+        "hardening-caps-kept",
+        "hardened containers keep Docker's default capabilities (NET_RAW among them)",
+        'drops=("ALL",),\n        read_only=read_only,',
+        "drops=(),\n        read_only=read_only,",
+        ("tests/test_hardening_docker.py", "-k", "engine_runs"),
+    ),
 )
 
 
