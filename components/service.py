@@ -157,6 +157,7 @@ class ServiceContainer(pulumi.ComponentResource):
             user=hardening.user,
             read_only=hardening.read_only or None,
             security_opts=list(hardening.security_opts) or None,
+            sysctls=dict(hardening.sysctls) or None,
             cgroupns_mode="host" if service.host_cgroups else None,
             healthcheck=_healthcheck(args.healthcheck or service.healthcheck),
             # A new limit is an in-place update of the running container (tools/engine/provider_rules).

@@ -24,6 +24,9 @@ from devstack.phases import TlsMode
 from devstack.services.vault import VAULT
 
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
+# Docker lets every group open ICMP datagram sockets ("ping sockets") in a container, which send
+# echo requests without NET_RAW; this empty range (first above last) lets no group.
+NO_PING_SOCKETS = MappingProxyType({"net.ipv4.ping_group_range": "1 0"})
 FORBIDDEN = frozenset({"NET_RAW", "ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "NET_ADMIN"})
 UPLOADS_REASON = (
     "the Docker provider uploads its files through the container's root directory, which the "
@@ -49,6 +52,7 @@ class ContainerHardening:
     security_opts: tuple[str, ...] = ()
     pids_limit: int | None = None
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def uid(self) -> int | None:
@@ -103,6 +107,7 @@ def container_hardening(service: Service, on: bool, uploads: bool) -> ContainerH
         security_opts=(NO_NEW_PRIVILEGES,),
         pids_limit=entry.pids,
         env=entry.env,
+        sysctls=NO_PING_SOCKETS,
     )
 
 

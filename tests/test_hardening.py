@@ -129,6 +129,7 @@ def test_the_phase_4_plan_ships_every_item(shared_plan: PlanFactory) -> None:
         assert inputs["capabilities"]["drops"] == ["ALL"], name
         assert inputs["capabilities"].get("adds", []) == sorted(g.capability for g in entry.capabilities), name
         assert inputs.get("user") == entry.user, name
+        assert inputs["sysctls"] == {"net.ipv4.ping_group_range": "1 0"}, name  # no ICMP datagram socket
         labels = {e["label"]: e["value"] for e in inputs["labels"]}
         assert labels[PIDS_LABEL] == str(entry.pids), name
         line = shlex.join(["docker", "update", "--pids-limit", str(entry.pids), name])

@@ -52,6 +52,7 @@ def _hardening(inputs: Mapping[str, Any]) -> tuple[Any, ...]:
         tuple(sorted((inputs.get("tmpfs") or {}).items())),
         tuple(inputs.get("securityOpts") or ()),
         int(labels[PIDS_LABEL]),
+        tuple(sorted((inputs.get("sysctls") or {}).items())),
     )
 
 
@@ -70,12 +71,13 @@ def _planned(shared_plan: PlanFactory) -> tuple[dict[tuple[Any, ...], list[str]]
 
 
 def _run_options(kind: tuple[Any, ...]) -> list[str]:
-    user, adds, drops, read_only, tmpfs, options, _pids = kind
+    user, adds, drops, read_only, tmpfs, options, _pids, sysctls = kind
     args = [f"--user={user}"] if user else []
     args += [f"--cap-drop={c}" for c in drops] + [f"--cap-add={c}" for c in adds]
     args += ["--read-only"] if read_only else []
     args += [f"--tmpfs={path}:{opts}" for path, opts in tmpfs]
     args += [f"--security-opt={o}" for o in options]
+    args += [f"--sysctl={key}={value}" for key, value in sysctls]
     return args
 
 
@@ -106,7 +108,8 @@ def test_the_engine_runs_every_planned_hardening_as_shipped(busybox_image: str, 
     kinds, commands = _planned(shared_plan)
     assert sum(len(services) for services in kinds.values()) == 24
     for index, (kind, services) in enumerate(sorted(kinds.items(), key=str)):
-        user, adds, _drops, read_only, tmpfs, _options, pids = kind
+        user, adds, _drops, read_only, tmpfs, _options, pids, sysctls = kind
+        assert dict(sysctls) == {"net.ipv4.ping_group_range": "1 0"}, services
         name = f"{PREFIX}-{index}"
         with _container(busybox_image, name, _run_options(kind)):
             # The plan's own `docker update` line, aimed at the stand-in (only the name differs).
@@ -128,6 +131,7 @@ def test_the_engine_runs_every_planned_hardening_as_shipped(busybox_image: str, 
             code, out = _exec(name, "ping -c 1 -W 1 127.0.0.1 2>&1")
             assert code != 0, (services, out)
             assert "permission denied" in out.lower(), (services, out)
+            assert not _ping_socket(name, 65534), services
             for path, _ in tmpfs:
                 code, out = _exec(name, f"touch {path}/probe 2>&1")
                 assert code == 0, (services, path, out)
@@ -144,6 +148,34 @@ def test_ping_needs_net_raw_which_no_container_keeps(busybox_image: str) -> None
         assert _exec(name, "ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1")[0] == 0
     with _container(busybox_image, f"{PREFIX}-noraw", options) as name:
         assert _exec(name, "ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1")[0] != 0
+
+
+_PING_SOCKET = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)"
+
+
+def _ping_socket(name: str, gid: int) -> bool:
+    """Whether a process of the group may open an ICMP datagram socket (echo without NET_RAW) in
+    the container's network namespace: this host's Python, entered into it (the stand-in has none)."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", name).strip()
+    result = subprocess.run(
+        ["nsenter", "-t", pid, "-n", "setpriv", f"--regid={gid}", "--clear-groups", sys.executable, "-c", _PING_SOCKET],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0 or "PermissionError" in result.stderr, result.stderr
+    return result.returncode == 0
+
+
+def test_ping_sockets_are_closed_by_the_sysctl_alone(busybox_image: str) -> None:
+    """Docker opens ICMP datagram sockets to every group; the plan's sysctl closes them."""
+    options = ["--cap-drop=ALL", "--security-opt=no-new-privileges:true"]
+    with _container(busybox_image, f"{PREFIX}-pingsock", options) as name:
+        assert _ping_socket(name, 65534)
+    closed = [*options, "--sysctl=net.ipv4.ping_group_range=1 0"]
+    with _container(busybox_image, f"{PREFIX}-nopingsock", closed) as name:
+        assert not _ping_socket(name, 65534)
 
 
 def test_forking_beyond_the_pid_limit_fails(busybox_image: str) -> None:
