@@ -89,7 +89,7 @@ class Platform(pulumi.ComponentResource):
         # service that leaves a profile and comes back finds the passwords its volume holds.
         self.accounts = client_accounts(SERVICES)
         self.secrets = self._service_secrets()
-        self.identities = self._identities() if settings.features.approle else {}
+        self.identities = self._identities(selected) if settings.features.approle else {}
 
         self.services = {}
         self.account_setups: dict[str, AccountSetup] = {}
@@ -278,9 +278,10 @@ class Platform(pulumi.ComponentResource):
         hardening = container_hardening(service, self.settings.features.hardening, uploads=True)
         return image_uid if hardening.uid is None else hardening.uid
 
-    def _identities(self) -> dict[str, ServiceIdentity]:
-        """Phase 1: one AppRole per container identity, bound to its static address, plus
-        `management` for host tooling (no container, so no address to bind)."""
+    def _identities(self, selected: tuple[Service, ...]) -> dict[str, ServiceIdentity]:
+        """Phase 1: one AppRole per running container with a secret, bound to its static
+        address, plus `management` for host tooling (no container, so no address to bind).
+        A service outside the profiles has no identity: nothing could log in with it."""
         settings = self.settings
         backend = vault.AuthBackend(
             "approle",
@@ -292,7 +293,8 @@ class Platform(pulumi.ComponentResource):
         days = settings.secret_id_rotation_days
         rotation = f"{days}d-{clock.period(days)}"
         identities = {}
-        for name in [*self.secrets, MANAGEMENT]:
+        running = {s.name for s in selected}
+        for name in [*(n for n in self.secrets if n in running), MANAGEMENT]:
             service = SERVICES_BY_NAME.get(name)
             cidrs = (f"{settings.static_ip(service)}/32",) if service else ()
             identities[name] = ServiceIdentity(

@@ -91,7 +91,8 @@ def test_policy_grants_nothing_under_sys_auth_or_write(identity: str) -> None:
 
 
 def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> None:
-    matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference"))
+    # Every catalog service runs (the Redis replicas only behind their switch): every identity.
+    matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true"))
     assert set(matrix) == IDENTITIES
     for identity, access in matrix.items():
         expected = [] if identity == "management" else [f"secret/data/{identity}"]
@@ -102,22 +103,33 @@ def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> 
         assert not any(access.escalations.values()), identity
 
 
+def test_an_identity_exists_only_for_a_container_that_runs(shared_plan: PlanFactory) -> None:
+    run = shared_plan("phase=1")  # standard: no Grafana, Vector, APIs or exporters
+    running = {r.inputs["name"].removeprefix("dev-") for r in run.by_type(CONTAINER)}
+    roles = {r.name for r in run.by_type(ROLE)}
+    assert roles == (IDENTITIES & running) | {"management"}
+    assert {r.name for r in run.by_type(POLICY)} == roles
+    assert {r.name for r in run.by_type(SECRET_ID)} == roles
+    assert not {"grafana", "vector", "api-first"} & roles
+    assert {"postgres", "forgejo"} <= roles
+
+
 def test_access_matrix_flags_a_broad_policy(plan: PlanFactory) -> None:
     run = plan("phase=1")
     policy = run.one(POLICY, "forgejo")
     policy.inputs = {**policy.inputs, "policy": 'path "secret/data/*" { capabilities = ["read"] }\n'}
-    role = run.one(ROLE, "vector")
+    role = run.one(ROLE, "mongodb")
     role.inputs = {**role.inputs, "tokenNoDefaultPolicy": False}
     matrix = access_matrix(run)
     assert "secret/data/postgres" in matrix["forgejo"].reads
     assert any("outside its own path" in f for f in matrix["forgejo"].flags)
     assert "reads secret/data/postgres" in matrix["forgejo"].flags
-    assert "Vault's default policy is attached" in matrix["vector"].flags
+    assert "Vault's default policy is attached" in matrix["mongodb"].flags
     assert matrix["postgres"].flags == []
 
 
 def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory) -> None:
-    run = shared_plan("phase=1", "profiles=full,reference")
+    run = shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true")
     roles = {r.inputs["roleName"]: r.inputs for r in run.by_type(ROLE)}
     assert set(roles) == IDENTITIES
     for name, role in roles.items():
@@ -182,7 +194,7 @@ def test_phase0_keeps_root_token_mode(shared_plan: PlanFactory) -> None:
 
 
 def test_sub_step_1a_is_a_feature_override(shared_plan: PlanFactory) -> None:
-    run = shared_plan("phase=0", "features=approle=true")
+    run = shared_plan("phase=0", "features=approle=true", "profiles=full,reference", "redisReplicas=true")
     assert {r.inputs["roleName"] for r in run.by_type(ROLE)} == IDENTITIES
 
 
