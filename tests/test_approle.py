@@ -138,10 +138,11 @@ def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory)
         assert role["tokenTtl"] <= 3600
         assert role["tokenMaxTtl"] <= 86400
         assert 0 < role["secretIdTtl"] <= 30 * 86400
-        if name != "management":
-            bound = [f"{plan_address(run, name)}/32"]
-            assert role["secretIdBoundCidrs"] == bound, name
-            assert role["tokenBoundCidrs"] == bound
+        bound = [f"{plan_address(run, name)}/32"] if name != "management" else _gateways_of_vault(run)
+        assert role["secretIdBoundCidrs"] == bound, name
+        assert role["tokenBoundCidrs"] == bound
+    (management,) = [r for r in run.by_type(SECRET_ID) if r.inputs["roleName"] == "management"]
+    assert management.inputs["cidrLists"] == _gateways_of_vault(run)
     # Each secret_id reaches its own container only, as the 0400 file (the management one,
     # which has no container, is a stack output): observed in the program's uploads.
     uploads = {
@@ -158,6 +159,21 @@ def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory)
         upload = uploads[holders[0]][SECRET_ID_PATH]
         assert upload["content"] == value
         assert upload["permissions"] == "0400"
+
+
+def _gateways_of_vault(run) -> list[str]:
+    """The gateway of each network the plan attaches dev-vault to, as /32s: where this machine's
+    connections to a published port come from (tests/test_host_address_docker.py shows it)."""
+    vault = unwrap(run.one(CONTAINER, "vault").inputs)
+    names = {a["name"] for a in vault["networksAdvanced"]}
+    gateways = [
+        config["gateway"]
+        for network in run.by_type("docker:index/network:Network")
+        if network.inputs["name"] in names
+        for config in network.inputs["ipamConfigs"]
+    ]
+    assert len(gateways) == len(names) >= 1
+    return sorted(f"{g}/32" for g in gateways)
 
 
 def plan_address(run, name: str) -> str:

@@ -4,6 +4,7 @@ suite without running a test twice; ShellCheck and the secret scan find what the
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -203,11 +204,12 @@ def test_the_secret_scan_allows_exactly_the_listed_values(tmp_path: Path) -> Non
     )
     with (repo / "tests" / "test_tls_mocks.py").open("a") as test_file:
         test_file.write(f"\nFIXTURE = '''{key.decode()}'''\n")
+    planted = secrets.token_hex(16)  # made here: a planted key committed to this repository would leak
     with (repo / "tools" / "engine" / "values.py").open("a") as values:
-        values.write('\nAPI_KEY = "9f3c2a7be41d4c0e8a5b6d7c8e9f0a1b"\n')
+        values.write(f'\nAPI_KEY = "{planted}"\n')
     _commit(repo)
     leaked = subprocess.run([*scan, "-v"], cwd=repo, capture_output=True, text=True, check=False)
     assert leaked.returncode == 1
     found = [line.split(":", 1)[1].strip() for line in leaked.stdout.splitlines() if line.startswith("RuleID:")]
     assert sorted(found) == ["generic-api-key", "private-key"], leaked.stdout
-    assert "9f3c2a7be41d4c0e8a5b6d7c8e9f0a1b" not in leaked.stdout  # --redact: the log never shows it
+    assert planted not in leaked.stdout  # --redact: the log never shows it
