@@ -95,3 +95,15 @@ def test_access_command_shows_the_provisioner_at_strict_only(capsys: pytest.Capt
     assert PROVISIONER not in json.loads(capsys.readouterr().out)
     assert main(["access", "--set", "phase=3"]) == 0
     assert "provisioner" not in capsys.readouterr().out
+
+
+def test_policy_suffices_for_the_provider_on_the_walk_4_to_0(shared_plan: PlanFactory) -> None:
+    """Every phase's Vault resources, each step's creates and deletes alike, are within the
+    policy: the provider could stay the provisioner on the way back. Phase 0's containers still
+    read with a root token, which is why the way back is not built yet (docs/vault.md)."""
+    policy = policy_document(PROVISIONER)
+    for phase in (4, 3, 2, 1, 0):
+        run = shared_plan("profiles=full,reference", "redisReplicas=true", f"phase={phase}")
+        access = provisioner_access(run, policy)
+        assert access.missing == [], phase
+        assert not any(access.escalations.values()), phase
