@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from devstack.accounts import validate_name
+from devstack.backups import BACKUP_USER, PREAMBLE
 from devstack.model import (
     MIN_UP,
     PLAIN_BESIDE_TLS,
@@ -21,6 +22,7 @@ from devstack.model import (
     TLS_PORT,
     USERS_FILE_KEY,
     AccountServer,
+    Backup,
     ClientRole,
     ClusterMember,
     ConfigContext,
@@ -30,6 +32,7 @@ from devstack.model import (
     Healthcheck,
     Limits,
     Login,
+    Part,
     Port,
     SecretField,
     ServerTls,
@@ -173,6 +176,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 class RedisRole(StrEnum):
     APP = "app"  # data commands on its own keys (<name>:*) and channels only
     EXPORTER = "exporter"  # read-only monitoring as redis_exporter needs it; no data access
+    BACKUP = "backup"  # the management's: the RDB through the replication handshake, the key count
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,10 @@ _REDIS_EXPORTER_RULES = (
     " +slowlog|get +slowlog|len +latency|latest +latency|histogram"
 )
 
+# What `redis-cli --rdb` sends (REPLCONF capa/rdb-only, then SYNC) and the key count; no key,
+# no channel, nothing else: it cannot read a single value by name nor change anything.
+_REDIS_BACKUP_RULES = "resetkeys resetchannels -@all +auth +hello +ping +replconf +sync +psync +dbsize"
+
 # Data commands on the client's own keys and channels; cluster topology for cluster clients; no
 # @admin or @dangerous command (KEYS, FLUSH*, CONFIG, DEBUG, SORT, MIGRATE, CLIENT KILL, INFO, ...)
 # and nothing that changes server-wide state (FUNCTION LOAD/DELETE/FLUSH, SCRIPT FLUSH/KILL).
@@ -245,6 +253,8 @@ def redis_acl_lines(admin_password_sha256: str, users: Sequence[RedisUser]) -> l
         verifier = f"#{user.password_sha256}"
         if user.role is RedisRole.EXPORTER:
             lines.append(f"user {user.name} reset on {verifier} {_REDIS_EXPORTER_RULES}")
+        elif user.role is RedisRole.BACKUP:
+            lines.append(f"user {user.name} reset on {verifier} {_REDIS_BACKUP_RULES}")
         else:
             scope = f"resetkeys ~{user.name}:* resetchannels &{user.name}:*"
             lines.append(f"user {user.name} reset on {verifier} {scope} {_REDIS_APP_CATEGORIES}")
@@ -253,17 +263,81 @@ def redis_acl_lines(admin_password_sha256: str, users: Sequence[RedisUser]) -> l
 
 def users_file(admin_password: str, logins: Sequence[Login]) -> str:
     """A node's ACL file: the admin and each client, by password verifier only."""
+    roles = {ClientRole.MONITOR: RedisRole.EXPORTER, ClientRole.BACKUP: RedisRole.BACKUP}
     users = [
-        RedisUser.with_password(
-            client.user, password, RedisRole.EXPORTER if client.role is ClientRole.MONITOR else RedisRole.APP
-        )
+        RedisUser.with_password(client.user, password, roles.get(client.role, RedisRole.APP))
         for client, password in logins
     ]
     return "\n".join(redis_acl_lines(sha256_hex(admin_password), users)) + "\n"
 
 
+# --- Backups: each node's RDB, through the backup user's replication handshake ------------------
+
+# The node's own plain port in its container; the tests name their loopback port in REDIS_PORT.
+_REDIS_CLI = 'redis-cli -p "${REDIS_PORT:-6379}" --no-auth-warning'
+
+
+def _redis_fingerprint(part: Part, on_side: bool) -> str:
+    """The keys the node holds, or (on the side) the keys of the restored RDB once a scratch
+    redis-server on a private socket has loaded it: the RDB's own CRC64 guards its content."""
+    if not on_side:
+        return (
+            PREAMBLE
+            + f"""n=$(printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass DBSIZE)
+printf 'keys\\t%s\\t-\\n' "$n"
+"""
+        )
+    return (
+        PREAMBLE
+        + f"""dir="${{REDIS_SIDE_DIR:-/data}}/{SIDE_DIR}"
+redis-server --port 0 --unixsocket "$secrets/side.sock" --dir "$dir" --dbfilename dump.rdb \\
+    --appendonly no --save '' --daemonize no --logfile "$secrets/side.log" </dev/null &
+side=$!
+tries=0
+until redis-cli -s "$secrets/side.sock" PING >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 100 ] || ! kill -0 "$side" 2>/dev/null; then cat "$secrets/side.log" >&2; exit 1; fi
+    sleep 0.1
+done
+n=$(redis-cli -s "$secrets/side.sock" DBSIZE)
+redis-cli -s "$secrets/side.sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+wait "$side" || true
+printf 'keys\\t%s\\t-\\n' "$n"
+"""
+    )
+
+
+SIDE_DIR = "devstack-restore"  # in the node's data volume: the RDB a restore checks
+
+
+def _redis_restore(part: Part) -> str:
+    """The RDB (the rest of stdin) into the side directory, checked by redis-check-rdb."""
+    return (
+        PREAMBLE
+        + """dir="${REDIS_SIDE_DIR:-/data}/%s"
+rm -rf "$dir" && mkdir -p "$dir"
+cat > "$dir/dump.rdb"
+redis-check-rdb "$dir/dump.rdb" >"$secrets/check.log" 2>&1 || { cat "$secrets/check.log" >&2; exit 1; }
+"""
+        % SIDE_DIR
+    )
+
+
+BACKUP = Backup(
+    parts="printf 'dump.rdb\\t\\n'",
+    dump=lambda part: (
+        PREAMBLE + f"printf '%s\\n' \"$password\" | {_REDIS_CLI} --user {BACKUP_USER} --askpass --rdb -\n"
+    ),
+    fingerprint=_redis_fingerprint,
+    restore=_redis_restore,
+    swap=None,  # loading an RDB into a live cluster node is done by hand (docs/backups.md)
+    discard=lambda part: 'rm -rf "${REDIS_SIDE_DIR:-/data}/%s"\n' % SIDE_DIR,
+    version="redis-cli --version",
+)
+
+
 # A cluster client is redirected to whichever node holds a key: it has an account on every node.
-SERVES = AccountServer("redis", port="redis", users_file=users_file, every_node=True)
+SERVES = AccountServer("redis", port="redis", users_file=users_file, every_node=True, backup_roles=(ClientRole.BACKUP,))
 
 # --- The catalog entries --------------------------------------------------------------------------
 
@@ -312,6 +386,7 @@ def node(index: int, host_id: int, host_port: int | None, tls_host_port: int | N
         tls=TlsSupport(owner=999, settings=_tls),
         config_files=_config_files,
         serves=SERVES,
+        backup=BACKUP,
         cluster=ClusterMember(plain_port="redis", tls_port="tls"),
         tuning=_tuning,
     )
