@@ -225,31 +225,56 @@ def test_mariadb_round_trip(mariadb: MariaDb, repo: Restic) -> None:
 # --- Redis ------------------------------------------------------------------------------------
 
 
-def test_redis_rdb_is_backed_up_by_the_backup_user_and_verified(repo: Restic) -> None:
-    try:
-        context = scratch(shipped("redis-1", "phase=2", "profiles=minimal"))
-        with context as s, start_redis(s):
-            from tests.realservers import RespConnection
+def _redis_keys(port: int, admin: str) -> dict[str, object]:
+    from tests.realservers import RespConnection
 
-            admin = vault_secrets("phase=2", "profiles=minimal")["redis-1"]["password"]
-            with RespConnection(s.port(6379)) as redis:
+    with RespConnection(port) as redis:
+        assert redis.call("AUTH", admin) == "OK"
+        keys = redis.call("KEYS", "*")
+        assert isinstance(keys, list)
+        return {str(k): redis.call("DUMP", k.decode() if isinstance(k, bytes) else str(k)) for k in keys}
+
+
+def test_redis_round_trip_through_the_backup_and_restore_users(repo: Restic) -> None:
+    from tests.realservers import RespConnection
+
+    plan = ("phase=2", "profiles=minimal")
+    try:
+        with scratch(shipped("redis-1", *plan)) as s, start_redis(s):
+            port, admin = s.port(6379), vault_secrets(*plan)["redis-1"]["password"]
+            with RespConnection(port) as redis:
                 assert redis.call("AUTH", admin) == "OK"
                 for i in range(ROWS):
                     redis.call("SET", f"k:{i}", f"v{i}" * 10)
-            management = vault_secrets("phase=2", "profiles=minimal")["management"]
-            passwords = {BACKUP_USER: management["redis_backup_password"]}
+                redis.call("HSET", 'it\'s "odd" key', "f", "v")
+                redis.call("RPUSH", "queue", "a", "b", "c")
+            management = vault_secrets(*plan)["management"]
+            passwords = {
+                BACKUP_USER: management["redis_backup_password"],
+                RESTORE_USER: management["redis_restore_password"],
+            }
             side_dir = s.root / "side"
             side_dir.mkdir()
-            executor = LocalExecutor({"REDIS_PORT": str(s.port(6379)), "REDIS_SIDE_DIR": str(side_dir)})
+            executor = LocalExecutor({"REDIS_PORT": str(port), "REDIS_SIDE_DIR": str(side_dir)})
             store = Store("redis-1", REDIS_BACKUP, executor, passwords)
+            before = _redis_keys(port, admin)
             manifest = _timed("redis backup", lambda: create([store], repo, META))
-            assert manifest["stores"]["redis-1"]["parts"]["dump.rdb"]["tables"] == {"keys": [str(ROWS), "-"]}
-            results = _timed("redis verify", lambda: verify([store], repo, None))
-            assert [r.problem for r in results] == [None]
-            # the backup user reads no value by name
-            with RespConnection(s.port(6379)) as redis:
+            assert manifest["stores"]["redis-1"]["parts"]["dump.rdb"]["tables"] == {"keys": [str(ROWS + 2), "-"]}
+
+            with RespConnection(port) as redis:  # the wipe
+                assert redis.call("AUTH", admin) == "OK"
+                assert redis.call("FLUSHALL") == "OK"
+                redis.call("SET", "k:1", "changed")
+            report = _timed("redis restore", lambda: restore([store], repo, None))
+            assert report == ["redis-1/dump.rdb: restored"]
+            assert _redis_keys(port, admin) == before
+            # the backup user reads no value by name; the restore user reads nothing at all
+            with RespConnection(port) as redis:
                 assert redis.call("AUTH", BACKUP_USER, passwords[BACKUP_USER]) == "OK"
                 assert "NOPERM" in str(redis.call("GET", "k:1"))
                 assert "NOPERM" in str(redis.call("FLUSHALL"))
+                assert redis.call("AUTH", RESTORE_USER, passwords[RESTORE_USER]) == "OK"
+                assert "NOPERM" in str(redis.call("GET", "k:1"))
+                assert "NOPERM" in str(redis.call("KEYS", "*"))
     except ServerUnavailableError as missing:
         pytest.skip(f"Redis missing ({missing}): apt-get install redis-server")

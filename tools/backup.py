@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -161,10 +162,10 @@ class Restic:
         return out.decode()
 
     def _explain(self, message: str) -> str:
+        if not (self.repository / "config").exists():
+            return f"no backup repository at {self.repository}: run `python -m tools.backup create` first"
         if "wrong password" in message:
             return f"wrong repository password: {self.password_file} does not open {self.repository}"
-        if "does not exist" in message or "unable to open config file" in message:
-            return f"no backup repository at {self.repository}: run `python -m tools.backup create` first"
         return f"restic: {message}"
 
     def version(self) -> str:
@@ -492,7 +493,7 @@ def _trim(stamp: str) -> str:
     head, _, rest = stamp.partition(".")
     if not rest:
         return stamp
-    digits = "".join(c for c in rest if c.isdigit())
+    digits = "".join(itertools.takewhile(str.isdigit, rest))
     zone = rest[len(digits) :]
     return f"{head}.{digits[:6]}{'+00:00' if zone == 'Z' else zone}"
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from devstack.accounts import validate_name
-from devstack.backups import BACKUP_USER, PREAMBLE
+from devstack.backups import BACKUP_USER, PREAMBLE, RESTORE_USER
 from devstack.model import (
     MIN_UP,
     PLAIN_BESIDE_TLS,
@@ -177,6 +177,7 @@ class RedisRole(StrEnum):
     APP = "app"  # data commands on its own keys (<name>:*) and channels only
     EXPORTER = "exporter"  # read-only monitoring as redis_exporter needs it; no data access
     BACKUP = "backup"  # the management's: the RDB through the replication handshake, the key count
+    RESTORE = "restore"  # the management's: keys restored (MIGRATE's RESTORE), nothing read
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,10 @@ _REDIS_EXPORTER_RULES = (
 # no channel, nothing else: it cannot read a single value by name nor change anything.
 _REDIS_BACKUP_RULES = "resetkeys resetchannels -@all +auth +hello +ping +replconf +sync +psync +dbsize"
 
+# What a MIGRATE into the node runs as this user (RESTORE, RESTORE-ASKING in a cluster); it can
+# write any key that way but read none, and flush, configure or inspect nothing.
+_REDIS_RESTORE_RULES = "resetkeys ~* resetchannels -@all +auth +hello +ping +select +restore +restore-asking +asking"
+
 # Data commands on the client's own keys and channels; cluster topology for cluster clients; no
 # @admin or @dangerous command (KEYS, FLUSH*, CONFIG, DEBUG, SORT, MIGRATE, CLIENT KILL, INFO, ...)
 # and nothing that changes server-wide state (FUNCTION LOAD/DELETE/FLUSH, SCRIPT FLUSH/KILL).
@@ -255,6 +260,8 @@ def redis_acl_lines(admin_password_sha256: str, users: Sequence[RedisUser]) -> l
             lines.append(f"user {user.name} reset on {verifier} {_REDIS_EXPORTER_RULES}")
         elif user.role is RedisRole.BACKUP:
             lines.append(f"user {user.name} reset on {verifier} {_REDIS_BACKUP_RULES}")
+        elif user.role is RedisRole.RESTORE:
+            lines.append(f"user {user.name} reset on {verifier} {_REDIS_RESTORE_RULES}")
         else:
             scope = f"resetkeys ~{user.name}:* resetchannels &{user.name}:*"
             lines.append(f"user {user.name} reset on {verifier} {scope} {_REDIS_APP_CATEGORIES}")
@@ -263,7 +270,11 @@ def redis_acl_lines(admin_password_sha256: str, users: Sequence[RedisUser]) -> l
 
 def users_file(admin_password: str, logins: Sequence[Login]) -> str:
     """A node's ACL file: the admin and each client, by password verifier only."""
-    roles = {ClientRole.MONITOR: RedisRole.EXPORTER, ClientRole.BACKUP: RedisRole.BACKUP}
+    roles = {
+        ClientRole.MONITOR: RedisRole.EXPORTER,
+        ClientRole.BACKUP: RedisRole.BACKUP,
+        ClientRole.RESTORE: RedisRole.RESTORE,
+    }
     users = [
         RedisUser.with_password(client.user, password, roles.get(client.role, RedisRole.APP))
         for client, password in logins
@@ -277,67 +288,78 @@ def users_file(admin_password: str, logins: Sequence[Login]) -> str:
 _REDIS_CLI = 'redis-cli -p "${REDIS_PORT:-6379}" --no-auth-warning'
 
 
-def _redis_fingerprint(part: Part, on_side: bool) -> str:
-    """The keys the node holds, or (on the side) the keys of the restored RDB once a scratch
-    redis-server on a private socket has loaded it: the RDB's own CRC64 guards its content."""
-    if not on_side:
-        return (
-            PREAMBLE
-            + f"""n=$(printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass DBSIZE)
-printf 'keys\\t%s\\t-\\n' "$n"
-"""
-        )
-    return (
-        PREAMBLE
-        + f"""dir="${{REDIS_SIDE_DIR:-/data}}/{SIDE_DIR}"
-redis-server --port 0 --unixsocket "$secrets/side.sock" --dir "$dir" --dbfilename dump.rdb \\
+SIDE_DIR = "devstack-restore"  # in the node's data volume: the RDB a restore checks
+_SIDE = '"${REDIS_SIDE_DIR:-/data}/' + SIDE_DIR + '"'
+
+# A scratch redis-server on a private socket that loads the side RDB: no port, no config file
+# (so no cluster, no ACL), no saving; stopped when the script ends.
+_SIDE_SERVER = f"""redis-server --port 0 --unixsocket "$secrets/side.sock" --dir {_SIDE} --dbfilename dump.rdb \\
     --appendonly no --save '' --daemonize no --logfile "$secrets/side.log" </dev/null &
 side=$!
+trap 'redis-cli -s "$secrets/side.sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; wait "$side" || true; rm -rf "$secrets"' EXIT
 tries=0
 until redis-cli -s "$secrets/side.sock" PING >/dev/null 2>&1; do
     tries=$((tries + 1))
     if [ "$tries" -gt 100 ] || ! kill -0 "$side" 2>/dev/null; then cat "$secrets/side.log" >&2; exit 1; fi
     sleep 0.1
 done
-n=$(redis-cli -s "$secrets/side.sock" DBSIZE)
-redis-cli -s "$secrets/side.sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
-wait "$side" || true
-printf 'keys\\t%s\\t-\\n' "$n"
 """
-    )
 
 
-SIDE_DIR = "devstack-restore"  # in the node's data volume: the RDB a restore checks
+def _redis_fingerprint(part: Part, on_side: bool) -> str:
+    """The keys the node holds, or (on the side) the keys of the restored RDB once the scratch
+    server has loaded it (the RDB's own CRC64 guards its content)."""
+    if on_side:
+        count = _SIDE_SERVER + 'n=$(redis-cli -s "$secrets/side.sock" DBSIZE)\n'
+    else:
+        count = f"""n=$(printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass DBSIZE)\n"""
+    return PREAMBLE + count + "printf 'keys\\t%s\\t-\\n' \"$n\"\n"
 
 
 def _redis_restore(part: Part) -> str:
     """The RDB (the rest of stdin) into the side directory, checked by redis-check-rdb."""
+    return PREAMBLE + (
+        f"rm -rf {_SIDE} && mkdir -p {_SIDE}\n"
+        f"cat > {_SIDE}/dump.rdb\n"
+        f'redis-check-rdb {_SIDE}/dump.rdb >"$secrets/check.log" 2>&1 || {{ cat "$secrets/check.log" >&2; exit 1; }}\n'
+    )
+
+
+def _redis_swap(part: Part) -> str:
+    """Every key of the verified RDB into the live node, replacing what it holds under that name:
+    the scratch server MIGRATEs each key (COPY REPLACE) to the node, logged in as the restore
+    user. The commands, password included, reach redis-cli on its stdin (printf is the shell's own)."""
     return (
         PREAMBLE
-        + """dir="${REDIS_SIDE_DIR:-/data}/%s"
-rm -rf "$dir" && mkdir -p "$dir"
-cat > "$dir/dump.rdb"
-redis-check-rdb "$dir/dump.rdb" >"$secrets/check.log" 2>&1 || { cat "$secrets/check.log" >&2; exit 1; }
+        + _SIDE_SERVER
+        + f"""redis-cli -s "$secrets/side.sock" --scan > "$secrets/keys"
+while IFS= read -r key; do
+    escaped=$(printf '%s' "$key" | sed 's/[\\\\"]/\\\\&/g')
+    printf 'MIGRATE 127.0.0.1 %s "" 0 10000 COPY REPLACE AUTH2 {RESTORE_USER} "%s" KEYS "%s"\\n' \\
+        "${{REDIS_PORT:-6379}}" "$password" "$escaped"
+done < "$secrets/keys" | redis-cli -s "$secrets/side.sock" > "$secrets/migrated"
+if grep -v '^OK$' "$secrets/migrated" >&2; then exit 1; fi
 """
-        % SIDE_DIR
     )
 
 
 BACKUP = Backup(
     parts="printf 'dump.rdb\\t\\n'",
     dump=lambda part: (
-        PREAMBLE + f"printf '%s\\n' \"$password\" | {_REDIS_CLI} --user {BACKUP_USER} --askpass --rdb -\n"
+        PREAMBLE + f"""printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass --rdb -\n"""
     ),
     fingerprint=_redis_fingerprint,
     restore=_redis_restore,
-    swap=None,  # loading an RDB into a live cluster node is done by hand (docs/backups.md)
-    discard=lambda part: 'rm -rf "${REDIS_SIDE_DIR:-/data}/%s"\n' % SIDE_DIR,
+    swap=_redis_swap,
+    discard=lambda part: f"rm -rf {_SIDE}\n",
     version="redis-cli --version",
 )
 
 
 # A cluster client is redirected to whichever node holds a key: it has an account on every node.
-SERVES = AccountServer("redis", port="redis", users_file=users_file, every_node=True, backup_roles=(ClientRole.BACKUP,))
+SERVES = AccountServer(
+    "redis", port="redis", users_file=users_file, every_node=True, backup_roles=(ClientRole.BACKUP, ClientRole.RESTORE)
+)
 
 # --- The catalog entries --------------------------------------------------------------------------
 
