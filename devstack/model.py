@@ -294,8 +294,7 @@ class Backup:
     # as backup (live) or restore (side): one `table<TAB>rows<TAB>checksum` line per table
     fingerprint: Callable[[Part, bool], str]
     restore: Callable[[Part], str]  # as restore: the password line, then the dump, into the side copy
-    # as restore: the verified side copy replaces the live one; None: by hand (docs/backups.md)
-    swap: Callable[[Part], str] | None
+    swap: Callable[[Part], str]  # as restore: the verified side copy replaces the live one
     discard: Callable[[Part], str]  # as restore: drop the side copy (it failed verification)
     version: str = "true"  # prints the dump tool's version (for the manifest); no password line
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-import tools.backup as backup
 from components.identity import policy_document
 from devstack.accounts import Account, AccountKind
 from devstack.catalog import SERVICES, SERVICES_BY_NAME
@@ -26,6 +25,7 @@ from devstack.services.redis import BACKUP as REDIS_BACKUP
 from devstack.services.redis import users_file
 from tests.fakevault import FakeVault
 from tests.shipped import vault_secrets
+from tools import backup
 from tools.access import access_matrix
 from tools.engine import PlanRun
 from tools.plan import plan_for
@@ -34,9 +34,9 @@ from tools.plan import plan_for
 def test_management_has_backup_and_restore_accounts_per_system() -> None:
     accounts = management_accounts(SERVICES)
     pairs = {(a.system, a.user) for a in accounts}
-    assert ("postgres", "devstack_backup") in pairs and ("postgres", "devstack_restore") in pairs
-    assert ("mysql", "devstack_restore") in pairs and ("mongodb", "devstack_backup") in pairs
-    assert ("redis", "devstack_backup") in pairs and ("redis", "devstack_restore") in pairs
+    for system in ("postgres", "mysql", "mongodb", "redis"):
+        assert (system, "devstack_backup") in pairs
+        assert (system, "devstack_restore") in pairs
     redis = next(a for a in accounts if a.system == "redis")
     assert set(redis.servers) >= {"redis-1", "redis-2", "redis-3"}  # every node holds its own RDB
     assert "postgres_backup_password" in management_keys(accounts)
@@ -114,7 +114,7 @@ def test_store_scripts_never_carry_a_password() -> None:
         if spec is None:
             continue
         scripts = [spec.parts, spec.dump(part), spec.fingerprint(part, True), spec.restore(part), spec.discard(part)]
-        scripts += [spec.swap(part)] if spec.swap else []
+        scripts.append(spec.swap(part))
         for script in scripts:
             assert "password" not in script or "read -r password" in script or '"$password"' in script
 
@@ -128,7 +128,8 @@ def test_restic_missing_is_one_line_saying_how_to_install(
     monkeypatch.setattr(backup.shutil, "which", lambda name: None)
     assert backup.main(["list"]) == 1
     err = capsys.readouterr().err
-    assert err == f"error: {backup.INSTALL_RESTIC}\n" and "apt-get install restic" in err
+    assert err == f"error: {backup.INSTALL_RESTIC}\n"
+    assert "apt-get install restic" in err
 
 
 def test_no_stack_running_is_one_line(
@@ -139,6 +140,7 @@ def test_no_stack_running_is_one_line(
     assert capsys.readouterr().err == "error: no stack running: no store's container is up (`pulumi up` first)\n"
 
 
+@pytest.mark.real  # the real restic
 def test_no_repository_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if backup.shutil.which("restic") is None:
         pytest.skip("restic missing: apt-get install restic")
@@ -152,7 +154,8 @@ def test_each_subcommand_has_help(command: str) -> None:
     result = subprocess.run(
         [".venv/bin/python", "-m", "tools.backup", command, "--help"], capture_output=True, text=True, check=False
     )
-    assert result.returncode == 0 and backup.HELP[command] in " ".join(result.stdout.split())
+    assert result.returncode == 0
+    assert backup.HELP[command] in " ".join(result.stdout.split())
 
 
 def test_metric_follows_the_contract() -> None:
@@ -168,7 +171,7 @@ def test_metric_follows_the_contract() -> None:
 
 def test_metric_without_node_exporter_is_one_line() -> None:
     catalog = {k: v for k, v in SERVICES_BY_NAME.items() if k != "node-exporter"}
-    with pytest.raises(backup.BackupError, match="^no node-exporter service in the catalog"):
+    with pytest.raises(backup.BackupError, match=r"^no node-exporter service in the catalog"):
         backup.publish_metric("x", catalog)
 
 
@@ -191,7 +194,7 @@ def test_management_login_reads_its_own_path_from_a_vault() -> None:
             "managementSecretId": vault.create_secret_id("management"),
         }
         assert backup.management_secret(outputs) == {"postgres_backup_password": "s3cret"}
-        with pytest.raises(backup.BackupError, match="^Vault refused auth/approle/login"):
+        with pytest.raises(backup.BackupError, match=r"^Vault refused auth/approle/login"):
             backup.management_secret({**outputs, "managementSecretId": "wrong"})
     with pytest.raises(backup.BackupError, match="does not answer"):
         backup.management_secret(outputs)
@@ -202,7 +205,7 @@ def test_management_login_reads_its_own_path_from_a_vault() -> None:
 def test_store_run_reports_the_scripts_last_error_line() -> None:
     store = backup.Store("redis-1", REDIS_BACKUP, backup.LocalExecutor({}), {})
     assert store.run("read -r line; printf '%s' \"$line\"", "devstack_backup") == ""
-    with pytest.raises(backup.BackupError, match="^redis-1: boom$"):
+    with pytest.raises(backup.BackupError, match=r"^redis-1: boom$"):
         store.run("echo one >&2; echo boom >&2; exit 3", None)
     assert json.loads(store.run("cat", None, [b'{"a":', b" 1}"])) == {"a": 1}
     assert io  # keeps the import list honest for pyright

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.real
 PLAN = ("phase=2", "profiles=standard")
 META = Meta("dev", 2, "test")
 ROWS = 2000
+T = TypeVar("T")
 
 
 def _restic() -> str:
@@ -59,7 +61,7 @@ def _passwords(system: str) -> dict[str, str]:
     }
 
 
-def _timed(label: str, action):  # noqa: ANN001, ANN202 - a figure for the report
+def _timed(label: str, action: Callable[[], T]) -> T:
     started = time.monotonic()
     result = action()
     print(f"\n{label}: {time.monotonic() - started:.2f} s")
@@ -166,7 +168,7 @@ def test_wrong_repository_password_is_one_line(postgres: Postgres, repo: Restic,
     create([_pg_store(postgres)], repo, META)
     wrong = tmp_path / "wrong.key"
     wrong.write_text("not the key\n")
-    with pytest.raises(BackupError, match="^wrong repository password"):
+    with pytest.raises(BackupError, match=r"^wrong repository password"):
         verify([_pg_store(postgres)], Restic(repo.repository, wrong, repo.binary), None)
 
 
@@ -175,7 +177,7 @@ def test_a_store_that_is_down_is_one_line(repo: Restic) -> None:
 
     down = LocalExecutor({"PGHOST": LOCALHOST, "PGPORT": str(free_port()), "PGCONNECT_TIMEOUT": "2"})
     store = Store("postgres", POSTGRES_BACKUP, down, _passwords("postgres"))
-    with pytest.raises(BackupError, match="^store postgres is down"):
+    with pytest.raises(BackupError, match=r"^store postgres is down"):
         create([store], repo, META)
 
 
@@ -195,7 +197,8 @@ def _my_state(server: MariaDb) -> str:
     result = server.apply(
         "SELECT COUNT(*), MD5(GROUP_CONCAT(CONCAT(id, ':', name) ORDER BY id)) FROM reference_api.orders;"
         "SELECT COUNT(*) FROM reference_api.lines;"
-        "SELECT GROUP_CONCAT(SCHEMA_NAME ORDER BY 1) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'reference%';"
+        "SELECT GROUP_CONCAT(SCHEMA_NAME ORDER BY 1) FROM information_schema.SCHEMATA"
+        " WHERE SCHEMA_NAME LIKE 'reference%';"
     )
     return result.stdout.replace("\n", "|")
 
@@ -213,7 +216,8 @@ def test_mariadb_round_trip(mariadb: MariaDb, repo: Restic) -> None:
     before = _my_state(mariadb)
     manifest = _timed("mariadb backup", lambda: create([store], repo, META))
     tables = manifest["stores"]["mysql"]["parts"]["reference_api.sql"]["tables"]
-    assert tables["orders"][0] == str(ROWS) and tables["lines"][0] == "300"
+    assert tables["orders"][0] == str(ROWS)
+    assert tables["lines"][0] == "300"
 
     mariadb.apply("DROP TABLE reference_api.`lines`; DELETE FROM reference_api.orders WHERE id > 5;")
     assert _my_state(mariadb) != before

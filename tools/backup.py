@@ -112,7 +112,8 @@ class Store:
         """A script to its end: the password line, then `data`; its stdout."""
         process = self.executor.start(script)
         stdin, stdout = process.stdin, process.stdout
-        assert stdin is not None and stdout is not None
+        assert stdin is not None
+        assert stdout is not None
         try:
             if user is not None:
                 stdin.write(self.passwords.get(user, "").encode() + b"\n")
@@ -131,7 +132,7 @@ class Store:
             listing = self.run(self.backup.parts, BACKUP_USER)
         except BackupError as error:
             raise BackupError(f"store {self.name} is down or refuses the backup account ({error})") from None
-        return [Part(*(line.split("\t") + [""])[:2]) for line in listing.splitlines() if line]
+        return [Part(*[*line.split("\t"), ""][:2]) for line in listing.splitlines() if line]
 
     def fingerprint(self, part: Part, on_side: bool) -> dict[str, list[str]]:
         out = self.run(self.backup.fingerprint(part, on_side), RESTORE_USER if on_side else BACKUP_USER)
@@ -211,8 +212,9 @@ def _tags(backup_id: str, *extra: str) -> list[str]:
 def _stream_into_restic(store: Store, part: Part, restic: Restic, backup_id: str) -> dict[str, Any]:
     """The part's dump from its script through a SHA-256 into `restic backup --stdin`."""
     dump = store.executor.start(store.backup.dump(part))
-    assert dump.stdin is not None and dump.stdout is not None
-    dump.stdin.write(store.passwords[BACKUP_USER].encode() + b"\n")
+    assert dump.stdin is not None
+    assert dump.stdout is not None
+    dump.stdin.write(store.passwords.get(BACKUP_USER, "").encode() + b"\n")
     dump.stdin.close()
     name = f"{store.name}/{part.name}"
     target = restic.start(
@@ -400,12 +402,7 @@ def restore(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> l
                 raise BackupError(f"nothing swapped in, the live data is untouched: {result.problem}")
     report = []
     for store, result in checked:
-        swap = store.backup.swap
-        if swap is None:
-            store.run(store.backup.discard(result.part), RESTORE_USER)
-            report.append(f"{store.name}/{result.part.name}: verified; load it by hand (docs/backups.md)")
-            continue
-        store.run(swap(result.part), RESTORE_USER)
+        store.run(store.backup.swap(result.part), RESTORE_USER)
         report.append(f"{store.name}/{result.part.name}: restored")
     return report
 
@@ -505,6 +502,8 @@ STATE = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) 
 
 
 def running(container: str) -> bool:
+    if shutil.which("docker") is None:
+        raise BackupError("no stack running: the docker CLI is not on PATH")
     result = subprocess.run(
         ["docker", "inspect", "--format", "{{.State.Running}}", container], capture_output=True, text=True, check=False
     )

@@ -168,7 +168,7 @@ if [ -n "${{MYSQL_UNIX_PORT:-}}" ]; then printf 'socket=%s\\n' "$MYSQL_UNIX_PORT
 """
 
 
-def _mysql(user: str, *args: str) -> str:
+def _mysql(*args: str) -> str:
     return " ".join(["mysql", '--defaults-extra-file="$secrets/my.cnf"', "-N", "-B", *args])
 
 
@@ -192,10 +192,10 @@ def _my_fingerprint(part: Part, on_side: bool) -> str:
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'"
         f" AND TABLE_SCHEMA = {mysql_literal(database)} ORDER BY 1"
     )
-    body = f"""{_mysql(user, "-e", sh_quote(tables))} </dev/null | while IFS= read -r table; do
+    body = f"""{_mysql("-e", sh_quote(tables))} </dev/null | while IFS= read -r table; do
     quoted=$(printf '%s' "$table" | sed 's/`/``/g')
-    rows=$({_mysql(user, sh_quote(database), "-e")} "SELECT COUNT(*) FROM \\`$quoted\\`" </dev/null)
-    sum=$({_mysql(user, sh_quote(database), "-e")} "CHECKSUM TABLE \\`$quoted\\`" </dev/null | cut -f2)
+    rows=$({_mysql(sh_quote(database), "-e")} "SELECT COUNT(*) FROM \\`$quoted\\`" </dev/null)
+    sum=$({_mysql(sh_quote(database), "-e")} "CHECKSUM TABLE \\`$quoted\\`" </dev/null | cut -f2)
     printf '%s\\t%s\\t%s\\n' "$table" "$rows" "$sum"
 done
 """
@@ -205,8 +205,8 @@ done
 def _my_restore(part: Part) -> str:
     copy = mysql_identifier(side(part.target))
     statements = f"DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy};"
-    body = f"""{_mysql(RESTORE_USER, "-e", sh_quote(statements))} </dev/null
-{_mysql(RESTORE_USER, sh_quote(side(part.target)))}
+    body = f"""{_mysql("-e", sh_quote(statements))} </dev/null
+{_mysql(sh_quote(side(part.target)))}
 """
     return _my_script(RESTORE_USER, body)
 
@@ -217,7 +217,8 @@ def _my_swap(part: Part) -> str:
     live, copy = mysql_literal(part.target), mysql_literal(side(part.target))
     ids = {k: mysql_identifier(v) for k, v in (("l", part.target), ("s", side(part.target)), ("o", old(part.target)))}
     renames = (
-        "SET SESSION group_concat_max_len = 16777216; SELECT CONCAT('RENAME TABLE ', GROUP_CONCAT(r ORDER BY k SEPARATOR ', ')) FROM ("
+        "SET SESSION group_concat_max_len = 16777216;"
+        " SELECT CONCAT('RENAME TABLE ', GROUP_CONCAT(r ORDER BY k SEPARATOR ', ')) FROM ("
         f" SELECT 0 AS k, CONCAT('{ids['l']}.`', REPLACE(TABLE_NAME, '`', '``'), '` TO {ids['o']}.`',"
         " REPLACE(TABLE_NAME, '`', '``'), '`') AS r FROM information_schema.TABLES"
         f" WHERE TABLE_SCHEMA = {live} UNION ALL"
@@ -225,28 +226,34 @@ def _my_swap(part: Part) -> str:
         " REPLACE(TABLE_NAME, '`', '``'), '`') FROM information_schema.TABLES"
         f" WHERE TABLE_SCHEMA = {copy}) AS moves"
     )
-    body = f"""{_mysql(RESTORE_USER, "-e", sh_quote(f"DROP DATABASE IF EXISTS {ids['o']}; CREATE DATABASE {ids['o']}; CREATE DATABASE IF NOT EXISTS {ids['l']};"))} </dev/null
-statement=$({_mysql(RESTORE_USER, "-e", sh_quote(renames))} </dev/null)
+    prepare = (
+        f"DROP DATABASE IF EXISTS {ids['o']}; CREATE DATABASE {ids['o']}; CREATE DATABASE IF NOT EXISTS {ids['l']};"
+    )
+    body = f"""{_mysql("-e", sh_quote(prepare))} </dev/null
+statement=$({_mysql("-e", sh_quote(renames))} </dev/null)
 if [ "$statement" != NULL ]; then
-    printf '%s;\\n' "$statement" | {_mysql(RESTORE_USER)}
+    printf '%s;\\n' "$statement" | {_mysql()}
 fi
-{_mysql(RESTORE_USER, "-e", sh_quote(f"DROP DATABASE {ids['o']}; DROP DATABASE {ids['s']};"))} </dev/null
+{_mysql("-e", sh_quote(f"DROP DATABASE {ids['o']}; DROP DATABASE {ids['s']};"))} </dev/null
 """
     return _my_script(RESTORE_USER, body)
 
 
 def _my_discard(part: Part) -> str:
     statement = f"DROP DATABASE IF EXISTS {mysql_identifier(side(part.target))};"
-    return _my_script(RESTORE_USER, f"{_mysql(RESTORE_USER, '-e', sh_quote(statement))} </dev/null\n")
+    return _my_script(RESTORE_USER, f"{_mysql('-e', sh_quote(statement))} </dev/null\n")
 
 
 # --single-transaction: one consistent snapshot of InnoDB without locking; no tablespaces (that
 # needs PROCESS), no routines or events (the apps keep none), no CREATE DATABASE: the restore
 # chooses the database.
-_MYSQLDUMP = 'mysqldump --defaults-extra-file="$secrets/my.cnf" --single-transaction --no-tablespaces --skip-lock-tables --hex-blob'
+_MYSQLDUMP = (
+    'mysqldump --defaults-extra-file="$secrets/my.cnf"'
+    " --single-transaction --no-tablespaces --skip-lock-tables --hex-blob"
+)
 
 BACKUP = Backup(
-    parts=_my_script(BACKUP_USER, f"{_mysql(BACKUP_USER, '-e', sh_quote(_MY_PARTS_SQL))} </dev/null\n"),
+    parts=_my_script(BACKUP_USER, f"{_mysql('-e', sh_quote(_MY_PARTS_SQL))} </dev/null\n"),
     dump=lambda part: _my_script(BACKUP_USER, f"{_MYSQLDUMP} {sh_quote(part.target)} </dev/null\n"),
     fingerprint=_my_fingerprint,
     restore=_my_restore,

@@ -393,7 +393,8 @@ def _pg_swap(part: Part) -> str:
     name = pg_literal(part.target)
     sql = f"""SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = {name};
 DROP DATABASE IF EXISTS {previous};
-SELECT 'ALTER DATABASE {live} RENAME TO {previous}' WHERE EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = {name}) \\gexec
+SELECT 'ALTER DATABASE {live} RENAME TO {previous}'
+ WHERE EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = {name}) \\gexec
 ALTER DATABASE {copy} RENAME TO {live};
 DROP DATABASE IF EXISTS {previous};"""
     return _pg_script(f"{_psql(RESTORE_USER, 'postgres')} >/dev/null <<'SQL'\n{sql}\nSQL\n")

@@ -296,7 +296,8 @@ _SIDE = '"${REDIS_SIDE_DIR:-/data}/' + SIDE_DIR + '"'
 _SIDE_SERVER = f"""redis-server --port 0 --unixsocket "$secrets/side.sock" --dir {_SIDE} --dbfilename dump.rdb \\
     --appendonly no --save '' --daemonize no --logfile "$secrets/side.log" </dev/null &
 side=$!
-trap 'redis-cli -s "$secrets/side.sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; wait "$side" || true; rm -rf "$secrets"' EXIT
+stop_side() {{ redis-cli -s "$secrets/side.sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; wait "$side" || true; }}
+trap 'stop_side; rm -rf "$secrets"' EXIT
 tries=0
 until redis-cli -s "$secrets/side.sock" PING >/dev/null 2>&1; do
     tries=$((tries + 1))
