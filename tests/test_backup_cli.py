@@ -5,6 +5,7 @@ docker and pulumi CLIs are stand-in scripts on PATH that record what they were a
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -94,7 +95,7 @@ def test_the_whole_cycle(
     assert len(backup.backups(backup._restic(_args(tmp_path)))) == 1
 
 
-def _args(tmp_path: Path) -> object:
+def _args(tmp_path: Path) -> argparse.Namespace:
     return backup.parser().parse_args(["--repo", str(tmp_path / "repo"), "list"])
 
 
