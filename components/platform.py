@@ -89,8 +89,11 @@ class Platform(pulumi.ComponentResource):
         # Credentials are data: every catalog service has its secret whatever the profile, so a
         # service that leaves a profile and comes back finds the passwords its volume holds.
         self.accounts = client_accounts(SERVICES)
-        if settings.features.backups:  # the management's backup and restore accounts
-            self.accounts += management_accounts(SERVICES)
+        # The management's backup and restore passwords are data too (its secret exists in every
+        # phase); the servers hold those accounts from the backups feature on.
+        self.management_accounts = management_accounts(SERVICES)
+        if settings.features.backups:
+            self.accounts += self.management_accounts
         self.secrets = self._service_secrets()
         self.identities = self._identities() if settings.features.approle else {}
 
@@ -178,9 +181,9 @@ class Platform(pulumi.ComponentResource):
 
     def _service_secrets(self) -> dict[str, ServiceSecret]:
         secrets: dict[str, ServiceSecret] = {}
-        keys = management_keys(self.accounts)
+        keys = management_keys(self.management_accounts)
         if keys:  # before the servers: a users file is computed from the passwords
-            users = {a.user_key: a.user for a in self.accounts if a.client == MANAGEMENT}
+            users = {a.user_key: a.user for a in self.management_accounts}
             secrets[MANAGEMENT] = ServiceSecret(
                 MANAGEMENT,
                 ServiceSecretArgs(MANAGEMENT, keys, users, mount=self.vault.kv.path, provider=self.vault.provider),

@@ -219,3 +219,43 @@ def test_main_reads_the_stack_then_vault(
 def test_git_commit_names_this_checkout() -> None:
     assert len(backup.git_commit()) == 40
     assert json.dumps(backup.git_commit())
+
+
+@pytest.mark.real  # the real restic
+def test_vault_recovery_file_goes_to_a_repository_with_another_key(
+    tmp_path: Path, store: backup.Store, restic_bin: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recovery_file = tmp_path / "vault-init.json"
+    recovery_file.write_text('{"unseal_keys_b64": ["k1"], "root_token": "t"}\n')
+    args = backup.parser().parse_args(
+        ["--repo", str(tmp_path / "repo"), "--recovery-password-file", str(tmp_path / "elsewhere" / "r.key"), "create"]
+    )
+    recovery = backup.recovery_restic(args)
+    meta = backup.Meta("dev", 2, "abc", recovery_file, recovery)
+    assert backup.execute(args, lambda: [store], lambda: meta) == 0
+    assert "Vault's recovery file: into " in capsys.readouterr().out
+    data = backup._restic(args)
+    assert recovery.repository == tmp_path / "repo-recovery"
+    # the data repository holds no recovery file, and its key does not open the recovery one
+    assert not any("vault-init" in f for b in backup.backups(data).values() for f in b["files"])
+    with pytest.raises(backup.BackupError, match=r"^wrong repository password"):
+        backup.Restic(recovery.repository, data.password_file, restic_bin).snapshots()
+    (snapshot,) = recovery.snapshots()
+    assert recovery.run("dump", snapshot["short_id"], "/vault-init.json") == recovery_file.read_text()
+
+    same_key = backup.Restic(tmp_path / "other", data.password_file, restic_bin)
+    with pytest.raises(backup.BackupError, match="must differ from the data repository's key"):
+        backup.backup_recovery_file(recovery_file, same_key, data, "x")
+    with pytest.raises(backup.BackupError, match="needs a repository of its own"):
+        backup.backup_recovery_file(recovery_file, backup.Restic(data.repository, recovery.password_file), data, "x")
+    with pytest.raises(backup.BackupError, match="recovery file cannot be read: No such file"):
+        backup.backup_recovery_file(tmp_path / "gone.json", recovery, data, "x")
+
+
+def test_the_stack_outputs_name_the_recovery_file(tmp_path: Path) -> None:
+    args = backup.parser().parse_args(["--repo", str(tmp_path / "repo"), "create"])
+    meta = backup._meta(args, {"phase": 2, "vaultRecoveryFile": "/s/dev/vault-init.json"})
+    assert meta.recovery_file == Path("/s/dev/vault-init.json")
+    assert meta.recovery is not None
+    assert meta.recovery.password_file == Path.home() / ".config" / "devstack" / "dev" / "recovery.key"
+    assert backup._meta(args, {}).recovery is None

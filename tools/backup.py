@@ -203,6 +203,8 @@ class Meta:
     stack: str
     phase: int
     commit: str
+    recovery_file: Path | None = None  # Vault's recovery file (stack output vaultRecoveryFile)
+    recovery: Restic | None = None  # the repository it goes to, under a key of its own
 
 
 def _tags(backup_id: str, *extra: str) -> list[str]:
@@ -265,8 +267,33 @@ def create(stores: Sequence[Store], restic: Restic, meta: Meta, now: Callable[[]
             entry = _stream_into_restic(store, part, restic, backup_id)
             entries[part.name] = {**entry, "target": part.target, "tables": tables}
         manifest["stores"][store.name] = {"parts": entries, "seconds": round(now() - started, 3)}
+    if meta.recovery_file is not None and meta.recovery is not None:
+        manifest["recovery"] = backup_recovery_file(meta.recovery_file, meta.recovery, restic, backup_id)
     _save_manifest(restic, manifest)
     return manifest
+
+
+def backup_recovery_file(path: Path, recovery: Restic, data: Restic, backup_id: str) -> dict[str, Any]:
+    """Vault's recovery file (its unseal keys) into its own repository, whose key differs from the
+    data repository's: the data backup alone never holds what unseals the Vault data in it."""
+    if recovery.repository.resolve() == data.repository.resolve():
+        raise BackupError("the recovery file needs a repository of its own, not the data repository")
+    recovery.ensure()
+    if recovery.password_file.read_bytes() == data.password_file.read_bytes():
+        raise BackupError("the recovery repository's key must differ from the data repository's key")
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise BackupError(f"Vault's recovery file cannot be read: {error.strerror} ({path})") from None
+    process = recovery.start(
+        "backup", "--stdin", "--stdin-filename", path.name, *_tags(backup_id), stdin=subprocess.PIPE
+    )
+    assert process.stdin is not None
+    process.stdin.write(content)
+    process.stdin.close()
+    if process.wait() != 0:
+        raise BackupError(recovery._explain(_stderr(process)))
+    return {"file": path.name, "sha256": hashlib.sha256(content).hexdigest(), "repository": str(recovery.repository)}
 
 
 def _save_manifest(restic: Restic, manifest: dict[str, Any]) -> None:
@@ -604,6 +631,16 @@ def parser() -> argparse.ArgumentParser:
         "--repo", type=Path, help="the restic repository (default: ~/.local/share/devstack/backups/<stack>)"
     )
     top.add_argument("--password-file", type=Path, help="the repository key, a 0600 file (default: <repo>.key)")
+    top.add_argument(
+        "--recovery-repo",
+        type=Path,
+        help="where Vault's recovery file goes, under a key of its own (default: <repo>-recovery)",
+    )
+    top.add_argument(
+        "--recovery-password-file",
+        type=Path,
+        help="its key, kept apart from the data key (default: ~/.config/devstack/<stack>/recovery.key)",
+    )
     commands = top.add_subparsers(dest="command", required=True, metavar="{" + ",".join(HELP) + "}")
     for name, text in HELP.items():
         sub = commands.add_parser(name, help=text, description=text)
@@ -617,6 +654,13 @@ def parser() -> argparse.ArgumentParser:
 def _restic(args: argparse.Namespace) -> Restic:
     repo = args.repo or STATE / "backups" / args.stack
     return Restic(repo, args.password_file or repo.with_name(repo.name + ".key"), require_restic())
+
+
+def recovery_restic(args: argparse.Namespace) -> Restic:
+    data = _restic(args)
+    repo = args.recovery_repo or data.repository.with_name(data.repository.name + "-recovery")
+    key = args.recovery_password_file or Path.home() / ".config" / "devstack" / args.stack / "recovery.key"
+    return Restic(repo, key, data.binary)
 
 
 def execute(args: argparse.Namespace, stores: Callable[[], Sequence[Store]], meta: Callable[[], Meta]) -> int:
@@ -634,6 +678,8 @@ def execute(args: argparse.Namespace, stores: Callable[[], Sequence[Store]], met
         for store, entry in manifest["stores"].items():
             parts = entry["parts"].values()
             print(f"{store}: {len(parts)} part(s), {sum(p['size'] for p in parts)} bytes")
+        if "recovery" in manifest:
+            print(f"Vault's recovery file: into {manifest['recovery']['repository']} (its own key)")
         print(f"backup {manifest['id']} recorded")
         try:
             print(f"metric written to {publish_metric(render_metric(last_success(restic)), _catalog())}")
@@ -660,6 +706,17 @@ def _catalog() -> dict[str, Service]:
     return dict(SERVICES_BY_NAME)
 
 
+def _meta(args: argparse.Namespace, outputs: Mapping[str, Any]) -> Meta:
+    recovery = outputs.get("vaultRecoveryFile")
+    return Meta(
+        args.stack,
+        int(outputs.get("phase", -1)),
+        git_commit(),
+        Path(recovery) if recovery else None,
+        recovery_restic(args) if recovery else None,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     outputs: dict[str, Any] = {}
@@ -673,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return user_stores(SERVICES, management_secret(outputs))
 
     try:
-        return execute(args, stores, lambda: Meta(args.stack, int(outputs.get("phase", -1)), git_commit()))
+        return execute(args, stores, lambda: _meta(args, outputs))
     except BackupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
