@@ -14,6 +14,8 @@ Run with -s to see the measured backup and restore times.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -282,3 +284,58 @@ def test_redis_round_trip_through_the_backup_and_restore_users(repo: Restic) -> 
                 assert "NOPERM" in str(redis.call("KEYS", "*"))
     except ServerUnavailableError as missing:
         pytest.skip(f"Redis missing ({missing}): apt-get install redis-server")
+
+
+# --- RabbitMQ ---------------------------------------------------------------------------------
+
+
+def test_rabbitmq_definitions_round_trip(repo: Restic) -> None:
+    """A private node (tests/test_tls_rabbitmq_real.py) with the plan's files and its account
+    step; rabbitmqctl reaches it with the node's cookie, as in the container."""
+    import glob
+    import subprocess
+
+    from devstack.services.rabbitmq import BACKUP as RABBITMQ_BACKUP
+    from tests.test_tls_rabbitmq_real import _running_node
+
+    cli = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmqctl"))
+    if not cli:
+        pytest.skip("rabbitmq-server missing: apt-get install rabbitmq-server")
+    item = shipped("rabbitmq", *PLAN)
+    with _running_node(item) as node:
+        env = {**node.cli_env, "PATH": f"{Path(cli[-1]).parent}:{os.environ['PATH']}"}
+
+        def ctl(*args: str, script: str | None = None) -> str:
+            argv = ["sh", "-s"] if script is not None else ["rabbitmqctl", "--silent", *args]
+            result = subprocess.run(
+                argv, input=script, capture_output=True, text=True, env={**os.environ, **env}, timeout=120, check=False
+            )
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+
+        assert item.accounts_script is not None
+        ctl(script=item.accounts_script)  # the plan's account step: the clients' users and permissions
+        ctl("add_vhost", "reports")
+        ctl("set_policy", "-p", "dev_vhost", "ttl", "^reference-api\\.", '{"message-ttl": 60000}')
+        store = Store(
+            "rabbitmq", RABBITMQ_BACKUP, LocalExecutor({**env, "RABBITMQ_SIDE_DIR": str(node.log.parent)}), {}
+        )
+        before = ctl("export_definitions", "-")
+        manifest = _timed("rabbitmq backup", lambda: create([store], repo, META))
+        assert manifest["stores"]["rabbitmq"]["parts"]["definitions.json"]["size"] == len(before.encode())
+
+        ctl("clear_policy", "-p", "dev_vhost", "ttl")
+        ctl("delete_vhost", "reports")
+        ctl("delete_user", "reference_api")
+        assert ctl("export_definitions", "-") != before
+        report = _timed("rabbitmq restore", lambda: restore([store], repo, None))
+        assert report == ["rabbitmq/definitions.json: restored"]
+        assert _definitions(ctl("export_definitions", "-")) == _definitions(before)
+
+
+def _definitions(text: str) -> dict[str, object]:
+    """Exported definitions; RabbitMQ 3.10 exports an imported vhost's empty tag list as ''."""
+    definitions = json.loads(text)
+    for vhost in definitions["vhosts"]:
+        vhost["metadata"]["tags"] = vhost["metadata"]["tags"] or []
+    return definitions
