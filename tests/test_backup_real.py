@@ -6,8 +6,9 @@ management's backup and restore accounts; their passwords are the plan's secret/
 tools.backup runs each store's own scripts (devstack.model.Backup) through a LocalExecutor: the
 same `sh -c SCRIPT` users run through `docker exec -i <container>`, here a local process whose
 environment says only where the loopback server listens (PGHOST/PGPORT, MYSQL_UNIX_PORT,
-REDIS_PORT). The servers check the accounts' passwords (SCRAM over TCP, MariaDB's native auth on
-its socket, Redis ACLs), so the scripts' password handling is exercised too.
+REDIS_PORT, and for rabbitmqctl the private node's name, epmd port and cookie directory). The
+servers check the accounts' passwords (SCRAM over TCP, MariaDB's native auth on its socket,
+Redis ACLs), so the scripts' password handling is exercised too.
 
 Run with -s to see the measured backup and restore times.
 """
