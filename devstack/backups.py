@@ -25,6 +25,11 @@ IFS= read -r password
 """
 
 
+# The same for a script that needs no password (the line is read and dropped, so that whatever
+# follows on stdin is the data).
+NO_PASSWORD = PREAMBLE.replace("IFS= read -r password", "IFS= read -r _")
+
+
 def side(name: str) -> str:
     return name + SIDE_SUFFIX
 

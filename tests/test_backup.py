@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -210,3 +211,24 @@ def test_store_run_reports_the_scripts_last_error_line() -> None:
         store.run("echo one >&2; echo boom >&2; exit 3", None)
     assert json.loads(store.run("cat", None, [b'{"a":', b" 1}"])) == {"a": 1}
     assert io  # keeps the import list honest for pyright
+
+
+def test_store_scripts_pass_shellcheck_as_posix_sh(tmp_path: Path) -> None:
+    """They run under busybox sh, dash or bash in the containers: POSIX sh, no warning."""
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck missing: apt-get install shellcheck")
+    part, files = Part("x.dump", "x"), []
+    for service in SERVICES:
+        spec = service.backup
+        if spec is None:
+            continue
+        scripts = [spec.parts, spec.dump(part), spec.fingerprint(part, False), spec.fingerprint(part, True)]
+        scripts += [spec.restore(part), spec.swap(part), spec.discard(part), spec.version]
+        for index, script in enumerate(scripts):
+            path = tmp_path / f"{service.name}-{index}.sh"
+            path.write_text("#!/bin/sh\n" + script)
+            files.append(str(path))
+    result = subprocess.run(
+        ["shellcheck", "--shell=sh", "--severity=warning", *files], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 
 from devstack.accounts import Account, AccountKind, check_unique, login_account, sh_quote, validate_name
-from devstack.backups import PREAMBLE
+from devstack.backups import NO_PASSWORD
 from devstack.model import (
     MIGRATION_PORT,
     PLAIN_BESIDE_TLS,
@@ -201,23 +201,27 @@ def _rmq_fingerprint(part: Part, on_side: bool) -> str:
     is deterministic (sorted), so an unchanged broker exports the very bytes the dump held."""
     source = f"cat {_RMQ_SIDE}/definitions.json" if on_side else "rabbitmqctl --silent export_definitions - </dev/null"
     return (
-        PREAMBLE
+        NO_PASSWORD
         + f"""{source} > "$secrets/definitions.json"
-set -- $(cksum < "$secrets/definitions.json")
-printf 'definitions\\t%s\\t%s\\n' "$2" "$1"
+sum=$(cksum < "$secrets/definitions.json")
+crc=${{sum%% *}}
+size=${{sum#* }}
+printf 'definitions\\t%s\\t%s\\n' "${{size%% *}}" "$crc"
 """
     )
 
 
 BACKUP = Backup(
     parts="printf 'definitions.json\\t\\n'",
-    dump=lambda part: PREAMBLE + "rabbitmqctl --silent export_definitions - </dev/null\n",
+    dump=lambda part: NO_PASSWORD + "rabbitmqctl --silent export_definitions - </dev/null\n",
     fingerprint=_rmq_fingerprint,
-    restore=lambda part: PREAMBLE + f"rm -rf {_RMQ_SIDE} && mkdir -p {_RMQ_SIDE}\ncat > {_RMQ_SIDE}/definitions.json\n",
+    restore=lambda part: (
+        NO_PASSWORD + f"rm -rf {_RMQ_SIDE} && mkdir -p {_RMQ_SIDE}\ncat > {_RMQ_SIDE}/definitions.json\n"
+    ),
     # Imported definitions are merged in: what the backup holds comes back as it was; what was
     # created since stays.
     swap=lambda part: (
-        PREAMBLE
+        NO_PASSWORD
         + f"rabbitmqctl --silent import_definitions {_RMQ_SIDE}/definitions.json </dev/null\nrm -rf {_RMQ_SIDE}\n"
     ),
     discard=lambda part: f"rm -rf {_RMQ_SIDE}\n",

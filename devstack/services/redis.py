@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from devstack.accounts import validate_name
-from devstack.backups import BACKUP_USER, PREAMBLE, RESTORE_USER
+from devstack.backups import BACKUP_USER, NO_PASSWORD, PREAMBLE, RESTORE_USER
 from devstack.model import (
     MIN_UP,
     PLAIN_BESIDE_TLS,
@@ -311,15 +311,15 @@ def _redis_fingerprint(part: Part, on_side: bool) -> str:
     """The keys the node holds, or (on the side) the keys of the restored RDB once the scratch
     server has loaded it (the RDB's own CRC64 guards its content)."""
     if on_side:
-        count = _SIDE_SERVER + 'n=$(redis-cli -s "$secrets/side.sock" DBSIZE)\n'
+        count = NO_PASSWORD + _SIDE_SERVER + 'n=$(redis-cli -s "$secrets/side.sock" DBSIZE)\n'
     else:
-        count = f"""n=$(printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass DBSIZE)\n"""
-    return PREAMBLE + count + "printf 'keys\\t%s\\t-\\n' \"$n\"\n"
+        count = PREAMBLE + f"""n=$(printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass DBSIZE)\n"""
+    return count + "printf 'keys\\t%s\\t-\\n' \"$n\"\n"
 
 
 def _redis_restore(part: Part) -> str:
     """The RDB (the rest of stdin) into the side directory, checked by redis-check-rdb."""
-    return PREAMBLE + (
+    return NO_PASSWORD + (
         f"rm -rf {_SIDE} && mkdir -p {_SIDE}\n"
         f"cat > {_SIDE}/dump.rdb\n"
         f'redis-check-rdb {_SIDE}/dump.rdb >"$secrets/check.log" 2>&1 || {{ cat "$secrets/check.log" >&2; exit 1; }}\n'
