@@ -12,6 +12,7 @@ from devstack.model import (
     AccountServer,
     ClientRole,
     Credentials,
+    Hardening,
     Healthcheck,
     Limits,
     Login,
@@ -178,6 +179,8 @@ MONGODB = Service(
     ),
     limits=Limits(2, 512, weight=3),
     profiles=STD_UP,
+    # mongo: mongodb is 999:999 in its Dockerfile and owns /data/db; its entrypoint runs as that user.
+    hardening=Hardening(user="999:999", pids=512, pids_reason="a thread per connection"),
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
     credentials=Credentials(
