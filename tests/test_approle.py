@@ -96,7 +96,7 @@ def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> 
     matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true"))
     assert set(matrix) == IDENTITIES
     for identity, access in matrix.items():
-        expected = [] if identity == "management" else [f"secret/data/{identity}"]
+        expected = [f"secret/data/{identity}"]  # management's: its backup and restore passwords
         assert access.reads == expected, identity
         assert access.policies == [identity]
         assert access.flags == [], (identity, access.flags)

@@ -467,6 +467,10 @@ path "secret/data/grafana" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "secret/data/management" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
 path "secret/data/mongodb" {
   capabilities = ["create", "delete", "read", "update"]
 }
@@ -548,6 +552,10 @@ path "secret/metadata/golang-api" {
 }
 
 path "secret/metadata/grafana" {
+  capabilities = ["delete", "read", "update"]
+}
+
+path "secret/metadata/management" {
   capabilities = ["delete", "read", "update"]
 }
 
