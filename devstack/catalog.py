@@ -65,6 +65,8 @@ _REGISTERED: tuple[Service, ...] = _checked(
         services.grafana.GRAFANA,
         services.loki.LOKI,
         *services.exporters.EXPORTERS,
+        *services.database_exporters.EXPORTERS,
+        services.node_exporter.NODE_EXPORTER,
         services.cadvisor.CADVISOR,
         services.vector.VECTOR,
         services.alertmanager.ALERTMANAGER,

@@ -33,15 +33,20 @@ EXPECTED = {
     "redis-exporter-1",
     "redis-exporter-2",
     "redis-exporter-3",
+    "postgres-exporter",
+    "mysql-exporter",
+    "node-exporter",
     "cadvisor",
     "vector",
     "alertmanager",
 }
 MINIMAL = {"vault", "postgres", "pgbouncer", "forgejo", "redis-1"}
 STANDARD = MINIMAL | {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
-OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"} | {
-    f"redis-exporter-{n}" for n in (1, 2, 3)
-}
+OBSERVABILITY = (
+    {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"}
+    | {f"redis-exporter-{n}" for n in (1, 2, 3)}
+    | {"postgres-exporter", "mysql-exporter", "node-exporter"}
+)
 APIS = {"reference-api", "api-first", "golang-api", "nodejs-api", "rust-api"}
 EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
 
@@ -54,8 +59,8 @@ def selection(profiles: str) -> set[str]:
 REPLICAS = {"redis-4", "redis-5", "redis-6"}
 
 
-def test_the_24_services_and_the_optional_replicas() -> None:
-    assert len(SERVICES) == 27
+def test_the_27_services_and_the_optional_replicas() -> None:
+    assert len(SERVICES) == 30
     assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS
     assert {s.name for s in SERVICES if s.switch} == REPLICAS  # never without redisReplicas
 

@@ -235,9 +235,9 @@ def test_rules_read_only_exported_metrics() -> None:
 
 
 def test_a_rule_on_an_unknown_metric_is_named() -> None:
-    rule = {"alert": "PostgresTooManyConnections", "expr": "pg_stat_activity_count > 90"}
-    assert unknown_metrics([("postgres.yml", rule)]) == [
-        "postgres.yml: PostgresTooManyConnections reads pg_stat_activity_count, which no scraped service exports"
+    rule = {"alert": "MongodbDown", "expr": "mongodb_up == 0"}
+    assert unknown_metrics([("mongodb.yml", rule)]) == [
+        "mongodb.yml: MongodbDown reads mongodb_up, which no scraped service exports"
     ]
 
 
@@ -254,16 +254,30 @@ def _anchors(readme: str) -> set[str]:
     }
 
 
-def test_every_rule_has_severity_summary_and_a_runbook_in_the_readme() -> None:
-    anchors = _anchors((ROOT / "README.md").read_text())
+def test_every_rule_has_severity_summary_and_a_runbook_in_the_alerting_doc() -> None:
+    anchors = _anchors((ROOT / "docs" / "alerting.md").read_text())
+    assert {"critical-alerts", "warning-alerts"} <= anchors
     names = [rule["alert"] for _, rule in all_rules()]
     assert len(names) == len(set(names))
     for _, rule in all_rules():
         assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
         page, _, anchor = rule["annotations"]["runbook"].partition("#")
-        assert page == "README.md", rule["alert"]
+        assert page == "docs/alerting.md", rule["alert"]
         assert anchor in anchors, rule["alert"]
+
+
+def test_the_disk_rules_watch_node_exporters_own_volume() -> None:
+    """Its volume is what node-exporter sees of Docker's disk (no host path is mounted)."""
+    from devstack.services.node_exporter import NODE_EXPORTER, TEXTFILE_DIR
+
+    disk = [r for _, r in all_rules() if "node_filesystem_avail_bytes" in r["expr"]]
+    assert {r["alert"] for r in disk} == {"DiskNearlyFull", "DiskAlmostFull"}
+    for rule in disk:
+        assert set(re.findall(r'mountpoint="([^"]+)"', rule["expr"])) == {TEXTFILE_DIR}
+    assert [v.path for v in NODE_EXPORTER.volumes] == [TEXTFILE_DIR]
+    assert NODE_EXPORTER.binds == ()
+    assert NODE_EXPORTER.confined
 
 
 def test_every_rule_file_has_its_promtool_tests() -> None:
@@ -368,18 +382,34 @@ def test_promtool_checks_and_tests_the_rules() -> None:
     assert tested.stdout.count("SUCCESS") == len(tests)
 
 
+OFF_BY_ONE = [
+    ("redis.yml", "< 16384", "<= 16384"),
+    ("redis.yml", "for: 1m", "for: 45s"),
+    ("databases.yml", "> 0.8", ">= 0.8"),
+    ("databases.yml", "for: 5m", "for: 4m45s"),
+    ("databases.yml", "pg_up == 0\n        for: 1m", "pg_up == 0\n        for: 45s"),
+    ("node.yml", "> 26 * 3600", ">= 26 * 3600"),
+    ("node.yml", "> 3 * 86400", ">= 3 * 86400"),
+    ("node.yml", "< 0.10", "<= 0.10"),
+    ("node.yml", "< 0.03", "<= 0.03"),
+    ("platform.yml", "[15m]) > 2", "[15m]) > 1"),
+    ("platform.yml", "vault_audit_log_response_failure[5m]) > 0", "vault_audit_log_response_failure[5m]) >= 0"),
+]
+
+
 @pytest.mark.real
-def test_promtool_rule_tests_catch_an_off_by_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "before", "after"), OFF_BY_ONE)
+def test_promtool_rule_tests_catch_an_off_by_one(tmp_path: Path, name: str, before: str, after: str) -> None:
     """The rule tests fail when a threshold or a `for:` moves by one step."""
     promtool = _tool("promtool", "prometheus")
     shutil.copytree(monitoring.ALERTS_DIR, tmp_path / "alerts")
-    redis = tmp_path / "alerts" / "redis.yml"
-    for before, after in (("< 16384", "<= 16384"), ("for: 1m", "for: 45s")):
-        original = redis.read_text()
-        redis.write_text(original.replace(before, after))
-        result = _run(promtool, "test", "rules", str(tmp_path / "alerts" / "tests" / "redis.test.yml"))
-        assert result.returncode != 0, (before, after)
-        redis.write_text(original)
+    rules = tmp_path / "alerts" / name
+    original = rules.read_text()
+    assert before in original, before
+    rules.write_text(original.replace(before, after))
+    tests = tmp_path / "alerts" / "tests" / name.replace(".yml", ".test.yml")
+    result = _run(promtool, "test", "rules", str(tests))
+    assert result.returncode != 0, (before, after)
 
 
 @pytest.mark.real
@@ -426,6 +456,8 @@ def test_dashboards_are_json_with_unique_uids_on_exported_metrics(shared_plan: P
         "/etc/grafana/dashboards/overview.json",
         "/etc/grafana/dashboards/redis.json",
         "/etc/grafana/dashboards/rabbitmq.json",
+        "/etc/grafana/dashboards/postgres.json",
+        "/etc/grafana/dashboards/mysql.json",
     }
     uids = [d["uid"] for d in dashboards.values()]
     assert len(uids) == len(set(uids))
@@ -439,9 +471,9 @@ def test_dashboards_are_json_with_unique_uids_on_exported_metrics(shared_plan: P
 
 
 def test_a_dashboard_on_an_unknown_metric_is_named() -> None:
-    dashboard = {"panels": [{"targets": [{"expr": "rate(pg_stat_database_xact_commit[5m])"}]}]}
-    assert unknown_in_dashboards({"postgres.json": dashboard}) == [
-        "postgres.json: reads pg_stat_database_xact_commit, which no scraped service exports"
+    dashboard = {"panels": [{"targets": [{"expr": "rate(mongodb_op_counters_total[5m])"}]}]}
+    assert unknown_in_dashboards({"mongodb.json": dashboard}) == [
+        "mongodb.json: reads mongodb_op_counters_total, which no scraped service exports"
     ]
 
 
