@@ -488,7 +488,8 @@ def test_every_dashboard_file_is_valid_json_with_its_uid() -> None:
 
 def test_the_overview_shows_every_scraped_service(shared_plan: PlanFactory) -> None:
     overview = shipped_dashboards(shared_plan(ALL, "phase=2"))["/etc/grafana/dashboards/overview.json"]
-    (services_up, vault, certificates, secret_ids) = dashboard_exprs(overview)
+    (services_up, vault, certificates, secret_ids, backups) = dashboard_exprs(overview)
+    assert backups == f"(time() - {monitoring.BACKUP_METRIC}) / 3600"
     assert certificates == f"({monitoring.CERTIFICATE_METRIC} - time()) / 86400"
     assert secret_ids == f"({monitoring.APPROLE_METRIC} - time()) / 86400"
     listed = set(re.search(r'service=~"([^"]+)"', services_up)[1].split("|"))  # type: ignore[index]

@@ -29,12 +29,12 @@ from devstack.model import (
     http_probe,
     shell,
 )
+from devstack.monitoring import BACKUP_METRIC
 from devstack.phases import TlsMode
 from devstack.services.prometheus import prometheus_web_config
 from devstack.tls import TLS_DIR, https_url, with_probe
 
 TEXTFILE_DIR = "/var/lib/node-exporter/textfile"  # in the container, on dev-node-exporter-textfile
-BACKUP_METRIC = "devstack_backup_last_success_timestamp_seconds"
 NOBODY = 65534  # prom/node-exporter's USER
 WEB_CONFIG = "node-exporter-web.yml"
 
