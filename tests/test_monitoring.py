@@ -235,9 +235,10 @@ def test_rules_read_only_exported_metrics() -> None:
 
 
 def test_a_rule_on_an_unknown_metric_is_named() -> None:
-    rule = {"alert": "MongodbDown", "expr": "mongodb_up == 0"}
-    assert unknown_metrics([("mongodb.yml", rule)]) == [
-        "mongodb.yml: MongodbDown reads mongodb_up, which no scraped service exports"
+    rule = {"alert": "PgbouncerClientsWaiting", "expr": "pgbouncer_pools_client_waiting_connections > 0"}
+    assert unknown_metrics([("pgbouncer.yml", rule)]) == [
+        "pgbouncer.yml: PgbouncerClientsWaiting reads pgbouncer_pools_client_waiting_connections,"
+        " which no scraped service exports"
     ]
 
 
@@ -388,6 +389,7 @@ OFF_BY_ONE = [
     ("databases.yml", "> 0.8", ">= 0.8"),
     ("databases.yml", "for: 5m", "for: 4m45s"),
     ("databases.yml", "pg_up == 0\n        for: 1m", "pg_up == 0\n        for: 45s"),
+    ("databases.yml", "mongodb_up == 0\n        for: 1m", "mongodb_up == 0\n        for: 45s"),
     ("node.yml", "> 26 * 3600", ">= 26 * 3600"),
     ("node.yml", "> 3 * 86400", ">= 3 * 86400"),
     ("node.yml", "< 0.10", "<= 0.10"),
@@ -458,6 +460,7 @@ def test_dashboards_are_json_with_unique_uids_on_exported_metrics(shared_plan: P
         "/etc/grafana/dashboards/rabbitmq.json",
         "/etc/grafana/dashboards/postgres.json",
         "/etc/grafana/dashboards/mysql.json",
+        "/etc/grafana/dashboards/mongodb.json",
     }
     uids = [d["uid"] for d in dashboards.values()]
     assert len(uids) == len(set(uids))

@@ -8,8 +8,9 @@ ENTRYPOINT is the exporter and whose USER is nobody (65534). Their metrics liste
 HTTPS once TLS is required, through the exporter-toolkit --web.config.file Prometheus's own
 listener takes; their database connection is verified against the CA from then on too.
 
-MongoDB has no exporter here: the well-kept one (percona/mongodb_exporter) takes its password
-only from the environment or a command-line flag, which no secret here ever is."""
+MongoDB's metrics come from Vector instead (devstack.services.vector): the well-kept exporter
+(percona/mongodb_exporter) takes its password only from the environment or a command-line
+flag, which no secret here ever is."""
 
 from __future__ import annotations
 
