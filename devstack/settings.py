@@ -397,9 +397,11 @@ def _check_vault_published(host_ports: Mapping[tuple[str, str], int | None], tls
         raise ConfigError("hostPorts", f"vault.{port} must stay published: `pulumi up` reaches Vault through it")
 
 
-def _memory(text: str, profiles: frozenset[Profile], switches: frozenset[str]) -> tuple[int, Mapping[str, Allocation]]:
+def _memory(
+    text: str, profiles: frozenset[Profile], switches: frozenset[str], features: frozenset[str]
+) -> tuple[int, Mapping[str, Allocation]]:
     budget = parse_size("memoryBudget", text) if text.strip() else default_budget(profiles)
-    return budget, allocate("memoryBudget", services_for(profiles, switches), budget)
+    return budget, allocate("memoryBudget", services_for(profiles, switches, features), budget)
 
 
 def _switches(values: Mapping[str, str]) -> frozenset[str]:
@@ -425,7 +427,7 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
     bind_address = _bind_address(values["bindAddress"])
     profiles = _profiles(values["profiles"])
     switches = _switches(values)
-    budget, memory = _memory(values["memoryBudget"], profiles, switches)
+    budget, memory = _memory(values["memoryBudget"], profiles, switches, features.enabled())
     return Settings(
         project=project,
         stack=stack,

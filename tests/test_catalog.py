@@ -52,7 +52,8 @@ EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
 
 
 def selection(profiles: str) -> set[str]:
-    settings = load_settings({"devstack:profiles": profiles}, stack="test")
+    # Phase 2: every feature a service waits for (node-exporter: backups) is on.
+    settings = load_settings({"devstack:profiles": profiles, "devstack:phase": "2"}, stack="test")
     return {s.name for s in selected_services(settings)}
 
 
@@ -70,8 +71,24 @@ def test_the_27_services_and_the_optional_replicas() -> None:
     [("minimal", MINIMAL), ("standard", STANDARD | REPLICAS), ("full,reference", EXPECTED | REPLICAS)],
 )
 def test_replicas_join_the_cluster_profiles_with_their_key(profiles: str, expected: set[str]) -> None:
-    settings = load_settings({"devstack:profiles": profiles, "devstack:redisReplicas": "true"}, stack="test")
+    config = {"devstack:profiles": profiles, "devstack:redisReplicas": "true", "devstack:phase": "2"}
+    settings = load_settings(config, stack="test")
     assert {s.name for s in selected_services(settings)} == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "runs"),
+    [
+        ({"devstack:phase": "1"}, False),
+        ({"devstack:phase": "2"}, True),
+        ({"devstack:phase": "1", "devstack:features": "backups=true"}, True),
+        ({"devstack:phase": "4", "devstack:features": "backups=false"}, False),
+    ],
+)
+def test_node_exporter_comes_with_the_backups_feature(config: dict[str, str], runs: bool) -> None:
+    settings = load_settings({"devstack:profiles": "full", **config}, stack="test")
+    assert ("node-exporter" in {s.name for s in selected_services(settings)}) is runs
+    assert ("node-exporter" in settings.memory) is runs  # its memory share with it
 
 
 @pytest.mark.parametrize(

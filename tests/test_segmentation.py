@@ -96,13 +96,13 @@ def test_clients_stay_in_their_own_tier_and_vault_joins_them(phase_runs: dict[in
         network = f"dev-{tier.value}-network"
         assert "vault" in members[network]
         assert {m for m in members[network] if m != "vault"} == {
-            s.name for s in SERVICES_BY_NAME.values() if s.tier is tier and s.switch is None
+            s.name for s in SERVICES_BY_NAME.values() if s.tier is tier and s.switch is None and s.feature is None
         }
 
 
 def test_static_addresses_and_aliases_are_kept(phase_runs: dict[int, PlanRun]) -> None:
     zero, one = phase_runs[0], phase_runs[1]
-    for name in (s.name for s in SERVICES_BY_NAME.values() if s.switch is None):
+    for name in (s.name for s in SERVICES_BY_NAME.values() if s.switch is None and s.feature is None):
         flat = zero.one(CONTAINER, name).inputs["networksAdvanced"][0]
         primary = one.one(CONTAINER, name).inputs["networksAdvanced"][0]
         assert flat["ipv4Address"] == primary["ipv4Address"], name

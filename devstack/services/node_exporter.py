@@ -78,6 +78,7 @@ NODE_EXPORTER = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:9100/")),
     limits=Limits(0.25, 32),
     profiles=FULL,
+    feature="backups",  # it carries the backup age; the disk alerts come with it
     tls=TlsSupport(owner=NOBODY, settings=node_exporter_tls),
     # node_exporter@v1.8.2: collector/filesystem_common.go (node_filesystem_{avail,size}_bytes
     # by device, fstype, mountpoint), and the backup gauge the textfile carries.
