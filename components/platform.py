@@ -36,7 +36,14 @@ from devstack.services import vault as vault_service
 from devstack.services.vault import VAULT
 from devstack.settings import Settings
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR, server_tls
-from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
+from devstack.topology import (
+    attachments,
+    host_addresses,
+    networks,
+    published_ports,
+    selected_services,
+    start_dependencies,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
@@ -88,7 +95,7 @@ class Platform(pulumi.ComponentResource):
         # service that leaves a profile and comes back finds the passwords its volume holds.
         self.accounts = client_accounts(SERVICES)
         self.secrets = self._service_secrets()
-        self.identities = self._identities() if settings.features.approle else {}
+        self.identities = self._identities(selected) if settings.features.approle else {}
 
         self.services = {}
         self.account_setups: dict[str, AccountSetup] = {}
@@ -144,6 +151,9 @@ class Platform(pulumi.ComponentResource):
                 host_address=settings.vault_host_address,
                 init_file=settings.vault_init_file,
                 run_id=clock.now().isoformat(),
+                container_port=VAULT.port(vault_service.host_port_name(settings.features.tls)).container,
+                # An audit trail from the operations features on (backups, DR, alerting).
+                audit_file=vault_service.AUDIT_FILE if settings.features.backups else None,
                 ca_file=settings.vault_ca_file,
                 ca_pem=ca_pem,
             ),
@@ -268,9 +278,11 @@ class Platform(pulumi.ComponentResource):
             uploads.append(Upload(path, combined, permissions="0600", owner=owner))
         return uploads
 
-    def _identities(self) -> dict[str, ServiceIdentity]:
-        """Phase 1: one AppRole per container identity, bound to its static address, plus
-        `management` for host tooling (no container, so no address to bind)."""
+    def _identities(self, selected: tuple[Service, ...]) -> dict[str, ServiceIdentity]:
+        """Phase 1: one AppRole per running container with a secret, bound to its static
+        address, plus `management` for host tooling, bound to the addresses Vault sees this
+        machine's connections come from (its networks' gateways, which no container holds).
+        A service outside the profiles has no identity: nothing could log in with it."""
         settings = self.settings
         backend = vault.AuthBackend(
             "approle",
@@ -282,9 +294,11 @@ class Platform(pulumi.ComponentResource):
         days = settings.secret_id_rotation_days
         rotation = f"{days}d-{clock.period(days)}"
         identities = {}
-        for name in [*self.secrets, MANAGEMENT]:
+        running = {s.name for s in selected}
+        for name in [*(n for n in self.secrets if n in running), MANAGEMENT]:
             service = SERVICES_BY_NAME.get(name)
-            cidrs = (f"{settings.static_ip(service)}/32",) if service else ()
+            addresses = (settings.static_ip(service),) if service else host_addresses(settings, VAULT)
+            cidrs = tuple(f"{address}/32" for address in addresses)
             identities[name] = ServiceIdentity(
                 name,
                 ServiceIdentityArgs(
@@ -311,7 +325,8 @@ class Platform(pulumi.ComponentResource):
         if service.name in self.secrets:
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
-            plan = delivery(service, approle=identity is not None, tls=vault_tls)
+            strict = self.settings.features.strict
+            plan = delivery(service, approle=identity is not None, tls=vault_tls, strict=strict)
             command = plan.command + self._tuning_args(service) + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
@@ -334,8 +349,9 @@ class Platform(pulumi.ComponentResource):
             uploads += self._generated_rules()
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
-        if service.system_ca_bundle and vault_tls is TlsMode.REQUIRED:
-            # Alpine's busybox wget verifies only against this bundle (see the catalog).
+        if service.system_ca_bundle and vault_tls is not TlsMode.OFF:
+            # Alpine's busybox wget verifies only against this bundle (see the catalog): from
+            # dual mode on, when the wrapper reaches Vault over HTTPS.
             uploads.append(Upload(SYSTEM_CA_BUNDLE, self.authority.root_pem))
         if tls.command is not None:
             extra["command"] = tls.command

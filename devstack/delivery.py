@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from devstack.model import SECRETS_DIR, TEMPLATE_DIR, ConfigFile, Service
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT
 from devstack.tls import CA_FILE, TLS_DIR
 
 WRAPPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "entrypoint.sh"
@@ -24,6 +25,8 @@ ROLE_ID_PATH = "/devstack/approle/role-id"
 SECRET_ID_PATH = "/devstack/approle/secret-id"
 VAULT_ADDR = "http://vault:8200"
 VAULT_TLS_ADDR = "https://vault:8200"  # once TLS is required; the name is in Vault's certificate
+# Dual mode: Vault's HTTPS listener, on its own port beside the plain one.
+VAULT_DUAL_ADDR = f"https://vault:{VAULT.port('https').container}"
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,15 @@ class Delivery:
     file_owner: int  # uid that must read the uploaded token file
 
 
-def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Delivery:
+def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF, strict: bool = False) -> Delivery:
     """approle: log in with the container's own AppRole (files role-id and secret-id);
-    otherwise read with the root token from a file (phase 0, the rollback target). Once TLS is
-    required the wrapper reaches Vault over HTTPS and verifies it against the stack's CA (in
-    dual mode the plain listener still serves it while HTTPS is offered beside)."""
+    otherwise read with the root token from a file (phase 0, the rollback target). From dual
+    mode on the wrapper reaches Vault over HTTPS and verifies it against the stack's CA: on
+    Vault's HTTPS port beside the plain one (dual), then on its only port (required). Every
+    image the catalog delivers to has a client that verifies (curl, openssl, or busybox wget
+    with the CA as its system bundle): the AppRole login and the read never cross a bridge in
+    plaintext once a certificate exists. strict: the wrapper never uses a client that would
+    show the token on its command line (busybox wget)."""
     credentials = service.credentials
     if credentials is None:
         raise ValueError(f"{service.name} has no credentials to deliver")
@@ -49,11 +56,8 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Del
         if approle
         else {"DEVSTACK_TOKEN_FILE": TOKEN_PATH}
     )
-    vault = (
-        {"VAULT_ADDR": VAULT_TLS_ADDR, "DEVSTACK_VAULT_CA": f"{TLS_DIR}/{CA_FILE}"}
-        if tls is TlsMode.REQUIRED
-        else {"VAULT_ADDR": VAULT_ADDR}
-    )
+    address = {TlsMode.OFF: VAULT_ADDR, TlsMode.DUAL: VAULT_DUAL_ADDR, TlsMode.REQUIRED: VAULT_TLS_ADDR}[tls]
+    vault = {"VAULT_ADDR": address} | ({"DEVSTACK_VAULT_CA": f"{TLS_DIR}/{CA_FILE}"} if tls is not TlsMode.OFF else {})
     env = {
         **vault,
         "DEVSTACK_SECRET_PATH": service.name,
@@ -64,6 +68,8 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Del
     }
     if credentials.owner:
         env["DEVSTACK_SECRETS_OWNER"] = credentials.owner
+    if strict:
+        env["DEVSTACK_NO_TOKEN_ARGV"] = "1"
     if credentials.templates:
         env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}" for t in credentials.templates)
     files = (

@@ -204,7 +204,8 @@ class SetupScript:
     cli: tuple[str, ...]  # what runs in the container, reading the script on stdin; no secret in it
     script: Callable[[Sequence[Login], Mapping[str, str]], str]  # logins, admin values -> the script
     admin_keys: tuple[str, ...] = ()  # keys of the server's own secret the script needs
-    env: Mapping[str, str] = field(default_factory=dict)  # secret environment: variable -> own key
+    # Whom the client runs as in the container (`docker exec -u`); None: the image's default.
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -292,9 +293,10 @@ class Service:
     host_cgroups: bool = False  # the host's cgroup tree (Docker mounts it read-only) instead of its own
     credentials: Credentials | None = None
     # The image's only HTTPS client that verifies certificates is Alpine's busybox wget (through
-    # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: once
-    # TLS is required the stack's CA is put there. Docker's upload writes through Alpine's
-    # symlink, so the public bundle behind it becomes the CA too (tests/test_system_bundle_docker):
+    # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: from
+    # dual mode on (the wrapper reaches Vault over HTTPS) the stack's CA is put there. Docker's
+    # upload writes through Alpine's symlink, so the public bundle behind it becomes the CA too
+    # (tests/test_system_bundle_docker):
     # none of these images reaches a public TLS server.
     system_ca_bundle: bool = False
     client_role: ClientRole = ClientRole.APP

@@ -14,9 +14,10 @@
 # curl (cacert, and an empty capath instead of its built-in CA directory, in its config);
 # openssl s_client (`command -v openssl`, else /opt/openssl/bin/openssl; -CAfile,
 # -verify_hostname or -verify_ip, -verify_return_error; the request written into its stdin by
-# builtins, as for nc); busybox wget, only with Alpine's ssl_client on PATH (not busybox's own
-# applet, which checks nothing) and only when the system bundle ssl_client trusts is the CA
-# file itself (cmp; the platform uploads the CA over it in such images). perl and nc reach
+# builtins, as for nc); with Alpine's ssl_client on PATH (not busybox's own applet, which
+# checks nothing) and only when the system bundle ssl_client trusts is the CA file itself (cmp;
+# the platform uploads the CA over it in such images): busybox nc -e handing the socket to
+# ssl_client (the request written by builtins into its stdin), else busybox wget. perl and nc reach
 # http:// only. With none of these the wrapper fails at once; a certificate that does not verify
 # counts as no answer (the reason is kept) until DEVSTACK_WAIT_SECONDS have passed.
 #
@@ -40,12 +41,15 @@
 #                            {{key}} placeholders filled in, written to dest (mode default 0400)
 #   DEVSTACK_TEMPLATE_DIR    default /devstack/templates
 #   DEVSTACK_WAIT_SECONDS    how long to wait for GET /v1/sys/health to answer 200 (default 60)
+#   DEVSTACK_NO_TOKEN_ARGV   1 (the strict end state): never wget, the one client that takes the
+#                            token as an argument; the wrapper fails instead
 #   DEVSTACK_EXPORT_FILES    reserved, ignored for now
 #
 # Secrets never go into the environment or a command line: values are written by awk straight
-# to files; the token, role ID and secret ID reach curl through its config on stdin, perl, nc
-# and openssl through stdin (written by builtins, which have no argv of their own). Only wget,
-# the last resort, gets the token as an argument (it has no other way to send a header); the
+# to files; the token, role ID and secret ID reach curl through its config on stdin, perl, nc,
+# ssl_client and openssl through stdin (written by builtins, which have no argv of their own).
+# Only wget, the last resort, gets the token as an argument (it has no other way to send a
+# header; never with DEVSTACK_NO_TOKEN_ARGV=1); the
 # login's body reaches it as a 0600 file in the private staging directory, removed at once.
 # The login's answer (it holds the token) is kept in a shell variable, never in a file; the
 # token is never exported, logged or written down, and is unset before the exec.
@@ -197,6 +201,12 @@ else
                 *BusyBox*) fail "$no_verifier: ssl_client here is busybox's own, which does not check certificates" ;;
             esac
             client=wget
+            # Better: busybox nc connects and hands the socket to ssl_client itself (nc -e), and
+            # the request, token included, reaches ssl_client on a pipe written by builtins:
+            # wget could only take the token as an argument, which any local user can list.
+            case $(nc --help 2>&1 </dev/null) in
+                *'-e PROG'*) client=ncssl ;;
+            esac
         else
             fail "$no_verifier"
         fi
@@ -210,7 +220,7 @@ else
     [ -r "$ca_file" ] || fail "cannot read DEVSTACK_VAULT_CA file $ca_file"
     awk '/^-----BEGIN CERTIFICATE-----/ { found = 1; exit } END { exit !found }' "$ca_file" 2>/dev/null ||
         fail "DEVSTACK_VAULT_CA file $ca_file holds no PEM certificate"
-    if [ "$client" = wget ]; then
+    if [ "$client" = wget ] || [ "$client" = ncssl ]; then
         # the platform uploads the CA itself over the system bundle in such images: the same
         # file, byte for byte, or ssl_client would trust whatever else the bundle holds
         system_ca=${DEVSTACK_SYSTEM_CA:-/etc/ssl/cert.pem}
@@ -218,8 +228,13 @@ else
             fail "$no_verifier: busybox wget's ssl_client trusts only $system_ca, which is not DEVSTACK_VAULT_CA ($ca_file)"
     fi
 fi
+# DEVSTACK_NO_TOKEN_ARGV=1 (the strict end state): wget, which takes the token only as an
+# argument, is never used; an image with nothing better fails here, saying so.
+if [ "$client" = wget ] && [ "${DEVSTACK_NO_TOKEN_ARGV:-}" = 1 ]; then
+    fail "VAULT_ADDR $VAULT_ADDR: only wget is left to reach Vault with, which would show the token on its command line (DEVSTACK_NO_TOKEN_ARGV=1); the image needs curl, openssl, or busybox nc with -e and Alpine's ssl_client"
+fi
 # nc and openssl speak HTTP/1.0 themselves: the host and port from VAULT_ADDR
-if [ "$client" = nc ] || [ "$client" = openssl ]; then
+if [ "$client" = nc ] || [ "$client" = openssl ] || [ "$client" = ncssl ]; then
     raw_hostport=${VAULT_ADDR#*://}
     raw_hostport=${raw_hostport%%/*}
     default_port=80
@@ -267,7 +282,7 @@ if [ "$client" = nc ] || [ "$client" = openssl ]; then
     esac
 fi
 with_timeout=
-if [ "$client" = wget ] || [ "$client" = nc ] || [ "$client" = openssl ]; then
+if [ "$client" = wget ] || [ "$client" = nc ] || [ "$client" = openssl ] || [ "$client" = ncssl ]; then
     if command -v timeout >/dev/null 2>&1; then
         with_timeout="timeout 30" # busybox wget -T crashes in some builds; nc -w only covers the connect
     fi
@@ -410,6 +425,16 @@ openssl_connect() {
     $with_timeout "$openssl_bin" s_client -quiet -connect "$raw_connect" "$@" -verify_return_error -CAfile "$ca_file"
 }
 
+# busybox nc connects, then runs sh in its place with the socket on stdin and stdout: sh moves it
+# to fd 3 for ssl_client (-s3, as busybox wget does), whose plaintext side is this function's
+# stdin (the request) and stdout (the answer), passed down as fds 4 and 5. ssl_client checks the
+# chain against the system bundle (the CA, checked above) and the name given with -n.
+# shellcheck disable=SC2016 # for the inner sh
+ncssl_connect() {
+    $with_timeout nc -w 5 "$raw_host" "$raw_port" \
+        -e /bin/sh -c 'exec ssl_client -s3 -n "$1" 3<&0 <&4 >&5 4<&- 5<&-' ncssl "$raw_host" 4<&0 5>&1
+}
+
 # why openssl gave no answer, from its stderr: the verify error, else the first error's reason
 openssl_reason() {
     why=$(awk -F: '
@@ -480,6 +505,12 @@ http_request() {
             raw_answer "$3"
             [ -n "$http_status" ] || [ -n "$http_error" ] || openssl_reason
             ;;
+        ncssl)
+            answer=$(raw_request "$1" "$2" "${4:-}" | ncssl_connect 2>"$stage/errors"
+                printf .)
+            answer=${answer%.}
+            raw_answer "$3"
+            ;;
         wget)
             if [ -n "$http_data" ]; then
                 printf '%s' "$http_data" >"$stage/request" || fail "cannot write to $stage"
@@ -498,7 +529,7 @@ http_request() {
         *) http_status=000 ;;
     esac
     if [ "$http_status" = 000 ] && [ -z "$http_error" ] && [ -f "$stage/errors" ]; then
-        http_error=$(sed -n -e 's/^curl: //p' -e 's/^wget: //p' -e 's/^nc: //p' "$stage/errors" | tail -n 1)
+        http_error=$(sed -n -e 's/^curl: //p' -e 's/^wget: //p' -e 's/^nc: //p' -e 's/^ssl_client: //p' "$stage/errors" | tail -n 1)
     fi
     [ "$http_status" != 000 ] || [ -n "$http_error" ] || http_error="no answer"
 }

@@ -192,6 +192,27 @@ MUTATIONS = (
         "if name]",
         ("tests/test_rollback.py",),
     ),
+    Mutation(
+        "identity-for-stopped-service",
+        "AppRoles and policies for every catalog service, also those no profile runs (issue 18)",
+        "for name in [*(n for n in self.secrets if n in running), MANAGEMENT]:",
+        "for name in [*self.secrets, MANAGEMENT]:",
+        ("tests/test_approle.py", "-k", "only_for_a_container"),
+    ),
+    Mutation(
+        "static-ip-on-vaults-tier-address",
+        "staticIps accepting the .5 Vault takes in every tier it joins: two containers, one address",
+        "    owners = _multi_homed_addresses(subnets)\n",
+        "    owners: dict[ipaddress.IPv4Address, tuple[str, str]] = {}\n",
+        ("tests/test_bad_input.py", "-k", "vaults_place"),
+    ),
+    Mutation(
+        "certs-renewal-at-window",
+        "`certs` printing not-after minus the window as the renewal date, not the next period's start",
+        "        renewal = renewal_time(certificate)\n",
+        "        renewal = renewal_time(certificate) and not_after - timedelta(days=30)\n",
+        ("tests/test_pki.py", "-k", "renewal_date"),
+    ),
 )
 
 

@@ -91,7 +91,8 @@ def test_policy_grants_nothing_under_sys_auth_or_write(identity: str) -> None:
 
 
 def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> None:
-    matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference"))
+    # Every catalog service runs (the Redis replicas only behind their switch): every identity.
+    matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true"))
     assert set(matrix) == IDENTITIES
     for identity, access in matrix.items():
         expected = [] if identity == "management" else [f"secret/data/{identity}"]
@@ -102,22 +103,33 @@ def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> 
         assert not any(access.escalations.values()), identity
 
 
+def test_an_identity_exists_only_for_a_container_that_runs(shared_plan: PlanFactory) -> None:
+    run = shared_plan("phase=1")  # standard: no Grafana, Vector, APIs or exporters
+    running = {r.inputs["name"].removeprefix("dev-") for r in run.by_type(CONTAINER)}
+    roles = {r.name for r in run.by_type(ROLE)}
+    assert roles == (IDENTITIES & running) | {"management"}
+    assert {r.name for r in run.by_type(POLICY)} == roles
+    assert {r.name for r in run.by_type(SECRET_ID)} == roles
+    assert not {"grafana", "vector", "api-first"} & roles
+    assert {"postgres", "forgejo"} <= roles
+
+
 def test_access_matrix_flags_a_broad_policy(plan: PlanFactory) -> None:
     run = plan("phase=1")
     policy = run.one(POLICY, "forgejo")
     policy.inputs = {**policy.inputs, "policy": 'path "secret/data/*" { capabilities = ["read"] }\n'}
-    role = run.one(ROLE, "vector")
+    role = run.one(ROLE, "mongodb")
     role.inputs = {**role.inputs, "tokenNoDefaultPolicy": False}
     matrix = access_matrix(run)
     assert "secret/data/postgres" in matrix["forgejo"].reads
     assert any("outside its own path" in f for f in matrix["forgejo"].flags)
     assert "reads secret/data/postgres" in matrix["forgejo"].flags
-    assert "Vault's default policy is attached" in matrix["vector"].flags
+    assert "Vault's default policy is attached" in matrix["mongodb"].flags
     assert matrix["postgres"].flags == []
 
 
 def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory) -> None:
-    run = shared_plan("phase=1", "profiles=full,reference")
+    run = shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true")
     roles = {r.inputs["roleName"]: r.inputs for r in run.by_type(ROLE)}
     assert set(roles) == IDENTITIES
     for name, role in roles.items():
@@ -126,10 +138,11 @@ def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory)
         assert role["tokenTtl"] <= 3600
         assert role["tokenMaxTtl"] <= 86400
         assert 0 < role["secretIdTtl"] <= 30 * 86400
-        if name != "management":
-            bound = [f"{plan_address(run, name)}/32"]
-            assert role["secretIdBoundCidrs"] == bound, name
-            assert role["tokenBoundCidrs"] == bound
+        bound = [f"{plan_address(run, name)}/32"] if name != "management" else _gateways_of_vault(run)
+        assert role["secretIdBoundCidrs"] == bound, name
+        assert role["tokenBoundCidrs"] == bound
+    (management,) = [r for r in run.by_type(SECRET_ID) if r.inputs["roleName"] == "management"]
+    assert management.inputs["cidrLists"] == _gateways_of_vault(run)
     # Each secret_id reaches its own container only, as the 0400 file (the management one,
     # which has no container, is a stack output): observed in the program's uploads.
     uploads = {
@@ -146,6 +159,21 @@ def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory)
         upload = uploads[holders[0]][SECRET_ID_PATH]
         assert upload["content"] == value
         assert upload["permissions"] == "0400"
+
+
+def _gateways_of_vault(run) -> list[str]:
+    """The gateway of each network the plan attaches dev-vault to, as /32s: where this machine's
+    connections to a published port come from (tests/test_host_address_docker.py shows it)."""
+    vault = unwrap(run.one(CONTAINER, "vault").inputs)
+    names = {a["name"] for a in vault["networksAdvanced"]}
+    gateways = [
+        config["gateway"]
+        for network in run.by_type("docker:index/network:Network")
+        if network.inputs["name"] in names
+        for config in network.inputs["ipamConfigs"]
+    ]
+    assert len(gateways) == len(names) >= 1
+    return sorted(f"{g}/32" for g in gateways)
 
 
 def plan_address(run, name: str) -> str:
@@ -182,7 +210,7 @@ def test_phase0_keeps_root_token_mode(shared_plan: PlanFactory) -> None:
 
 
 def test_sub_step_1a_is_a_feature_override(shared_plan: PlanFactory) -> None:
-    run = shared_plan("phase=0", "features=approle=true")
+    run = shared_plan("phase=0", "features=approle=true", "profiles=full,reference", "redisReplicas=true")
     assert {r.inputs["roleName"] for r in run.by_type(ROLE)} == IDENTITIES
 
 

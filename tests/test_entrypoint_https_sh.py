@@ -480,12 +480,13 @@ def test_fake_serves_https_from_tls_1_2(vault: FakeVault, pki: Pki) -> None:
 # -- the plan's own Vault certificate --------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def plan_vault_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The files the plan uploads to the Vault container at phase 4: its leaf (with the
+@pytest.fixture(scope="module", params=[1, 4], ids=["phase1-dual", "phase4-required"])
+def plan_vault_files(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """The files the plan uploads to the Vault container (dual mode from phase 1, where every
+    container reaches Vault's HTTPS port; required at phase 4): its leaf (with the
     intermediate), its key and the root every client is given."""
     directory = tmp_path_factory.mktemp("plan-vault")
-    for name, content in server_files(["phase=4"], ["vault"])["vault"].items():
+    for name, content in server_files([f"phase={request.param}"], ["vault"])["vault"].items():
         (directory / name).write_text(content)
     return directory
 

@@ -86,7 +86,8 @@ def _link(directory: Path, name: str, target: str) -> None:
 def _program(name: str) -> str:
     found = {"busybox": BUSYBOX, "curl": CURL, "perl": PERL, "dash": DASH}.get(name) or shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} is not installed")
+        package = {"busybox": "busybox-static"}.get(name, name)
+        pytest.skip(f"{name} is not installed (Debian package {package})")
     return found
 
 
@@ -94,6 +95,10 @@ def make_toolbox(base: Path, variant: Variant) -> Path:
     directory = base / variant.id
     if directory.exists():
         return directory
+    # Every program first: a skip must leave no half-built toolbox for the next test to reuse.
+    needed = [t for t in variant.tools if t != "system"] + ([variant.shell] if variant.shell != "busybox" else [])
+    for program in needed:
+        _program(program)
     directory.mkdir(parents=True)
     for tool in variant.tools:
         if tool == "busybox":
@@ -116,6 +121,13 @@ def make_toolbox(base: Path, variant: Variant) -> Path:
         (directory / "sh").unlink(missing_ok=True)
         _link(directory, "sh", _program(variant.shell))  # what the test commands run
     return directory
+
+
+def test_a_missing_program_skips_and_leaves_no_half_built_toolbox(tmp_path: Path) -> None:
+    variant = Variant("half", "dash", ("system", "devstack-no-such-program"), "none")
+    with pytest.raises(pytest.skip.Exception, match="devstack-no-such-program is not installed"):
+        make_toolbox(tmp_path, variant)
+    assert not (tmp_path / "half").exists()  # the next test asks again, and skips again
 
 
 @pytest.fixture

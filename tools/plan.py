@@ -2,6 +2,8 @@
 
 python -m tools.plan [--stack dev] [--set key=value ...] [--json]
 python -m tools.plan diff --from phase=0 --to phase=1 [--set key=value ...] [--json]
+python -m tools.plan diff --to-time 2027-03-01T00:00:00Z      # the same config, a later `pulumi up`
+python -m tools.plan diff --from-file base.yaml                # another version of Pulumi.<stack>.yaml first
 python -m tools.plan access [--set key=value ...] [--json]    # Vault identities and what they read
 python -m tools.plan certs [--set key=value ...] [--json]     # the certificate inventory
 python -m tools.plan budget [--set key=value ...] [--json]    # memory limits and derived caches
@@ -11,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from devstack import clock
 from devstack.errors import ConfigError, PolicyFileError
 from devstack.settings import exposure_warning, load_settings
 from tools.access import access_matrix, matrix_json, render_matrix
@@ -25,7 +31,7 @@ from tools.certs import inventory, inventory_json, render_inventory
 from tools.cli import run
 from tools.diff import PlanDiff, diff_plans
 from tools.engine import PlanRun, ResourceRecord, masked, run_program
-from tools.stackconfig import OverrideError, apply_overrides, load_stack_config
+from tools.stackconfig import OverrideError, apply_overrides, load_stack_config, load_stack_file, refuse_encrypted
 
 SCHEMA = "devstack-plan/1"
 SECRET_CONFIG_MARK = "[secret]"
@@ -48,9 +54,11 @@ def _base_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def plan_for(stack: str, overrides: Sequence[str], state: Any = None) -> PlanRun:
+def plan_for(stack: str, overrides: Sequence[str], state: Any = None, stack_file: Path | None = None) -> PlanRun:
     try:
-        config = apply_overrides(load_stack_config(stack), overrides)
+        stacked = load_stack_config(stack) if stack_file is None else load_stack_file(stack_file, stack)
+        config = apply_overrides(stacked, overrides)
+        refuse_encrypted(config, stack)
         run = run_program(config, stack=stack, state=state)
         _warn_once(exposure_warning(load_settings(config, stack=stack)))
         return run
@@ -202,11 +210,50 @@ def _diff(argv: Sequence[str]) -> str:
         help="config of the current state (on top of the stack and --set)",
     )
     parser.add_argument("--to", dest="after", action="append", default=[], metavar="KEY=VALUE", help="config to apply")
+    parser.add_argument(
+        "--from-file",
+        type=Path,
+        metavar="PATH",
+        help="the current state's stack file, e.g. the base branch's Pulumi.<stack>.yaml (default: the stack's own)",
+    )
+    parser.add_argument(
+        "--to-time",
+        metavar="ISO-TIME",
+        help="when the later `pulumi up` runs (default: DEVSTACK_NOW or now, as for the current state): "
+        "shows the secret_id rotations and certificate renewals due by then",
+    )
     args = parser.parse_args(argv)
-    before = plan_for(args.stack, [*args.overrides, *args.before])
-    after = plan_for(args.stack, [*args.overrides, *args.after], state=before.state)
+    before = plan_for(args.stack, [*args.overrides, *args.before], stack_file=args.from_file)
+    with _clock_at(args.to_time):
+        after = plan_for(args.stack, [*args.overrides, *args.after], state=before.state)
     diff = diff_plans(before, after)
     return json.dumps(diff_json(diff), indent=2) if args.json else render_diff(diff)
+
+
+@contextmanager
+def _clock_at(moment: str | None) -> Iterator[None]:
+    """DEVSTACK_NOW set to `moment` for one plan (devstack.clock reads it, and refuses a bad one)."""
+    if moment is None:
+        yield
+        return
+    saved = os.environ.get("DEVSTACK_NOW")
+    os.environ["DEVSTACK_NOW"] = moment
+    try:
+        clock.now()
+    except ConfigError as error:
+        _restore(saved)
+        raise PlanError(f"--to-time: {error.message}") from None
+    try:
+        yield
+    finally:
+        _restore(saved)
+
+
+def _restore(saved: str | None) -> None:
+    if saved is None:
+        os.environ.pop("DEVSTACK_NOW", None)
+    else:
+        os.environ["DEVSTACK_NOW"] = saved
 
 
 def _access(argv: Sequence[str]) -> str:

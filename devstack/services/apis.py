@@ -91,7 +91,7 @@ def api_probe(runtime: str, url: str, ca_file: str | None = None) -> tuple[str, 
         script = f"fetch('{url}').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
         return ("CMD-SHELL", f'{env}node -e "{script}"')
     # Alpine's busybox wget verifies an https:// URL against /etc/ssl/cert.pem, where the stack's
-    # CA is put for these images once TLS is required (Service.system_ca_bundle).
+    # CA is put for these images from dual mode on (Service.system_ca_bundle).
     return http_probe(url)
 
 

@@ -4,9 +4,11 @@ and its clients' accounts with the mysql-client script that creates them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
 from devstack.model import (
+    SECRETS_DIR,
     STD_UP,
     AccountServer,
     Credentials,
@@ -128,10 +130,15 @@ def mysql_setup_sql(accounts: Sequence[Account]) -> str:
     return "\n".join(out) + "\n"
 
 
+# The account step's client (scripts/mysql-root-client.sh, run by `sh -c` in the container):
+# root's password from the file the wrapper wrote, never in the step's environment or argv.
+ROOT_CLIENT = Path(__file__).resolve().parents[2] / "scripts" / "mysql-root-client.sh"
+ROOT_PASSWORD_FILE = f"{SECRETS_DIR}/root_password"
+
 SETUP = SetupScript(
-    cli=("mysql", "-uroot"),
+    cli=("sh", "-c", ROOT_CLIENT.read_text(), "mysql-accounts", ROOT_PASSWORD_FILE),
     script=lambda logins, admin: mysql_setup_sql([login_account(login) for login in logins]),
-    env={"MYSQL_PWD": "root_password"},
+    user="mysql",  # the owner of the password file, whatever capabilities root keeps
 )
 
 
