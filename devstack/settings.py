@@ -68,6 +68,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "false",
         "A replica per Redis cluster master (three more containers, standard and full).",
     ),
+    ConfigKey(
+        "databaseExporters",
+        "boolean",
+        "false",
+        "The PostgreSQL and MySQL metrics exporters (full profile; their images reach Vault only over "
+        "plain HTTP: phase 0).",
+    ),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}
 SWITCH_KEYS = tuple(sorted({s.switch for s in SERVICES if s.switch is not None}))  # each a boolean key

@@ -33,8 +33,6 @@ EXPECTED = {
     "redis-exporter-1",
     "redis-exporter-2",
     "redis-exporter-3",
-    "postgres-exporter",
-    "mysql-exporter",
     "node-exporter",
     "cadvisor",
     "vector",
@@ -45,7 +43,7 @@ STANDARD = MINIMAL | {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
 OBSERVABILITY = (
     {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"}
     | {f"redis-exporter-{n}" for n in (1, 2, 3)}
-    | {"postgres-exporter", "mysql-exporter", "node-exporter"}
+    | {"node-exporter"}
 )
 APIS = {"reference-api", "api-first", "golang-api", "nodejs-api", "rust-api"}
 EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
@@ -58,12 +56,14 @@ def selection(profiles: str) -> set[str]:
 
 
 REPLICAS = {"redis-4", "redis-5", "redis-6"}
+DATABASE_EXPORTERS = {"postgres-exporter", "mysql-exporter"}
 
 
 def test_the_27_services_and_the_optional_replicas() -> None:
     assert len(SERVICES) == 30
-    assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS
-    assert {s.name for s in SERVICES if s.switch} == REPLICAS  # never without redisReplicas
+    assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS | DATABASE_EXPORTERS
+    # never without redisReplicas / databaseExporters
+    assert {s.name for s in SERVICES if s.switch} == REPLICAS | DATABASE_EXPORTERS
 
 
 @pytest.mark.parametrize(
@@ -74,6 +74,13 @@ def test_replicas_join_the_cluster_profiles_with_their_key(profiles: str, expect
     config = {"devstack:profiles": profiles, "devstack:redisReplicas": "true", "devstack:phase": "2"}
     settings = load_settings(config, stack="test")
     assert {s.name for s in selected_services(settings)} == expected
+
+
+def test_the_database_exporters_come_with_their_key() -> None:
+    config = {"devstack:profiles": "full", "devstack:databaseExporters": "true"}
+    assert {s.name for s in selected_services(load_settings(config, stack="test"))} >= DATABASE_EXPORTERS
+    config["devstack:profiles"] = "standard"  # full profile only
+    assert not DATABASE_EXPORTERS & {s.name for s in selected_services(load_settings(config, stack="test"))}
 
 
 @pytest.mark.parametrize(

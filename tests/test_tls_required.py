@@ -120,8 +120,6 @@ REFUSES_PLAINTEXT: dict[str, Callable[[Inputs], bool]] = {
     "redis-exporter-2": _exporter,
     "redis-exporter-3": _exporter,
     # the same --web.config.file as Prometheus's (exporter-toolkit)
-    "postgres-exporter": _prometheus,
-    "mysql-exporter": _prometheus,
     "node-exporter": _prometheus,
 }
 

@@ -8,6 +8,11 @@ ENTRYPOINT is the exporter and whose USER is nobody (65534). Their metrics liste
 HTTPS once TLS is required, through the exporter-toolkit --web.config.file Prometheus's own
 listener takes; their database connection is verified against the CA from then on too.
 
+Both stay off unless `databaseExporters` is set: those busybox images have no client that
+verifies a certificate (no curl, no openssl, no Alpine ssl_client), so the entrypoint wrapper
+cannot read their secret once containers reach Vault over HTTPS (phase 1 on). Until an image
+with one is pinned (or the password reaches them another way), they work at phase 0 only.
+
 MongoDB's metrics come from Vector instead (devstack.services.vector): the well-kept exporter
 (percona/mongodb_exporter) takes its password only from the environment or a command-line
 flag, which no secret here ever is."""
@@ -43,6 +48,7 @@ from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, TLS_DIR, https_url, merged, with_probe
 
 NOBODY = 65534  # the images' USER
+SWITCH = "databaseExporters"  # off by default: see above
 WEB_CONFIG = "exporter-web.yml"
 
 
@@ -96,6 +102,7 @@ POSTGRES_EXPORTER = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:9187/")),
     limits=Limits(0.25, 32),
     profiles=FULL,
+    switch=SWITCH,
     depends_on=("vault", "postgres"),
     flows=(VAULT_FLOW, Flow("postgres", "postgres")),
     env=MappingProxyType({"DATA_SOURCE_URI": postgres_uri(TlsMode.OFF)}),
@@ -156,6 +163,7 @@ MYSQL_EXPORTER = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:9104/")),
     limits=Limits(0.25, 32),
     profiles=FULL,
+    switch=SWITCH,
     depends_on=("vault", "mysql"),
     flows=(VAULT_FLOW, Flow("mysql", "mysql")),
     client_role=ClientRole.MONITOR,
