@@ -29,6 +29,7 @@ from devstack.credentials import (
     secret_keys,
 )
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
+from devstack.hardening import container_hardening
 from devstack.model import APP_DIR, USERS_FILE_KEY, ConfigContext, Service
 from devstack.monitoring import APPROLE_RULES, CERTIFICATE_RULES, RULES_DIR, approle_rules, certificate_rules
 from devstack.phases import TlsMode
@@ -138,7 +139,9 @@ class Platform(pulumi.ComponentResource):
         settings = self.settings
         mode = self._tls_mode(VAULT)
         tls = server_tls(VAULT, mode)
-        uploads = (Upload(vault_service.CONFIG_PATH, vault_service.vault_hcl(VAULT, mode)), *self._tls_uploads(VAULT))
+        # Hardened, Vault runs as its own user with no capability: it cannot lock its memory.
+        config = vault_service.vault_hcl(VAULT, mode, mlock=not settings.features.hardening)
+        uploads = (Upload(vault_service.CONFIG_PATH, config), *self._tls_uploads(VAULT))
         extra: dict[str, object] = {"healthcheck": tls.healthcheck} if tls.healthcheck else {}
         ca_pem = self.authority.root_pem if self.certificates else None
         return VaultServer(
@@ -170,6 +173,7 @@ class Platform(pulumi.ComponentResource):
     def _container_args(self, service: Service, **extra: object) -> ServiceContainerArgs:
         settings = self.settings
         labels = {**self.labels, "devstack.service": service.name, "devstack.tier": service.tier.value}
+        uploads = bool(extra.get("uploads"))
         return ServiceContainerArgs(
             service=service,
             image=settings.image(service),
@@ -179,6 +183,7 @@ class Platform(pulumi.ComponentResource):
             volumes=self.data.volumes,
             labels=labels,
             memory=settings.memory[service.name],
+            hardening=container_hardening(service, settings.features.hardening, uploads),
             **extra,  # type: ignore[arg-type]
         )
 
@@ -260,11 +265,11 @@ class Platform(pulumi.ComponentResource):
             return []
         certificate = self.certificates.get(service.name)
         if certificate is None:
-            # A client only: it gets the CA to verify the servers it talks to.
-            return [Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem)]
+            # A client only: it gets the CA to verify the servers it talks to (none: nothing).
+            return [Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem)] if service.flows else []
         if service.tls is None:
             raise ValueError(f"{service.name} has a certificate but no TLS support")
-        owner = service.tls.owner
+        owner = self._server_uid(service, service.tls.owner)
         # The server sends its certificate and the intermediate; clients trust the root.
         chain = pulumi.Output.concat(certificate.cert_pem, self.authority.intermediate.cert_pem)
         uploads = [
@@ -277,6 +282,11 @@ class Platform(pulumi.ComponentResource):
             path = f"{TLS_DIR}/{service.tls.combined_pem}"
             uploads.append(Upload(path, combined, permissions="0600", owner=owner))
         return uploads
+
+    def _server_uid(self, service: Service, image_uid: int) -> int:
+        """The uid the service's server reads its files as: the hardened user's, when it has one."""
+        hardening = container_hardening(service, self.settings.features.hardening, uploads=True)
+        return image_uid if hardening.uid is None else hardening.uid
 
     def _identities(self, selected: tuple[Service, ...]) -> dict[str, ServiceIdentity]:
         """Phase 1: one AppRole per running container with a secret, bound to its static
@@ -326,7 +336,8 @@ class Platform(pulumi.ComponentResource):
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
             strict = self.settings.features.strict
-            plan = delivery(service, approle=identity is not None, tls=vault_tls, strict=strict)
+            run_as = self._server_uid(service, service.credentials.run_as_uid) if service.credentials else None
+            plan = delivery(service, approle=identity is not None, tls=vault_tls, strict=strict, run_as_uid=run_as)
             command = plan.command + self._tuning_args(service) + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]

@@ -39,7 +39,13 @@ class Delivery:
     file_owner: int  # uid that must read the uploaded token file
 
 
-def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF, strict: bool = False) -> Delivery:
+def delivery(
+    service: Service,
+    approle: bool,
+    tls: TlsMode = TlsMode.OFF,
+    strict: bool = False,
+    run_as_uid: int | None = None,
+) -> Delivery:
     """approle: log in with the container's own AppRole (files role-id and secret-id);
     otherwise read with the root token from a file (phase 0, the rollback target). From dual
     mode on the wrapper reaches Vault over HTTPS and verifies it against the stack's CA: on
@@ -47,7 +53,8 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF, strict
     image the catalog delivers to has a client that verifies (curl, openssl, or busybox wget
     with the CA as its system bundle): the AppRole login and the read never cross a bridge in
     plaintext once a certificate exists. strict: the wrapper never uses a client that would
-    show the token on its command line (busybox wget)."""
+    show the token on its command line (busybox wget). run_as_uid: the user the container
+    runs as when it is not the image's own (the hardening feature)."""
     credentials = service.credentials
     if credentials is None:
         raise ValueError(f"{service.name} has no credentials to deliver")
@@ -66,23 +73,24 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF, strict
         "DEVSTACK_TEMPLATE_DIR": TEMPLATE_DIR,
         **credentials.env,
     }
-    if credentials.owner:
-        env["DEVSTACK_SECRETS_OWNER"] = credentials.owner
+    uid = credentials.run_as_uid if run_as_uid is None else run_as_uid
+    if credentials.owner and uid == 0:
+        env["DEVSTACK_SECRETS_OWNER"] = credentials.owner  # the wrapper runs as root and gives them away
     if strict:
         env["DEVSTACK_NO_TOKEN_ARGV"] = "1"
     if credentials.templates:
-        env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}" for t in credentials.templates)
+        env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}:0400:{t.syntax}" for t in credentials.templates)
     files = (
         ConfigFile(WRAPPER_PATH, WRAPPER_SOURCE.read_text()),
         *(ConfigFile(f"{TEMPLATE_DIR}/{t.name}", t.content) for t in credentials.templates),
     )
     # 0711: the image's own user (after it drops root) may open its files but not list them.
-    tmpfs = {SECRETS_DIR: f"rw,noexec,nosuid,size=1m,mode=0711,uid={credentials.run_as_uid}"}
+    tmpfs = {SECRETS_DIR: f"rw,noexec,nosuid,size=1m,mode=0711,uid={uid}"}
     return Delivery(
         entrypoint=("/bin/sh", WRAPPER_PATH),
         command=credentials.entrypoint,
         env=MappingProxyType(env),
         files=files,
         tmpfs=MappingProxyType(tmpfs),
-        file_owner=credentials.run_as_uid,
+        file_owner=uid,
     )

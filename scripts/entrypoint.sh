@@ -37,8 +37,21 @@
 #                            reads with the token it gets (DEVSTACK_TOKEN_FILE is ignored)
 #   DEVSTACK_SECRETS_DIR     where each key of the secret is written (default /run/devstack)
 #   DEVSTACK_SECRETS_OWNER   user:group for the files (chown; only when running as root)
-#   DEVSTACK_TEMPLATES       space-separated name:dest[:mode]: DEVSTACK_TEMPLATE_DIR/name with
-#                            {{key}} placeholders filled in, written to dest (mode default 0400)
+#   DEVSTACK_TEMPLATES       space-separated name:dest[:mode[:syntax]]: DEVSTACK_TEMPLATE_DIR/name
+#                            with {{key}} placeholders filled in, written to dest (mode default
+#                            0400). syntax says how a value is written into the file's format, so
+#                            that no value can add a line or end a string early:
+#                              line        as is; a value with a control character (newline,
+#                                          CR, tab...) is refused (the default)
+#                              json        escaped for inside a JSON string ("{{key}}")
+#                              redis       escaped for inside a double-quoted Redis config
+#                                          string ("{{key}}"): \ \" and \xHH
+#                              doubled     inside a double-quoted string where a quote is
+#                                          doubled (PgBouncer's auth_file); control characters
+#                                          are refused
+#                              cuttlefish  a RabbitMQ .conf value, which has no escapes: a value
+#                                          with a control or non-ASCII character, a #, or a space
+#                                          at either end is refused
 #   DEVSTACK_TEMPLATE_DIR    default /devstack/templates
 #   DEVSTACK_WAIT_SECONDS    how long to wait for GET /v1/sys/health to answer 200 (default 60)
 #   DEVSTACK_NO_TOKEN_ARGV   1 (the strict end state): never wget, the one client that takes the
@@ -129,10 +142,21 @@ for entry in ${DEVSTACK_TEMPLATES:-}; do
     rest=${entry#*:}
     dest=${rest%%:*}
     mode=0400
+    syntax=line
     [ "$dest" = "$rest" ] || mode=${rest#*:}
+    case $mode in
+        *:*)
+            syntax=${mode#*:}
+            mode=${mode%%:*}
+            ;;
+    esac
     if [ "$rest" = "$entry" ] || [ -z "$name" ] || [ -z "$dest" ]; then
-        fail "DEVSTACK_TEMPLATES entry '$entry' is not name:dest[:mode]"
+        fail "DEVSTACK_TEMPLATES entry '$entry' is not name:dest[:mode[:syntax]]"
     fi
+    case $syntax in
+        line | json | redis | doubled | cuttlefish) ;;
+        *) fail "DEVSTACK_TEMPLATES entry '$entry': the syntax must be line, json, redis, doubled or cuttlefish" ;;
+    esac
     case $name in
         */* | . | ..) fail "DEVSTACK_TEMPLATES entry '$entry': the name must be a file name in $template_dir" ;;
     esac
@@ -147,7 +171,7 @@ for entry in ${DEVSTACK_TEMPLATES:-}; do
     if [ ! -f "$template_dir/$name" ] || [ ! -r "$template_dir/$name" ]; then
         fail "template $template_dir/$name is missing"
     fi
-    templates="$templates$name $dest $mode
+    templates="$templates$name $dest $mode $syntax
 "
 done
 
@@ -854,7 +878,36 @@ esac
 # "fail <reason>" (nothing secret) and exits 1.
 # shellcheck disable=SC2016 # awk, not sh
 render_awk=$json_awk'
-function render(name, src, out,   content, rec, r, n, i, j, k, c, text) {
+# the value written in the syntax of its template (see DEVSTACK_TEMPLATES), never in a message
+function enc(v, syn, name, k,   out, n, i, c, o, why) {
+    out = ""
+    why = ""
+    n = length(v)
+    for (i = 1; i <= n; i++) {
+        c = substr(v, i, 1)
+        o = (c in ORD) ? ORD[c] : 0
+        if (syn == "json") {
+            if (c == "\"" || c == "\\") out = out "\\" c
+            else if (o < 32 || o == 127) out = out sprintf("\\u%04x", o)
+            else out = out c
+        } else if (syn == "redis") {
+            if (c == "\"" || c == "\\") out = out "\\" c
+            else if (o < 32 || o >= 127) out = out sprintf("\\x%02x", o)
+            else out = out c
+        } else {
+            if (o < 32 || o == 127) why = "a control character"
+            else if (syn == "cuttlefish" && o >= 128) why = "a non-ASCII character"
+            else if (syn == "cuttlefish" && c == "#") why = "a #, where the file starts a comment"
+            else if (syn == "doubled" && c == "\"") c = "\"\""
+            if (why != "") fail("template " name ": the value of " k " holds " why ", which its " syn " syntax cannot carry")
+            out = out c
+        }
+    }
+    if (syn == "cuttlefish" && (v ~ /^[ ]/ || v ~ /[ ]$/ || v == ""))
+        fail("template " name ": the value of " k " is empty or has a space at an end, which its cuttlefish syntax drops")
+    return out
+}
+function render(name, src, out, syn,   content, rec, r, n, i, j, k, c, text) {
     content = ""
     n = 0
     while ((r = (getline rec < src)) > 0) content = content (n++ ? "\001" : "") rec
@@ -871,7 +924,7 @@ function render(name, src, out,   content, rec, r, n, i, j, k, c, text) {
         while (substr(content, j, 1) == " ") j++
         if (k != "" && substr(content, j, 2) == "}}") {
             if (!(k in VAL)) fail("template " name " uses {{" k "}} but secret/" spath " has no key " k)
-            text = text VAL[k]
+            text = text enc(VAL[k], syn, name, k)
             content = substr(content, j + 2)
         } else {
             text = text "{{"
@@ -884,6 +937,7 @@ function render(name, src, out,   content, rec, r, n, i, j, k, c, text) {
 BEGIN {
     RS = "\001"
     NAMECHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+    for (i = 1; i < 256; i++) ORD[sprintf("%c", i)] = i
     RENDER = 1
     badmsg = "the answer for secret/" spath " is not valid JSON"
 }
@@ -902,14 +956,14 @@ END {
         print "key " KEYS[i]
     }
     n = split(ENVIRON["DEVSTACK_RENDER_LIST"], T, "\n")
-    for (i = 1; i + 2 <= n; i += 3) render(T[i], T[i + 1], T[i + 2])
+    for (i = 1; i + 3 <= n; i += 4) render(T[i], T[i + 1], T[i + 2], T[i + 3])
 }
 '
 
 # each template is rendered into a temporary file next to its destination, then renamed
 render_list=
 finish_list=
-while read -r name dest mode; do
+while read -r name dest mode syntax; do
     [ -n "$name" ] || continue
     dest_dir=${dest%/*}
     [ -n "$dest_dir" ] || dest_dir=/
@@ -920,6 +974,7 @@ while read -r name dest mode; do
     render_list="$render_list$name
 $template_dir/$name
 $tmp
+$syntax
 "
     finish_list="$finish_list$tmp $mode $dest
 "

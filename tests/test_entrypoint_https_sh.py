@@ -36,6 +36,7 @@ from tests.test_entrypoint_approle_sh import POLICY, AppRoleBox
 from tests.test_entrypoint_sh import (
     BUSYBOX,
     DASH,
+    JSON_PASSWORD_BYTES,
     PASSWORD_BYTES,
     SECRET,
     VARIANTS,
@@ -155,13 +156,13 @@ def test_reads_the_secret_over_https(box: AppRoleBox, vault: FakeVault, pki: Pki
         "cat",
         str(box.secrets_dir / "password"),
         DEVSTACK_VAULT_CA=str(pki.ca),
-        DEVSTACK_TEMPLATES=f"conf:{dest}",
+        DEVSTACK_TEMPLATES=f"conf:{dest}:0400:json",
         # Vault is on the Docker network: never through a proxy Docker passes in
         **dict.fromkeys(("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY"), "http://127.0.0.1:9"),
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout == PASSWORD_BYTES
-    assert dest.read_bytes() == b"app:" + PASSWORD_BYTES
+    assert dest.read_bytes() == b"app:" + JSON_PASSWORD_BYTES
     assert run.stderr.startswith("devstack-entrypoint: secret/postgres -> ")
     assert vault.count("secret/data/postgres", "GET") == 1
     assert all(r.user_agent == box.variant.agent for r in vault.log), vault.log

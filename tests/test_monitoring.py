@@ -302,7 +302,7 @@ def test_the_disk_rules_watch_node_exporters_own_volume() -> None:
         assert set(re.findall(r'mountpoint="([^"]+)"', rule["expr"])) == {TEXTFILE_DIR}
     assert [v.path for v in NODE_EXPORTER.volumes] == [TEXTFILE_DIR]
     assert NODE_EXPORTER.binds == ()
-    assert NODE_EXPORTER.confined
+    assert NODE_EXPORTER.user == "65534:65534"
 
 
 def test_every_rule_file_has_its_promtool_tests() -> None:

@@ -1,8 +1,8 @@
 """node-exporter for real: Debian's prometheus-node-exporter, in a container run the way the plan
-runs node-exporter's (its command, its textfile volume at TEXTFILE_DIR, nobody, read-only root,
-no capability, no host path), reads the backup textfile and reports the filesystem under its
-volume; Debian's Prometheus scrapes it with the job the plan generates and the backup alert
-rules see the gauge.
+runs node-exporter's at strict (its command, its textfile volume at TEXTFILE_DIR, nobody, no
+capability, no host path; read-only too, since this stand-in gets no uploads), reads the backup
+textfile and reports the filesystem under its volume; Debian's Prometheus scrapes it with the
+job the plan generates and the backup alert rules see the gauge.
 
 The image is a stand-in (nothing can be pulled): the Debian binary and the C library it links,
 imported with `docker import`. Docker objects are named `devstack-obs-*`; the container is on a

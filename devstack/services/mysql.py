@@ -12,6 +12,7 @@ from devstack.model import (
     STD_UP,
     AccountServer,
     Credentials,
+    Hardening,
     Healthcheck,
     Limits,
     Port,
@@ -159,6 +160,9 @@ MYSQL = Service(
     ),
     limits=Limits(2, 512, weight=4),
     profiles=STD_UP,
+    # mysql (Oracle Linux): mysql is 999:999 in its Dockerfile, which leaves /var/run/mysqld 1777;
+    # its entrypoint runs as that user without gosu.
+    hardening=Hardening(user="999:999", pids=512, pids_reason="a thread per connection besides InnoDB's own"),
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
     credentials=Credentials(

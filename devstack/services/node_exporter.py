@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from devstack.model import (
     FULL,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -74,7 +75,9 @@ NODE_EXPORTER = Service(
     volumes=(VolumeMount("node-exporter-textfile", TEXTFILE_DIR),),
     command=NODE_EXPORTER_ARGS,
     user=f"{NOBODY}:{NOBODY}",
-    confined=True,  # no capability, read-only root filesystem, no setuid
+    # Not `confined`: its certificate is uploaded through the root filesystem, which must stay
+    # writable for that (devstack.hardening drops every capability at strict, as for the others).
+    hardening=Hardening(user=f"{NOBODY}:{NOBODY}"),
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:9100/")),
     limits=Limits(0.25, 32),
     profiles=FULL,

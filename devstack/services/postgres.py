@@ -17,6 +17,7 @@ from devstack.model import (
     AccountServer,
     ClientRole,
     Credentials,
+    Hardening,
     Healthcheck,
     Limits,
     Login,
@@ -376,6 +377,13 @@ POSTGRES = Service(
     ),
     limits=Limits(2, 256, weight=6),
     profiles=MIN_UP,
+    # postgres (Debian): groupadd/useradd postgres with 999 in its Dockerfile; its entrypoint runs as
+    # any user that owns the data folder (it steps down with gosu only when started as root).
+    hardening=Hardening(
+        user="999:999",
+        pids=512,
+        pids_reason="a server process per connection (max_connections 100) besides its workers",
+    ),
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
     credentials=Credentials(

@@ -11,6 +11,7 @@ from devstack.model import (
     ALWAYS,
     MIGRATION_PORT,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -96,16 +97,19 @@ def _tls(service: Service, mode: TlsMode) -> ServerTls:
     return ServerTls(healthcheck=vault_healthcheck(service, mode))
 
 
-def vault_hcl(service: Service, mode: TlsMode = TlsMode.OFF) -> str:
+def vault_hcl(service: Service, mode: TlsMode = TlsMode.OFF, mlock: bool = True) -> str:
     """Off: plain HTTP on the API port. Dual: HTTPS on its own port beside it, so clients move
-    over one by one. Required: HTTPS on the API port and no plaintext listener at all."""
+    over one by one. Required: HTTPS on the API port and no plaintext listener at all.
+    mlock=False: Vault runs as its own user with no capability (the hardening feature), where
+    locking its memory is refused; memory may then reach swap (see docs/security.md)."""
     port = service.port("api").container
     metrics = service.port(service.metrics.port).container if service.metrics else None
     listeners = vault_listeners(mode, port, service.port("https").container, metrics_port=metrics)
     scheme = "https" if mode is TlsMode.REQUIRED else "http"
+    mlock_line = "" if mlock else "disable_mlock = true\n"
     return f"""# Vault server, single node with file storage on the protected dev-vault-data volume.
 ui = true
-api_addr = "{scheme}://vault:{port}"
+{mlock_line}api_addr = "{scheme}://vault:{port}"
 default_lease_ttl = "168h"
 max_lease_ttl = "720h"
 
@@ -138,6 +142,11 @@ VAULT = Service(
     ),
     limits=Limits(1, 128, weight=1),
     profiles=ALWAYS,
+    # hashicorp/vault: vault is uid 100, group 1000 (Alpine's adduser -S / addgroup). Started as that
+    # user its entrypoint skips su-exec; SKIP_SETCAP and SKIP_CHOWN stop the steps only root can take
+    # (giving the binary cap_ipc_lock, chowning /vault/*). Without IPC_LOCK it cannot lock its
+    # memory, so the hardened config turns mlock off (devstack.services.vault.vault_hcl).
+    hardening=Hardening(user="100:1000", env=MappingProxyType({"SKIP_SETCAP": "true", "SKIP_CHOWN": "true"})),
     capabilities=("IPC_LOCK",),
     tls=TlsSupport(owner=100, settings=_tls),
     # sys/metrics in Prometheus format, readable without a token on this port's listener only
