@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import json
 
 import pytest
 
 from devstack.catalog import SERVICES_BY_NAME
-from devstack.model import Tier
+from devstack.model import USERS_FILE_KEY, Tier
 from devstack.settings import load_settings
 from devstack.topology import cross_tier_links, networks
 from tests.conftest import CONTAINER, NETWORK, PlanFactory
 from tools.diff import diff_plans
-from tools.engine import PlanRun
+from tools.engine import PlanRun, unwrap
 
 ALL = "profiles=full,reference"
 DATA_TYPES = (
@@ -145,13 +146,30 @@ def test_moving_between_phases_never_touches_data(phase_runs: dict[int, PlanRun]
     start, target = phase_runs[before], phase_runs[after]
     diff = diff_plans(start, target)
     touched = [c for c in diff.changes if c.type in DATA_TYPES and c.action != "create"]
+    touched = [c for c in touched if not _only_users_file_changed(start, target, c.urn)]
     assert touched == [], [(c.action, c.type, c.name, c.properties) for c in touched]
     # The data resources are the same URNs with the same inputs on both sides.
     for type_token in DATA_TYPES:
-        before_inputs = {r.urn: r.inputs for r in start.by_type(type_token)}
-        assert before_inputs == {r.urn: r.inputs for r in target.by_type(type_token)}
+        before_inputs = {r.urn: _data(r.inputs) for r in start.by_type(type_token)}
+        assert before_inputs == {r.urn: _data(r.inputs) for r in target.by_type(type_token)}
     # A resource that moves keeps its URN through an alias: nothing is deleted and re-created
     # under another name with the same Docker name.
     created = {c.name for c in diff.of("create") if c.type == CONTAINER}
     deleted = {c.name for c in diff.of("delete") if c.type == CONTAINER}
     assert not created & deleted
+
+
+def _data(inputs: dict[str, object]) -> dict[str, object]:
+    """A resource's inputs, a secret's derived users file aside: a Redis node's ACL file lists the
+    management's backup users from the backups feature on (phase 2); the passwords never change."""
+    if "dataJson" not in inputs:
+        return inputs
+    data = json.loads(unwrap(inputs["dataJson"]))
+    data.pop(USERS_FILE_KEY, None)
+    return {**inputs, "dataJson": data}
+
+
+def _only_users_file_changed(start: PlanRun, target: PlanRun, urn: str) -> bool:
+    before = [r for r in start.resources if r.urn == urn]
+    after = [r for r in target.resources if r.urn == urn]
+    return len(before) == len(after) == 1 and _data(before[0].inputs) == _data(after[0].inputs)

@@ -22,10 +22,19 @@ from typing import Any
 
 import pulumi
 
+from components.identity import policy_document
 from devstack import clock
 from devstack.errors import ConfigError, PolicyFileError
 from devstack.settings import exposure_warning, load_settings
-from tools.access import access_matrix, matrix_json, render_matrix
+from tools.access import (
+    PROVISIONER,
+    access_matrix,
+    matrix_json,
+    provisioner_access,
+    provisioner_json,
+    render_matrix,
+    render_provisioner,
+)
 from tools.budget import budget_json, budget_table, render_budget
 from tools.certs import inventory, inventory_json, render_inventory
 from tools.cli import run
@@ -264,8 +273,17 @@ def _access(argv: Sequence[str]) -> str:
     )
     _base_arguments(parser)
     args = parser.parse_args(argv)
-    matrix = access_matrix(plan_for(args.stack, args.overrides))
-    return json.dumps(matrix_json(matrix), indent=2) if args.json else render_matrix(matrix)
+    run = plan_for(args.stack, args.overrides)
+    matrix = access_matrix(run)
+    settings = load_settings(apply_overrides(load_stack_config(args.stack), args.overrides), stack=args.stack)
+    # At strict the Vault provider logs in as the provisioner: its policy against the plan.
+    provisioner = provisioner_access(run, policy_document(PROVISIONER)) if settings.features.strict else None
+    if args.json:
+        document = matrix_json(matrix)
+        if provisioner is not None:
+            document[PROVISIONER] = provisioner_json(provisioner)
+        return json.dumps(document, indent=2)
+    return render_matrix(matrix) + (render_provisioner(provisioner) if provisioner is not None else "")
 
 
 def _certs(argv: Sequence[str]) -> str:
