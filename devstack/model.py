@@ -399,6 +399,7 @@ class Service:
     cluster: ClusterMember | None = None
     tuning: Callable[[Service, int], Tuning] | None = None  # its settings from its limit in MiB
     switch: str | None = None  # a config key (a boolean) without which it never runs, e.g. redisReplicas
+    feature: str | None = None  # a phase feature (devstack.phases.Features) without which it never runs
     metrics: Metrics | None = None  # None: nothing to scrape
     # Scrapes every service's metrics (devstack.catalog adds a flow to each metrics port).
     scrapes_metrics: bool = False

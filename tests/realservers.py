@@ -189,7 +189,9 @@ def _run_as_server(args: Sequence[str], log: Path) -> subprocess.CompletedProces
 
 
 @contextlib.contextmanager
-def _server_process(args: Sequence[str], log: Path, stop_signal: int) -> Iterator[subprocess.Popen[bytes]]:
+def _server_process(
+    args: Sequence[str], log: Path, stop_signal: int, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     command, identity = _launch(args)
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -197,7 +199,7 @@ def _server_process(args: Sequence[str], log: Path, stop_signal: int) -> Iterato
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_clean_env(),
+            env=_clean_env(env),
             user=identity.uid if identity else None,
             group=identity.gid if identity else None,
             extra_groups=[] if identity else None,

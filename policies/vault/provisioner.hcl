@@ -131,6 +131,26 @@ path "auth/approle/role/mysql" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "auth/approle/role/mysql-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "auth/approle/role/mysql-exporter/role-id" {
+  capabilities = ["read", "update"]
+}
+
+path "auth/approle/role/mysql-exporter/secret-id" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/mysql-exporter/secret-id/destroy" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/mysql-exporter/secret-id/lookup" {
+  capabilities = ["update"]
+}
+
 path "auth/approle/role/mysql/role-id" {
   capabilities = ["read", "update"]
 }
@@ -189,6 +209,26 @@ path "auth/approle/role/pgbouncer/secret-id/lookup" {
 
 path "auth/approle/role/postgres" {
   capabilities = ["create", "delete", "read", "update"]
+}
+
+path "auth/approle/role/postgres-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "auth/approle/role/postgres-exporter/role-id" {
+  capabilities = ["read", "update"]
+}
+
+path "auth/approle/role/postgres-exporter/secret-id" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/postgres-exporter/secret-id/destroy" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/postgres-exporter/secret-id/lookup" {
+  capabilities = ["update"]
 }
 
 path "auth/approle/role/postgres/role-id" {
@@ -479,6 +519,10 @@ path "secret/data/mysql" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "secret/data/mysql-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
 path "secret/data/nodejs-api" {
   capabilities = ["create", "delete", "read", "update"]
 }
@@ -488,6 +532,10 @@ path "secret/data/pgbouncer" {
 }
 
 path "secret/data/postgres" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "secret/data/postgres-exporter" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
@@ -567,6 +615,10 @@ path "secret/metadata/mysql" {
   capabilities = ["delete", "read", "update"]
 }
 
+path "secret/metadata/mysql-exporter" {
+  capabilities = ["delete", "read", "update"]
+}
+
 path "secret/metadata/nodejs-api" {
   capabilities = ["delete", "read", "update"]
 }
@@ -576,6 +628,10 @@ path "secret/metadata/pgbouncer" {
 }
 
 path "secret/metadata/postgres" {
+  capabilities = ["delete", "read", "update"]
+}
+
+path "secret/metadata/postgres-exporter" {
   capabilities = ["delete", "read", "update"]
 }
 
@@ -683,6 +739,10 @@ path "sys/policies/acl/mysql" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "sys/policies/acl/mysql-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
 path "sys/policies/acl/nodejs-api" {
   capabilities = ["create", "delete", "read", "update"]
 }
@@ -692,6 +752,10 @@ path "sys/policies/acl/pgbouncer" {
 }
 
 path "sys/policies/acl/postgres" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "sys/policies/acl/postgres-exporter" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
