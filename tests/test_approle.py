@@ -11,6 +11,7 @@ from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.credentials import client_accounts, needs_secret
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH
 from tests.conftest import CONTAINER, PlanFactory, containers
+from tests.plancache import own_plan
 from tools.access import ESCALATIONS, access_matrix
 from tools.diff import diff_plans
 from tools.engine import Secret, unwrap
@@ -102,8 +103,8 @@ def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> 
         assert not any(access.escalations.values()), identity
 
 
-def test_access_matrix_flags_a_broad_policy(plan: PlanFactory) -> None:
-    run = plan("phase=1")
+def test_access_matrix_flags_a_broad_policy() -> None:
+    run = own_plan("phase=1")
     policy = run.one(POLICY, "forgejo")
     policy.inputs = {**policy.inputs, "policy": 'path "secret/data/*" { capabilities = ["read"] }\n'}
     role = run.one(ROLE, "vector")
@@ -189,7 +190,7 @@ def test_sub_step_1a_is_a_feature_override(shared_plan: PlanFactory) -> None:
 def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(shared_plan: PlanFactory) -> None:
     from tools.plan import plan_for
 
-    before = plan_for("dev", ["profiles=full,reference", "phase=0"])
+    before = own_plan("profiles=full,reference", "phase=0")
     after = plan_for("dev", ["profiles=full,reference", "phase=1"], state=before.state)
     diff = diff_plans(before, after)
     touched = {(c.type, c.name) for c in diff.changes if c.action in ("replace", "delete", "update")}
