@@ -34,6 +34,7 @@ from tools.engine.mocks import DevstackMocks, MockState
 from tools.engine.values import Secret, from_wire, to_wire, unwrap
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 MAIN = PROJECT_DIR / "__main__.py"
 
 
@@ -100,6 +101,9 @@ class RecordingMonitor(MockMonitor):
         with self._lock:
             self.thread_loops.add(asyncio.get_event_loop())
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return make_urn(pulumi.get_stack(), pulumi.get_project(), parent, type_, name)
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         from pulumi.runtime.proto import resource_pb2
 
@@ -127,7 +131,7 @@ class RecordingMonitor(MockMonitor):
                 "replace_on_changes": list(request.replaceOnChanges),
             },
         )
-        if request.type == "pulumi:pulumi:Stack":
+        if request.type == ROOT_STACK_TYPE:
             self._keep(record)
             return resource_pb2.RegisterResourceResponse(urn=urn)
         id_, state = self.devstack_mocks.register(urn, request.type, request.name, inputs, custom)
@@ -153,6 +157,18 @@ class RecordingMonitor(MockMonitor):
         with self._lock:
             self.records.append(record)
             self._by_urn[record.urn] = record
+
+
+def make_urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
+    """A resource's URN as the real engine forms it: its type qualified by its parent's whole
+    qualified type, except the root stack's. (The SDK's mock monitor keeps only the parent's
+    last type and qualifies top-level resources with the stack's, so its URNs matched no real
+    one and an alias could never find its old resource.)"""
+    if parent:
+        parent_type = parent.split("::")[2]
+        if parent_type != ROOT_STACK_TYPE:
+            type_ = f"{parent_type}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
 
 def _default_provider(type_token: str) -> str:
