@@ -31,11 +31,11 @@ class AccountSetupArgs:
     container: docker.Container
 
 
-def docker_exec(container: str, cli: Sequence[str], env: Sequence[str] = ()) -> str:
-    """The command line that runs `cli` in the container with its stdin attached. Each `-e VAR`
-    without a value copies VAR from this command's own (secret) environment, so no secret is
-    on the line."""
-    options = [word for variable in env for word in ("-e", variable)]
+def docker_exec(container: str, cli: Sequence[str], user: str | None = None) -> str:
+    """The command line that runs `cli` in the container with its stdin attached (as `user`).
+    Nothing secret goes on it, nor in its environment: a client reads the server's admin
+    password from the container's own secret files, or needs none on its socket."""
+    options = ["-u", user] if user else []
     return shlex.join(["docker", "exec", "-i", *options, container, *cli])
 
 
@@ -56,16 +56,18 @@ class AccountSetup(pulumi.ComponentResource):
             return setup.script(logins, dict(zip(setup.admin_keys, admin_values, strict=True)))
 
         script = pulumi.Output.all(admin, passwords).apply(render)
-        environment = {variable: args.admin.value(key) for variable, key in setup.env.items()}
         self.setup = command.local.Command(
             name,
-            create=docker_exec(args.server.container_name, setup.cli, tuple(setup.env)),
+            create=docker_exec(args.server.container_name, setup.cli, setup.user),
             stdin=pulumi.Output.secret(script),
-            environment={k: pulumi.Output.secret(v) for k, v in environment.items()} or None,
-            logging=command.local.Logging.STDOUT_AND_STDERR,
+            # Only the client's diagnostics reach the console (each server's client keeps the
+            # script's lines out of them); what it printed is kept in the state as secrets.
+            logging=command.local.Logging.STDERR,
             # A new container may be a new, empty server: set the accounts up again.
             triggers=[args.container.id],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.container]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.container], additional_secret_outputs=["stdout", "stderr"]
+            ),
         )
         self.register_outputs({"server": args.server.name, "accounts": [a.user for a in accounts]})
 

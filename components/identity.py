@@ -21,7 +21,7 @@ def policy_document(identity: str) -> str:
 @dataclass(frozen=True)
 class ServiceIdentityArgs:
     identity: str
-    bound_cidrs: tuple[str, ...]  # the container's own address(es); empty for host tooling
+    bound_cidrs: tuple[str, ...]  # the container's own address, or where the host's connections come from
     backend: pulumi.Input[str]
     provider: pulumi.ProviderResource
     rotation: str  # a new value mints a new secret_id (see rotation_period in the settings)

@@ -29,6 +29,7 @@ from devstack.credentials import (
     secret_keys,
 )
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
+from devstack.hardening import container_hardening
 from devstack.model import APP_DIR, USERS_FILE_KEY, ConfigContext, Service
 from devstack.monitoring import APPROLE_RULES, CERTIFICATE_RULES, RULES_DIR, approle_rules, certificate_rules
 from devstack.phases import TlsMode
@@ -36,7 +37,14 @@ from devstack.services import vault as vault_service
 from devstack.services.vault import VAULT
 from devstack.settings import Settings
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR, server_tls
-from devstack.topology import attachments, networks, published_ports, selected_services, start_dependencies
+from devstack.topology import (
+    attachments,
+    host_addresses,
+    networks,
+    published_ports,
+    selected_services,
+    start_dependencies,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
@@ -88,7 +96,7 @@ class Platform(pulumi.ComponentResource):
         # service that leaves a profile and comes back finds the passwords its volume holds.
         self.accounts = client_accounts(SERVICES)
         self.secrets = self._service_secrets()
-        self.identities = self._identities() if settings.features.approle else {}
+        self.identities = self._identities(selected) if settings.features.approle else {}
 
         self.services = {}
         self.account_setups: dict[str, AccountSetup] = {}
@@ -131,7 +139,9 @@ class Platform(pulumi.ComponentResource):
         settings = self.settings
         mode = self._tls_mode(VAULT)
         tls = server_tls(VAULT, mode)
-        uploads = (Upload(vault_service.CONFIG_PATH, vault_service.vault_hcl(VAULT, mode)), *self._tls_uploads(VAULT))
+        # Hardened, Vault runs as its own user with no capability: it cannot lock its memory.
+        config = vault_service.vault_hcl(VAULT, mode, mlock=not settings.features.hardening)
+        uploads = (Upload(vault_service.CONFIG_PATH, config), *self._tls_uploads(VAULT))
         extra: dict[str, object] = {"healthcheck": tls.healthcheck} if tls.healthcheck else {}
         ca_pem = self.authority.root_pem if self.certificates else None
         return VaultServer(
@@ -144,6 +154,9 @@ class Platform(pulumi.ComponentResource):
                 host_address=settings.vault_host_address,
                 init_file=settings.vault_init_file,
                 run_id=clock.now().isoformat(),
+                container_port=VAULT.port(vault_service.host_port_name(settings.features.tls)).container,
+                # An audit trail from the operations features on (backups, DR, alerting).
+                audit_file=vault_service.AUDIT_FILE if settings.features.backups else None,
                 ca_file=settings.vault_ca_file,
                 ca_pem=ca_pem,
             ),
@@ -160,6 +173,7 @@ class Platform(pulumi.ComponentResource):
     def _container_args(self, service: Service, **extra: object) -> ServiceContainerArgs:
         settings = self.settings
         labels = {**self.labels, "devstack.service": service.name, "devstack.tier": service.tier.value}
+        uploads = bool(extra.get("uploads"))
         return ServiceContainerArgs(
             service=service,
             image=settings.image(service),
@@ -169,6 +183,7 @@ class Platform(pulumi.ComponentResource):
             volumes=self.data.volumes,
             labels=labels,
             memory=settings.memory[service.name],
+            hardening=container_hardening(service, settings.features.hardening, uploads),
             **extra,  # type: ignore[arg-type]
         )
 
@@ -250,11 +265,11 @@ class Platform(pulumi.ComponentResource):
             return []
         certificate = self.certificates.get(service.name)
         if certificate is None:
-            # A client only: it gets the CA to verify the servers it talks to.
-            return [Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem)]
+            # A client only: it gets the CA to verify the servers it talks to (none: nothing).
+            return [Upload(f"{TLS_DIR}/{CA_FILE}", self.authority.root_pem)] if service.flows else []
         if service.tls is None:
             raise ValueError(f"{service.name} has a certificate but no TLS support")
-        owner = service.tls.owner
+        owner = self._server_uid(service, service.tls.owner)
         # The server sends its certificate and the intermediate; clients trust the root.
         chain = pulumi.Output.concat(certificate.cert_pem, self.authority.intermediate.cert_pem)
         uploads = [
@@ -268,9 +283,16 @@ class Platform(pulumi.ComponentResource):
             uploads.append(Upload(path, combined, permissions="0600", owner=owner))
         return uploads
 
-    def _identities(self) -> dict[str, ServiceIdentity]:
-        """Phase 1: one AppRole per container identity, bound to its static address, plus
-        `management` for host tooling (no container, so no address to bind)."""
+    def _server_uid(self, service: Service, image_uid: int) -> int:
+        """The uid the service's server reads its files as: the hardened user's, when it has one."""
+        hardening = container_hardening(service, self.settings.features.hardening, uploads=True)
+        return image_uid if hardening.uid is None else hardening.uid
+
+    def _identities(self, selected: tuple[Service, ...]) -> dict[str, ServiceIdentity]:
+        """Phase 1: one AppRole per running container with a secret, bound to its static
+        address, plus `management` for host tooling, bound to the addresses Vault sees this
+        machine's connections come from (its networks' gateways, which no container holds).
+        A service outside the profiles has no identity: nothing could log in with it."""
         settings = self.settings
         backend = vault.AuthBackend(
             "approle",
@@ -282,9 +304,11 @@ class Platform(pulumi.ComponentResource):
         days = settings.secret_id_rotation_days
         rotation = f"{days}d-{clock.period(days)}"
         identities = {}
-        for name in [*self.secrets, MANAGEMENT]:
+        running = {s.name for s in selected}
+        for name in [*(n for n in self.secrets if n in running), MANAGEMENT]:
             service = SERVICES_BY_NAME.get(name)
-            cidrs = (f"{settings.static_ip(service)}/32",) if service else ()
+            addresses = (settings.static_ip(service),) if service else host_addresses(settings, VAULT)
+            cidrs = tuple(f"{address}/32" for address in addresses)
             identities[name] = ServiceIdentity(
                 name,
                 ServiceIdentityArgs(
@@ -311,7 +335,9 @@ class Platform(pulumi.ComponentResource):
         if service.name in self.secrets:
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
-            plan = delivery(service, approle=identity is not None, tls=vault_tls)
+            strict = self.settings.features.strict
+            run_as = self._server_uid(service, service.credentials.run_as_uid) if service.credentials else None
+            plan = delivery(service, approle=identity is not None, tls=vault_tls, strict=strict, run_as_uid=run_as)
             command = plan.command + self._tuning_args(service) + tls.args
             extra |= {"entrypoint": plan.entrypoint, "command": command, "tmpfs": plan.tmpfs, "env": plan.env}
             uploads += [Upload(f.path, f.content) for f in plan.files]
@@ -334,8 +360,9 @@ class Platform(pulumi.ComponentResource):
             uploads += self._generated_rules()
         if service.app:
             uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
-        if service.system_ca_bundle and vault_tls is TlsMode.REQUIRED:
-            # Alpine's busybox wget verifies only against this bundle (see the catalog).
+        if service.system_ca_bundle and vault_tls is not TlsMode.OFF:
+            # Alpine's busybox wget verifies only against this bundle (see the catalog): from
+            # dual mode on, when the wrapper reaches Vault over HTTPS.
             uploads.append(Upload(SYSTEM_CA_BUNDLE, self.authority.root_pem))
         if tls.command is not None:
             extra["command"] = tls.command

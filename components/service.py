@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
+from devstack.hardening import PIDS_LABEL, ContainerHardening
 from devstack.memory import Allocation
 from devstack.model import Healthcheck, Service
 from devstack.topology import Attachment, PublishedPort
@@ -44,6 +47,7 @@ class ServiceContainerArgs:
     # Start only after these (each waited for until healthy, like compose's service_healthy).
     depends_on: tuple[pulumi.Resource, ...] = ()
     wait_healthy: bool = True
+    hardening: ContainerHardening = field(default_factory=ContainerHardening)  # devstack.hardening
 
 
 def _healthcheck(check: Healthcheck) -> docker.ContainerHealthcheckArgs:
@@ -96,6 +100,17 @@ def _uploads(uploads: tuple[Upload, ...]) -> list[docker.ContainerUploadArgs]:
     ]
 
 
+def _labels(args: ServiceContainerArgs) -> dict[str, str]:
+    """The container's labels; its PID limit among them, for the policy pack to check against."""
+    limit = args.hardening.pids_limit
+    return {**args.labels, **({PIDS_LABEL: str(limit)} if limit is not None else {})}
+
+
+def pids_limit_command(container: str, limit: int) -> str:
+    """The policy pack looks for exactly this line (policies/crossguard/validators.pids_command)."""
+    return shlex.join(["docker", "update", "--pids-limit", str(limit), container])
+
+
 class ServiceContainer(pulumi.ComponentResource):
     container: docker.Container
 
@@ -114,11 +129,10 @@ class ServiceContainer(pulumi.ComponentResource):
             keep_locally=True,  # other containers (and the user) may share the image
             opts=child,
         )
+        hardening = args.hardening
         capabilities = (
-            docker.ContainerCapabilitiesArgs(
-                adds=list(service.capabilities) or None, drops=["ALL"] if service.confined else None
-            )
-            if service.capabilities or service.confined
+            docker.ContainerCapabilitiesArgs(adds=list(hardening.adds) or None, drops=list(hardening.drops) or None)
+            if hardening.adds or hardening.drops
             else None
         )
         ports: Sequence[docker.ContainerPortArgs] = [
@@ -134,15 +148,16 @@ class ServiceContainer(pulumi.ComponentResource):
             networks_advanced=_networks(args),
             ports=ports,
             volumes=_mounts(args),
-            envs=_env({**service.env, **args.env}),
+            envs=_env({**service.env, **hardening.env, **args.env}),
             entrypoints=list(args.entrypoint) or None,
             command=list(args.command or service.command) or None,
             uploads=_uploads(args.uploads) or None,
-            tmpfs=dict(args.tmpfs) or None,
+            tmpfs={**hardening.tmpfs, **args.tmpfs} or None,
             capabilities=capabilities,
-            user=service.user,
-            read_only=service.confined or None,
-            security_opts=["no-new-privileges:true"] if service.confined else None,
+            user=hardening.user,
+            read_only=hardening.read_only or None,
+            security_opts=list(hardening.security_opts) or None,
+            sysctls=dict(hardening.sysctls) or None,
             cgroupns_mode="host" if service.host_cgroups else None,
             healthcheck=_healthcheck(args.healthcheck or service.healthcheck),
             # A new limit is an in-place update of the running container (tools/engine/provider_rules).
@@ -151,7 +166,7 @@ class ServiceContainer(pulumi.ComponentResource):
             cpus=f"{service.limits.cpus:g}",
             log_driver="json-file",
             log_opts=LOG_OPTIONS,
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())],
             must_run=True,
             wait=args.wait_healthy,
             wait_timeout=300,
@@ -159,4 +174,14 @@ class ServiceContainer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.depends_on)),
         )
         self.container_name = self.container.name
+        self.pids_limit: command.local.Command | None = None
+        if hardening.pids_limit is not None:
+            # The provider has no pids_limit: the engine's own update sets it on the running
+            # container, and keeps it across restarts; a new container runs it again.
+            self.pids_limit = command.local.Command(
+                f"{name}-pids-limit",
+                create=pids_limit_command(service.container_name, hardening.pids_limit),
+                triggers=[self.container.id],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+            )
         self.register_outputs({"container": self.container.name, "image": args.image})

@@ -29,6 +29,8 @@ class VaultServerArgs:
     host_address: str  # how this machine reaches Vault, e.g. http://127.0.0.1:8200
     init_file: str  # the 0600 recovery file (unseal keys, root token) on this machine
     run_id: str  # differs on every `pulumi up`, so the unseal step runs each time
+    container_port: int  # the port of Vault's container behind host_address
+    audit_file: str | None = None  # the file audit device's log in the container; None: no device
     # TLS on: where this machine keeps the CA that Vault's certificate chains to, and its PEM.
     ca_file: str | None = None
     ca_pem: pulumi.Input[str] | None = None
@@ -44,7 +46,14 @@ class VaultServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: VaultServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devstack:vault:VaultServer", name, None, opts)
         self.server = ServiceContainer(name, args.container, opts=pulumi.ResourceOptions(parent=self))
-        environment = {"VAULT_ADDR": args.host_address, "DEVSTACK_VAULT_INIT_FILE": args.init_file}
+        # The bootstrap checks first that host_address is this container's published port: the
+        # keys go to our Vault (over plain HTTP at phase 0), never to whatever else answers there.
+        environment: dict[str, pulumi.Input[str]] = {
+            "VAULT_ADDR": args.host_address,
+            "DEVSTACK_VAULT_INIT_FILE": args.init_file,
+            "DEVSTACK_VAULT_CONTAINER": self.server.container.id,
+            "DEVSTACK_VAULT_CONTAINER_PORT": str(args.container_port),
+        }
         init_depends: list[pulumi.Resource] = [self.server.container]
         self.ca_file = None
         if args.ca_file is not None and args.ca_pem is not None:
@@ -98,4 +107,19 @@ class VaultServer(pulumi.ComponentResource):
             # Deleting the mount would delete every credential with it.
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, protect=True, retain_on_delete=True),
         )
-        self.register_outputs({"address": self.address, "kvPath": self.kv.path, "caFile": args.ca_file})
+        # Every login, read and policy change leaves a line here (request and response, secrets
+        # HMAC'd by Vault). Going back below the operations features disables the device; its
+        # log stays on its protected volume.
+        self.audit = None
+        if args.audit_file is not None:
+            self.audit = vault.Audit(
+                f"{name}-audit-device",
+                type="file",
+                path="file",
+                description="Every request and response, on the dev-vault-audit volume",
+                options={"file_path": args.audit_file},
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            )
+        self.register_outputs(
+            {"address": self.address, "kvPath": self.kv.path, "caFile": args.ca_file, "auditFile": args.audit_file}
+        )

@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from devstack.errors import ConfigError
 
 DAY_SECONDS = 86400
+# The certificates' validity must fit X.509 dates (1950-9999): the root CA runs ten years from now.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9979, 12, 31, tzinfo=UTC)
 
 
 def now() -> datetime:
@@ -21,7 +24,14 @@ def now() -> datetime:
         raise ConfigError(
             "env:DEVSTACK_NOW", f"must be an ISO 8601 time such as 2026-11-26T12:00:00Z, got '{override}'"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not EARLIEST <= moment <= LATEST:
+        raise ConfigError(
+            "env:DEVSTACK_NOW",
+            f"must lie between {EARLIEST.date()} and {LATEST.date()} (certificates run ten years from it), "
+            f"got '{override}'",
+        )
+    return moment
 
 
 def period(days: int, moment: datetime | None = None) -> int:

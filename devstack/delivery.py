@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from devstack.model import SECRETS_DIR, TEMPLATE_DIR, ConfigFile, Service
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT
 from devstack.tls import CA_FILE, TLS_DIR
 
 WRAPPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "entrypoint.sh"
@@ -24,6 +25,8 @@ ROLE_ID_PATH = "/devstack/approle/role-id"
 SECRET_ID_PATH = "/devstack/approle/secret-id"
 VAULT_ADDR = "http://vault:8200"
 VAULT_TLS_ADDR = "https://vault:8200"  # once TLS is required; the name is in Vault's certificate
+# Dual mode: Vault's HTTPS listener, on its own port beside the plain one.
+VAULT_DUAL_ADDR = f"https://vault:{VAULT.port('https').container}"
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,22 @@ class Delivery:
     file_owner: int  # uid that must read the uploaded token file
 
 
-def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Delivery:
+def delivery(
+    service: Service,
+    approle: bool,
+    tls: TlsMode = TlsMode.OFF,
+    strict: bool = False,
+    run_as_uid: int | None = None,
+) -> Delivery:
     """approle: log in with the container's own AppRole (files role-id and secret-id);
-    otherwise read with the root token from a file (phase 0, the rollback target). Once TLS is
-    required the wrapper reaches Vault over HTTPS and verifies it against the stack's CA (in
-    dual mode the plain listener still serves it while HTTPS is offered beside)."""
+    otherwise read with the root token from a file (phase 0, the rollback target). From dual
+    mode on the wrapper reaches Vault over HTTPS and verifies it against the stack's CA: on
+    Vault's HTTPS port beside the plain one (dual), then on its only port (required). Every
+    image the catalog delivers to has a client that verifies (curl, openssl, or busybox wget
+    with the CA as its system bundle): the AppRole login and the read never cross a bridge in
+    plaintext once a certificate exists. strict: the wrapper never uses a client that would
+    show the token on its command line (busybox wget). run_as_uid: the user the container
+    runs as when it is not the image's own (the hardening feature)."""
     credentials = service.credentials
     if credentials is None:
         raise ValueError(f"{service.name} has no credentials to deliver")
@@ -49,11 +63,8 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Del
         if approle
         else {"DEVSTACK_TOKEN_FILE": TOKEN_PATH}
     )
-    vault = (
-        {"VAULT_ADDR": VAULT_TLS_ADDR, "DEVSTACK_VAULT_CA": f"{TLS_DIR}/{CA_FILE}"}
-        if tls is TlsMode.REQUIRED
-        else {"VAULT_ADDR": VAULT_ADDR}
-    )
+    address = {TlsMode.OFF: VAULT_ADDR, TlsMode.DUAL: VAULT_DUAL_ADDR, TlsMode.REQUIRED: VAULT_TLS_ADDR}[tls]
+    vault = {"VAULT_ADDR": address} | ({"DEVSTACK_VAULT_CA": f"{TLS_DIR}/{CA_FILE}"} if tls is not TlsMode.OFF else {})
     env = {
         **vault,
         "DEVSTACK_SECRET_PATH": service.name,
@@ -62,21 +73,24 @@ def delivery(service: Service, approle: bool, tls: TlsMode = TlsMode.OFF) -> Del
         "DEVSTACK_TEMPLATE_DIR": TEMPLATE_DIR,
         **credentials.env,
     }
-    if credentials.owner:
-        env["DEVSTACK_SECRETS_OWNER"] = credentials.owner
+    uid = credentials.run_as_uid if run_as_uid is None else run_as_uid
+    if credentials.owner and uid == 0:
+        env["DEVSTACK_SECRETS_OWNER"] = credentials.owner  # the wrapper runs as root and gives them away
+    if strict:
+        env["DEVSTACK_NO_TOKEN_ARGV"] = "1"
     if credentials.templates:
-        env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}" for t in credentials.templates)
+        env["DEVSTACK_TEMPLATES"] = " ".join(f"{t.name}:{t.dest}:0400:{t.syntax}" for t in credentials.templates)
     files = (
         ConfigFile(WRAPPER_PATH, WRAPPER_SOURCE.read_text()),
         *(ConfigFile(f"{TEMPLATE_DIR}/{t.name}", t.content) for t in credentials.templates),
     )
     # 0711: the image's own user (after it drops root) may open its files but not list them.
-    tmpfs = {SECRETS_DIR: f"rw,noexec,nosuid,size=1m,mode=0711,uid={credentials.run_as_uid}"}
+    tmpfs = {SECRETS_DIR: f"rw,noexec,nosuid,size=1m,mode=0711,uid={uid}"}
     return Delivery(
         entrypoint=("/bin/sh", WRAPPER_PATH),
         command=credentials.entrypoint,
         env=MappingProxyType(env),
         files=files,
         tmpfs=MappingProxyType(tmpfs),
-        file_owner=credentials.run_as_uid,
+        file_owner=uid,
     )

@@ -36,7 +36,7 @@ _ADDITIVE = frozenset({Profile.REFERENCE})
 def parse_size(key: str, text: str) -> int:
     """A size in MiB (rounded down), or a ConfigError naming the forms allowed."""
     match = _SIZE.match(text)
-    if match is None:
+    if match is None or len(match.group(1)) > 12:  # no machine has a petabyte: never a float overflow
         raise ConfigError(key, f"must be {SIZE_FORMS}, got '{text}'")
     mib = int(float(match.group(1)) * _UNIT_MIB[match.group(2).lower()])
     if mib < 1:

@@ -109,6 +109,17 @@ class SecretField:
     fixed: str | None = None  # a non-secret value kept beside the passwords (a user name); None: generated
 
 
+class ValueSyntax(StrEnum):
+    """How the wrapper writes a secret value into a template's file format (scripts/entrypoint.sh),
+    so that no value (a newline, a quote, a comment sign) can add a line or end a string early."""
+
+    LINE = "line"  # as is; a value with a control character is refused
+    JSON = "json"  # escaped for inside a JSON string: "{{key}}"
+    REDIS = "redis"  # escaped for inside a double-quoted Redis config string: "{{key}}"
+    DOUBLED = "doubled"  # inside "...", a quote doubled (PgBouncer's auth_file); control characters refused
+    CUTTLEFISH = "cuttlefish"  # a RabbitMQ .conf value (no escapes): only what it keeps as written
+
+
 @dataclass(frozen=True)
 class Template:
     """A file the wrapper renders from the service's secret ({{key}} placeholders)."""
@@ -116,6 +127,7 @@ class Template:
     name: str
     dest: str
     content: str
+    syntax: ValueSyntax  # the file's format, for each value written into it
 
 
 SECRETS_DIR = "/run/devstack"  # a tmpfs: secret files never touch a disk
@@ -191,6 +203,47 @@ class Tuning:
     caches: Mapping[str, str] = field(default_factory=dict)  # setting -> value, for `tools.plan budget`
 
 
+@dataclass(frozen=True)
+class Grant:
+    """A capability the strict end state adds back after dropping all, and why the image needs it."""
+
+    capability: str  # without the CAP_ prefix, e.g. CHOWN
+    reason: str
+
+
+@dataclass(frozen=True)
+class Writable:
+    """A path the server writes, a tmpfs once the root filesystem is read-only."""
+
+    path: str
+    reason: str
+    size_mb: int = 16
+
+
+DEFAULT_PIDS = 256  # processes and threads: far above what a single server here starts
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """What the image tolerates under the strict end state (devstack.hardening): every capability
+    is dropped and no-new-privileges is always on; these are the exceptions, each with its reason."""
+
+    # uid:gid it runs as; None only with root_reason, for an image that cannot start otherwise.
+    user: str | None
+    root_reason: str | None = None
+    capabilities: tuple[Grant, ...] = ()
+    writable: tuple[Writable, ...] = ()  # tmpfs over a read-only root filesystem
+    # Why the image needs a writable root filesystem whatever the delivery of its files; None: it does not.
+    writable_root_reason: str | None = None
+    pids: int = DEFAULT_PIDS
+    pids_reason: str | None = None  # why more than DEFAULT_PIDS
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # e.g. caches moved to /tmp
+
+    @property
+    def uid(self) -> int | None:
+        return None if self.user is None else int(self.user.split(":", 1)[0])
+
+
 ConfigFiles = Callable[["Service", ConfigContext], tuple[ConfigFile, ...]]
 # A client's account, with its password: what a server's account script is made from.
 Login = tuple["ClientAccount", str]
@@ -204,7 +257,8 @@ class SetupScript:
     cli: tuple[str, ...]  # what runs in the container, reading the script on stdin; no secret in it
     script: Callable[[Sequence[Login], Mapping[str, str]], str]  # logins, admin values -> the script
     admin_keys: tuple[str, ...] = ()  # keys of the server's own secret the script needs
-    env: Mapping[str, str] = field(default_factory=dict)  # secret environment: variable -> own key
+    # Whom the client runs as in the container (`docker exec -u`); None: the image's default.
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -290,11 +344,15 @@ class Service:
     user: str | None = None  # uid:gid it runs as; None: the image's own USER
     confined: bool = False  # no capability, a read-only root filesystem, no privilege gain by setuid
     host_cgroups: bool = False  # the host's cgroup tree (Docker mounts it read-only) instead of its own
+    # The strict end state's exceptions for this image (the hardening feature); None: not described
+    # yet, which the plan refuses once the feature is on.
+    hardening: Hardening | None = None
     credentials: Credentials | None = None
     # The image's only HTTPS client that verifies certificates is Alpine's busybox wget (through
-    # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: once
-    # TLS is required the stack's CA is put there. Docker's upload writes through Alpine's
-    # symlink, so the public bundle behind it becomes the CA too (tests/test_system_bundle_docker):
+    # ssl_client), which trusts the fixed bundle /etc/ssl/cert.pem and takes no CA option: from
+    # dual mode on (the wrapper reaches Vault over HTTPS) the stack's CA is put there. Docker's
+    # upload writes through Alpine's symlink, so the public bundle behind it becomes the CA too
+    # (tests/test_system_bundle_docker):
     # none of these images reaches a public TLS server.
     system_ca_bundle: bool = False
     client_role: ClientRole = ClientRole.APP

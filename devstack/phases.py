@@ -25,6 +25,9 @@ class Features:
     alerting: bool
     tuning: bool
     strict: bool  # the end state: nothing optional left open
+    # Least privilege in every container (devstack.hardening): the strict end state's first item,
+    # a feature of its own so it can be tried, or rolled back, alone.
+    hardening: bool
 
     def as_dict(self) -> dict[str, bool | str]:
         return {
@@ -36,11 +39,11 @@ class Features:
 MAX_PHASE = 4
 
 PHASE_FEATURES: Mapping[int, Features] = {
-    0: Features(False, TlsMode.OFF, False, False, False, False, False),
-    1: Features(True, TlsMode.DUAL, True, False, False, False, False),
-    2: Features(True, TlsMode.DUAL, True, True, True, False, False),
-    3: Features(True, TlsMode.DUAL, True, True, True, True, False),
-    4: Features(True, TlsMode.REQUIRED, True, True, True, True, True),
+    0: Features(False, TlsMode.OFF, False, False, False, False, False, False),
+    1: Features(True, TlsMode.DUAL, True, False, False, False, False, False),
+    2: Features(True, TlsMode.DUAL, True, True, True, False, False, False),
+    3: Features(True, TlsMode.DUAL, True, True, True, True, False, False),
+    4: Features(True, TlsMode.REQUIRED, True, True, True, True, True, True),
 }
 
 _BOOLEAN_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}

@@ -74,6 +74,8 @@ SWITCH_KEYS = tuple(sorted({s.switch for s in SERVICES if s.switch is not None})
 _TIER_SUBNET_KEYS = {tier: f"{tier.value}Subnet" for tier in Tier}
 LINK_POOL_MAX_PREFIX = 22  # room for 64 /28 links
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits only: int() would also take '٣', isdigit() '²'
+MAX_JSON_DEPTH = 50  # a map-like key is one level deep; deeper is a mistake, never a crash
 
 
 @dataclass(frozen=True)
@@ -168,20 +170,46 @@ def _pairs(key: str, text: str) -> list[tuple[str, str]]:
     if not text:
         return []
     if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            raise ConfigError(key, "is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise ConfigError(key, "must be a JSON object")
-        return [(str(k), str(v)) for k, v in data.items()]
-    pairs = []
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise ConfigError(key, f"entries must look like name=value, got '{item.strip()}'")
-        pairs.append((name.strip(), value.strip()))
+        data = _json(key, text)
+        assert isinstance(data, dict)  # valid JSON that starts with { is an object
+        pairs = [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()]
+    else:
+        pairs = []
+        for item in text.split(","):
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise ConfigError(key, f"entries must look like name=value, got '{item.strip()}'")
+            pairs.append((name.strip(), value.strip()))
+    seen: set[str] = set()
+    for name, _value in pairs:
+        if name in seen:
+            raise ConfigError(key, f"'{name}' is given twice; give each name once")
+        seen.add(name)
     return pairs
+
+
+def _json(key: str, text: str) -> object:
+    """JSON from a config value, refusing nesting deeper than any key needs (json.loads would
+    otherwise end in a RecursionError)."""
+    depth = deepest = 0
+    for char in text:  # brackets inside strings only make this stricter, never wrong for our keys
+        depth += char in "[{"
+        depth -= char in "]}"
+        deepest = max(deepest, depth)
+    if deepest > MAX_JSON_DEPTH:
+        raise ConfigError(key, f"nests {deepest} levels deep; a list or a map of name: value is all it takes")
+
+    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        names = [name for name, _value in pairs]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ConfigError(key, f"'{twice[0]}' is given twice; give each name once")
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=unique)
+    except json.JSONDecodeError:
+        raise ConfigError(key, "is not valid JSON") from None
 
 
 def _service(key: str, name: str) -> Service:
@@ -204,10 +232,9 @@ def _profiles(text: str) -> frozenset[Profile]:
     allowed = ", ".join(p.value for p in Profile)
     items: Iterable[object]
     if text.strip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError:
-            raise ConfigError("profiles", "is not a valid JSON list") from None
+        data = _json("profiles", text)
+        assert isinstance(data, list)  # valid JSON that starts with [ is a list
+        items = data
     else:
         items = [item.strip() for item in text.split(",")]
     profiles = set()
@@ -256,16 +283,19 @@ def exposure_warning(settings: Settings) -> str | None:
 
 def _subnet(key: str, text: str) -> ipaddress.IPv4Network:
     try:
-        network = ipaddress.IPv4Network(text.strip(), strict=True)
+        return ipaddress.IPv4Network(text.strip(), strict=True)
     except ValueError:
         raise ConfigError(key, f"must be an IPv4 CIDR such as 172.20.2.0/24, got '{text}'") from None
-    if network.prefixlen > 29:
-        raise ConfigError(key, f"{network} is too small; use a /29 or larger")
+
+
+def _large_enough(key: str, network: ipaddress.IPv4Network, max_prefix: int) -> ipaddress.IPv4Network:
+    if network.prefixlen > max_prefix:
+        raise ConfigError(key, f"{network} is too small; use a /{max_prefix} or larger")
     return network
 
 
 def _subnets(values: Mapping[str, str]) -> Subnets:
-    tiers = {tier: _subnet(key, values[key]) for tier, key in _TIER_SUBNET_KEYS.items()}
+    tiers = {tier: _large_enough(key, _subnet(key, values[key]), 29) for tier, key in _TIER_SUBNET_KEYS.items()}
     ordered = list(tiers.items())
     for i, (tier_a, net_a) in enumerate(ordered):
         for tier_b, net_b in ordered[i + 1 :]:
@@ -274,13 +304,25 @@ def _subnets(values: Mapping[str, str]) -> Subnets:
                     _TIER_SUBNET_KEYS[tier_b],
                     f"{net_b} overlaps {_TIER_SUBNET_KEYS[tier_a]} {net_a}; tier subnets must be disjoint",
                 )
-    flat = _subnet("flatSubnet", values["flatSubnet"])
+    flat = _large_enough("flatSubnet", _subnet("flatSubnet", values["flatSubnet"]), 29)
+    for tier, subnet in tiers.items():
+        if not subnet.subnet_of(flat):
+            # Blame the key the user changed: the flat subnet if the tier's is still the default.
+            key = _TIER_SUBNET_KEYS[tier]
+            blamed = "flatSubnet" if values[key] == _KEYS_BY_NAME[key].default else key
+            named = "" if blamed == key else f"{key} "
+            raise ConfigError(
+                blamed,
+                f"{named}{subnet} lies outside flatSubnet {flat}: phase 0 keeps every tier address on the "
+                "flat network, so each tier subnet must lie inside flatSubnet",
+            )
     links = _subnet("linkSubnet", values["linkSubnet"])
-    if links.prefixlen > LINK_POOL_MAX_PREFIX:
-        raise ConfigError("linkSubnet", f"{links} is too small; use a /{LINK_POOL_MAX_PREFIX} or larger")
     for tier, subnet in tiers.items():
         if links.overlaps(subnet):
-            raise ConfigError("linkSubnet", f"{links} overlaps {_TIER_SUBNET_KEYS[tier]} {subnet}")
+            raise ConfigError(
+                "linkSubnet", f"{links} overlaps {_TIER_SUBNET_KEYS[tier]} {subnet}; the link pool must be apart"
+            )
+    _large_enough("linkSubnet", links, LINK_POOL_MAX_PREFIX)
     return Subnets(flat=flat, tiers=MappingProxyType(tiers), links=links)
 
 
@@ -293,7 +335,7 @@ def _static_ips(values: Mapping[str, str], subnets: Subnets) -> dict[str, str]:
         except ValueError:
             raise ConfigError("staticIps", f"{name}: '{text}' is not an IPv4 address") from None
     addresses: dict[str, str] = {}
-    owners: dict[ipaddress.IPv4Address, tuple[str, str]] = {}
+    owners = _multi_homed_addresses(subnets)
     for service in SERVICES:
         subnet = subnets.tiers[service.tier]
         subnet_key = _TIER_SUBNET_KEYS[service.tier]
@@ -319,6 +361,20 @@ def _static_ips(values: Mapping[str, str], subnets: Subnets) -> dict[str, str]:
     return addresses
 
 
+def _multi_homed_addresses(subnets: Subnets) -> dict[ipaddress.IPv4Address, tuple[str, str]]:
+    """A service that joins its clients' tiers (Vault) takes its host number in each of them:
+    that address is taken in every tier but its own, whichever tiers it joins today."""
+    taken: dict[ipaddress.IPv4Address, tuple[str, str]] = {}
+    for service in SERVICES:
+        if not service.joins_client_tiers:
+            continue
+        for tier, subnet in subnets.tiers.items():
+            if tier is not service.tier and service.host_id < subnet.num_addresses - 1:
+                label = f"{service.name} (joins the {tier.value} tier as .{service.host_id})"
+                taken[subnet.network_address + service.host_id] = (label, _TIER_SUBNET_KEYS[tier])
+    return taken
+
+
 def _check_usable(
     key: str, service: str, address: ipaddress.IPv4Address, subnet: ipaddress.IPv4Network, subnet_key: str
 ) -> None:
@@ -329,8 +385,9 @@ def _check_usable(
         raise ConfigError(key, f"{service}'s address {address} is reserved in {subnet_key} {subnet}")
 
 
-def _host_ports(values: Mapping[str, str]) -> dict[tuple[str, str], int | None]:
+def _host_ports(values: Mapping[str, str], tls: TlsMode) -> dict[tuple[str, str], int | None]:
     ports = {(s.name, p.name): p.host for s in SERVICES for p in s.ports}
+    given: set[tuple[str, str]] = set()
     for target, text in _pairs("hostPorts", values["hostPorts"]):
         name, _, port_name = target.partition(".")
         service = _service("hostPorts", name)
@@ -339,6 +396,9 @@ def _host_ports(values: Mapping[str, str]) -> dict[tuple[str, str], int | None]:
         if (name, port_name) not in ports:
             names = ", ".join(p.name for p in service.ports)
             raise ConfigError("hostPorts", f"{name} has no port '{port_name}'; allowed: {names}")
+        if (name, port_name) in given:
+            raise ConfigError("hostPorts", f"{name}.{port_name} is given twice; give each port once")
+        given.add((name, port_name))
         if text.lower() == "none":
             if (name, port_name) == (VAULT.name, vault.BOOTSTRAP_PORT):
                 raise ConfigError(
@@ -346,16 +406,24 @@ def _host_ports(values: Mapping[str, str]) -> dict[tuple[str, str], int | None]:
                 )
             ports[(name, port_name)] = None
             continue
-        if not text.isdigit() or not 1 <= int(text) <= 65535:
+        if not _NUMBER.fullmatch(text) or not 1 <= int(text) <= 65535:
             raise ConfigError("hostPorts", f"{target}: '{text}' must be a port 1-65535 or none")
         ports[(name, port_name)] = int(text)
-    users: dict[int, str] = {}
+    # Two ports clash only if both listen in this TLS mode (vault.https exists in dual mode only).
+    modes = {(s.name, p.name): p.open_in for s in SERVICES for p in s.ports}
+    users: dict[int, tuple[str, str]] = {}
     for (name, port_name), host in ports.items():
-        if host is None:
+        if host is None or tls not in modes[(name, port_name)]:
             continue
         if host in users:
-            raise ConfigError("hostPorts", f"{users[host]} and {name}.{port_name} both publish host port {host}")
-        users[host] = f"{name}.{port_name}"
+            other = users[host]
+            # Say so when the clash exists only in some TLS modes: the port was fine at phase 0.
+            partial = any(modes[port] != frozenset(TlsMode) for port in (other, (name, port_name)))
+            only = f" (with TLS {tls.value})" if partial else ""
+            raise ConfigError(
+                "hostPorts", f"{'.'.join(other)} and {name}.{port_name} both publish host port {host}{only}"
+            )
+        users[host] = (name, port_name)
     return ports
 
 
@@ -373,7 +441,11 @@ def _state_dir(text: str) -> str:
     if not text.strip():
         base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
         return str(Path(base) / PROJECT)
-    path = Path(text.strip()).expanduser()
+    try:
+        path = Path(text.strip()).expanduser()
+    except RuntimeError:  # ~name of a user this machine does not know
+        user = text.strip().split("/")[0]
+        raise ConfigError("stateDir", f"{user} names no user on this machine; use an absolute path or ~/...") from None
     if not path.is_absolute():
         raise ConfigError("stateDir", f"must be an absolute path or start with ~, got '{text}'")
     return str(path)
@@ -381,7 +453,7 @@ def _state_dir(text: str) -> str:
 
 def _rotation_days(text: str) -> int:
     # Below the secret_id lifetime (30 days), so a restart always finds a valid secret_id.
-    if not text.strip().isdigit() or not 1 <= int(text) <= 29:
+    if not _NUMBER.fullmatch(text.strip()) or not 1 <= int(text) <= 29:
         raise ConfigError("secretIdRotationDays", f"must be a whole number of days from 1 to 29, got '{text}'")
     return int(text)
 
@@ -420,7 +492,7 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
     phase = _phase(values["phase"])
     subnets = _subnets(values)
     features = _features(phase, values["features"])
-    host_ports = _host_ports(values)
+    host_ports = _host_ports(values, features.tls)
     _check_vault_published(host_ports, features.tls)
     bind_address = _bind_address(values["bindAddress"])
     profiles = _profiles(values["profiles"])

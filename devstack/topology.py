@@ -124,6 +124,14 @@ def attachments(settings: Settings, service: Service) -> tuple[Attachment, ...]:
     return tuple(result)
 
 
+def host_addresses(settings: Settings, service: Service) -> tuple[str, ...]:
+    """Where a connection from this machine to the service's published ports comes from, as the
+    container sees it: the gateway of one of its networks (Docker's proxy, or its NAT for a
+    loopback client, connects from the bridge's own address, which only the host holds)."""
+    gateways = {spec.key: spec.gateway for spec in networks(settings)}
+    return tuple(dict.fromkeys(gateways[a.network] for a in attachments(settings, service)))
+
+
 def active_ports(settings: Settings, service: Service) -> tuple[Port, ...]:
     """The ports a service listens on in this TLS mode (TLS ports from dual on, the migration's
     extra ports in dual only, plaintext beside TLS until TLS is required)."""

@@ -14,9 +14,10 @@
 # curl (cacert, and an empty capath instead of its built-in CA directory, in its config);
 # openssl s_client (`command -v openssl`, else /opt/openssl/bin/openssl; -CAfile,
 # -verify_hostname or -verify_ip, -verify_return_error; the request written into its stdin by
-# builtins, as for nc); busybox wget, only with Alpine's ssl_client on PATH (not busybox's own
-# applet, which checks nothing) and only when the system bundle ssl_client trusts is the CA
-# file itself (cmp; the platform uploads the CA over it in such images). perl and nc reach
+# builtins, as for nc); with Alpine's ssl_client on PATH (not busybox's own applet, which
+# checks nothing) and only when the system bundle ssl_client trusts is the CA file itself (cmp;
+# the platform uploads the CA over it in such images): busybox nc -e handing the socket to
+# ssl_client (the request written by builtins into its stdin), else busybox wget. perl and nc reach
 # http:// only. With none of these the wrapper fails at once; a certificate that does not verify
 # counts as no answer (the reason is kept) until DEVSTACK_WAIT_SECONDS have passed.
 #
@@ -36,16 +37,32 @@
 #                            reads with the token it gets (DEVSTACK_TOKEN_FILE is ignored)
 #   DEVSTACK_SECRETS_DIR     where each key of the secret is written (default /run/devstack)
 #   DEVSTACK_SECRETS_OWNER   user:group for the files (chown; only when running as root)
-#   DEVSTACK_TEMPLATES       space-separated name:dest[:mode]: DEVSTACK_TEMPLATE_DIR/name with
-#                            {{key}} placeholders filled in, written to dest (mode default 0400)
+#   DEVSTACK_TEMPLATES       space-separated name:dest[:mode[:syntax]]: DEVSTACK_TEMPLATE_DIR/name
+#                            with {{key}} placeholders filled in, written to dest (mode default
+#                            0400). syntax says how a value is written into the file's format, so
+#                            that no value can add a line or end a string early:
+#                              line        as is; a value with a control character (newline,
+#                                          CR, tab...) is refused (the default)
+#                              json        escaped for inside a JSON string ("{{key}}")
+#                              redis       escaped for inside a double-quoted Redis config
+#                                          string ("{{key}}"): \ \" and \xHH
+#                              doubled     inside a double-quoted string where a quote is
+#                                          doubled (PgBouncer's auth_file); control characters
+#                                          are refused
+#                              cuttlefish  a RabbitMQ .conf value, which has no escapes: a value
+#                                          with a control or non-ASCII character, a #, or a space
+#                                          at either end is refused
 #   DEVSTACK_TEMPLATE_DIR    default /devstack/templates
 #   DEVSTACK_WAIT_SECONDS    how long to wait for GET /v1/sys/health to answer 200 (default 60)
+#   DEVSTACK_NO_TOKEN_ARGV   1 (the strict end state): never wget, the one client that takes the
+#                            token as an argument; the wrapper fails instead
 #   DEVSTACK_EXPORT_FILES    reserved, ignored for now
 #
 # Secrets never go into the environment or a command line: values are written by awk straight
-# to files; the token, role ID and secret ID reach curl through its config on stdin, perl, nc
-# and openssl through stdin (written by builtins, which have no argv of their own). Only wget,
-# the last resort, gets the token as an argument (it has no other way to send a header); the
+# to files; the token, role ID and secret ID reach curl through its config on stdin, perl, nc,
+# ssl_client and openssl through stdin (written by builtins, which have no argv of their own).
+# Only wget, the last resort, gets the token as an argument (it has no other way to send a
+# header; never with DEVSTACK_NO_TOKEN_ARGV=1); the
 # login's body reaches it as a 0600 file in the private staging directory, removed at once.
 # The login's answer (it holds the token) is kept in a shell variable, never in a file; the
 # token is never exported, logged or written down, and is unset before the exec.
@@ -125,10 +142,21 @@ for entry in ${DEVSTACK_TEMPLATES:-}; do
     rest=${entry#*:}
     dest=${rest%%:*}
     mode=0400
+    syntax=line
     [ "$dest" = "$rest" ] || mode=${rest#*:}
+    case $mode in
+        *:*)
+            syntax=${mode#*:}
+            mode=${mode%%:*}
+            ;;
+    esac
     if [ "$rest" = "$entry" ] || [ -z "$name" ] || [ -z "$dest" ]; then
-        fail "DEVSTACK_TEMPLATES entry '$entry' is not name:dest[:mode]"
+        fail "DEVSTACK_TEMPLATES entry '$entry' is not name:dest[:mode[:syntax]]"
     fi
+    case $syntax in
+        line | json | redis | doubled | cuttlefish) ;;
+        *) fail "DEVSTACK_TEMPLATES entry '$entry': the syntax must be line, json, redis, doubled or cuttlefish" ;;
+    esac
     case $name in
         */* | . | ..) fail "DEVSTACK_TEMPLATES entry '$entry': the name must be a file name in $template_dir" ;;
     esac
@@ -143,7 +171,7 @@ for entry in ${DEVSTACK_TEMPLATES:-}; do
     if [ ! -f "$template_dir/$name" ] || [ ! -r "$template_dir/$name" ]; then
         fail "template $template_dir/$name is missing"
     fi
-    templates="$templates$name $dest $mode
+    templates="$templates$name $dest $mode $syntax
 "
 done
 
@@ -197,6 +225,12 @@ else
                 *BusyBox*) fail "$no_verifier: ssl_client here is busybox's own, which does not check certificates" ;;
             esac
             client=wget
+            # Better: busybox nc connects and hands the socket to ssl_client itself (nc -e), and
+            # the request, token included, reaches ssl_client on a pipe written by builtins:
+            # wget could only take the token as an argument, which any local user can list.
+            case $(nc --help 2>&1 </dev/null) in
+                *'-e PROG'*) client=ncssl ;;
+            esac
         else
             fail "$no_verifier"
         fi
@@ -210,7 +244,7 @@ else
     [ -r "$ca_file" ] || fail "cannot read DEVSTACK_VAULT_CA file $ca_file"
     awk '/^-----BEGIN CERTIFICATE-----/ { found = 1; exit } END { exit !found }' "$ca_file" 2>/dev/null ||
         fail "DEVSTACK_VAULT_CA file $ca_file holds no PEM certificate"
-    if [ "$client" = wget ]; then
+    if [ "$client" = wget ] || [ "$client" = ncssl ]; then
         # the platform uploads the CA itself over the system bundle in such images: the same
         # file, byte for byte, or ssl_client would trust whatever else the bundle holds
         system_ca=${DEVSTACK_SYSTEM_CA:-/etc/ssl/cert.pem}
@@ -218,8 +252,13 @@ else
             fail "$no_verifier: busybox wget's ssl_client trusts only $system_ca, which is not DEVSTACK_VAULT_CA ($ca_file)"
     fi
 fi
+# DEVSTACK_NO_TOKEN_ARGV=1 (the strict end state): wget, which takes the token only as an
+# argument, is never used; an image with nothing better fails here, saying so.
+if [ "$client" = wget ] && [ "${DEVSTACK_NO_TOKEN_ARGV:-}" = 1 ]; then
+    fail "VAULT_ADDR $VAULT_ADDR: only wget is left to reach Vault with, which would show the token on its command line (DEVSTACK_NO_TOKEN_ARGV=1); the image needs curl, openssl, or busybox nc with -e and Alpine's ssl_client"
+fi
 # nc and openssl speak HTTP/1.0 themselves: the host and port from VAULT_ADDR
-if [ "$client" = nc ] || [ "$client" = openssl ]; then
+if [ "$client" = nc ] || [ "$client" = openssl ] || [ "$client" = ncssl ]; then
     raw_hostport=${VAULT_ADDR#*://}
     raw_hostport=${raw_hostport%%/*}
     default_port=80
@@ -267,7 +306,7 @@ if [ "$client" = nc ] || [ "$client" = openssl ]; then
     esac
 fi
 with_timeout=
-if [ "$client" = wget ] || [ "$client" = nc ] || [ "$client" = openssl ]; then
+if [ "$client" = wget ] || [ "$client" = nc ] || [ "$client" = openssl ] || [ "$client" = ncssl ]; then
     if command -v timeout >/dev/null 2>&1; then
         with_timeout="timeout 30" # busybox wget -T crashes in some builds; nc -w only covers the connect
     fi
@@ -410,6 +449,16 @@ openssl_connect() {
     $with_timeout "$openssl_bin" s_client -quiet -connect "$raw_connect" "$@" -verify_return_error -CAfile "$ca_file"
 }
 
+# busybox nc connects, then runs sh in its place with the socket on stdin and stdout: sh moves it
+# to fd 3 for ssl_client (-s3, as busybox wget does), whose plaintext side is this function's
+# stdin (the request) and stdout (the answer), passed down as fds 4 and 5. ssl_client checks the
+# chain against the system bundle (the CA, checked above) and the name given with -n.
+# shellcheck disable=SC2016 # for the inner sh
+ncssl_connect() {
+    $with_timeout nc -w 5 "$raw_host" "$raw_port" \
+        -e /bin/sh -c 'exec ssl_client -s3 -n "$1" 3<&0 <&4 >&5 4<&- 5<&-' ncssl "$raw_host" 4<&0 5>&1
+}
+
 # why openssl gave no answer, from its stderr: the verify error, else the first error's reason
 openssl_reason() {
     why=$(awk -F: '
@@ -480,6 +529,12 @@ http_request() {
             raw_answer "$3"
             [ -n "$http_status" ] || [ -n "$http_error" ] || openssl_reason
             ;;
+        ncssl)
+            answer=$(raw_request "$1" "$2" "${4:-}" | ncssl_connect 2>"$stage/errors"
+                printf .)
+            answer=${answer%.}
+            raw_answer "$3"
+            ;;
         wget)
             if [ -n "$http_data" ]; then
                 printf '%s' "$http_data" >"$stage/request" || fail "cannot write to $stage"
@@ -498,7 +553,7 @@ http_request() {
         *) http_status=000 ;;
     esac
     if [ "$http_status" = 000 ] && [ -z "$http_error" ] && [ -f "$stage/errors" ]; then
-        http_error=$(sed -n -e 's/^curl: //p' -e 's/^wget: //p' -e 's/^nc: //p' "$stage/errors" | tail -n 1)
+        http_error=$(sed -n -e 's/^curl: //p' -e 's/^wget: //p' -e 's/^nc: //p' -e 's/^ssl_client: //p' "$stage/errors" | tail -n 1)
     fi
     [ "$http_status" != 000 ] || [ -n "$http_error" ] || http_error="no answer"
 }
@@ -823,7 +878,36 @@ esac
 # "fail <reason>" (nothing secret) and exits 1.
 # shellcheck disable=SC2016 # awk, not sh
 render_awk=$json_awk'
-function render(name, src, out,   content, rec, r, n, i, j, k, c, text) {
+# the value written in the syntax of its template (see DEVSTACK_TEMPLATES), never in a message
+function enc(v, syn, name, k,   out, n, i, c, o, why) {
+    out = ""
+    why = ""
+    n = length(v)
+    for (i = 1; i <= n; i++) {
+        c = substr(v, i, 1)
+        o = (c in ORD) ? ORD[c] : 0
+        if (syn == "json") {
+            if (c == "\"" || c == "\\") out = out "\\" c
+            else if (o < 32 || o == 127) out = out sprintf("\\u%04x", o)
+            else out = out c
+        } else if (syn == "redis") {
+            if (c == "\"" || c == "\\") out = out "\\" c
+            else if (o < 32 || o >= 127) out = out sprintf("\\x%02x", o)
+            else out = out c
+        } else {
+            if (o < 32 || o == 127) why = "a control character"
+            else if (syn == "cuttlefish" && o >= 128) why = "a non-ASCII character"
+            else if (syn == "cuttlefish" && c == "#") why = "a #, where the file starts a comment"
+            else if (syn == "doubled" && c == "\"") c = "\"\""
+            if (why != "") fail("template " name ": the value of " k " holds " why ", which its " syn " syntax cannot carry")
+            out = out c
+        }
+    }
+    if (syn == "cuttlefish" && (v ~ /^[ ]/ || v ~ /[ ]$/ || v == ""))
+        fail("template " name ": the value of " k " is empty or has a space at an end, which its cuttlefish syntax drops")
+    return out
+}
+function render(name, src, out, syn,   content, rec, r, n, i, j, k, c, text) {
     content = ""
     n = 0
     while ((r = (getline rec < src)) > 0) content = content (n++ ? "\001" : "") rec
@@ -840,7 +924,7 @@ function render(name, src, out,   content, rec, r, n, i, j, k, c, text) {
         while (substr(content, j, 1) == " ") j++
         if (k != "" && substr(content, j, 2) == "}}") {
             if (!(k in VAL)) fail("template " name " uses {{" k "}} but secret/" spath " has no key " k)
-            text = text VAL[k]
+            text = text enc(VAL[k], syn, name, k)
             content = substr(content, j + 2)
         } else {
             text = text "{{"
@@ -853,6 +937,7 @@ function render(name, src, out,   content, rec, r, n, i, j, k, c, text) {
 BEGIN {
     RS = "\001"
     NAMECHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+    for (i = 1; i < 256; i++) ORD[sprintf("%c", i)] = i
     RENDER = 1
     badmsg = "the answer for secret/" spath " is not valid JSON"
 }
@@ -871,14 +956,14 @@ END {
         print "key " KEYS[i]
     }
     n = split(ENVIRON["DEVSTACK_RENDER_LIST"], T, "\n")
-    for (i = 1; i + 2 <= n; i += 3) render(T[i], T[i + 1], T[i + 2])
+    for (i = 1; i + 3 <= n; i += 4) render(T[i], T[i + 1], T[i + 2], T[i + 3])
 }
 '
 
 # each template is rendered into a temporary file next to its destination, then renamed
 render_list=
 finish_list=
-while read -r name dest mode; do
+while read -r name dest mode syntax; do
     [ -n "$name" ] || continue
     dest_dir=${dest%/*}
     [ -n "$dest_dir" ] || dest_dir=/
@@ -889,6 +974,7 @@ while read -r name dest mode; do
     render_list="$render_list$name
 $template_dir/$name
 $tmp
+$syntax
 "
     finish_list="$finish_list$tmp $mode $dest
 "

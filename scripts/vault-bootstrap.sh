@@ -18,8 +18,14 @@
 #   DEVSTACK_KEY_THRESHOLD     shares needed to unseal (default 3)
 #   DEVSTACK_NO_INIT           1: never initialise (the unseal-only step); an uninitialised Vault
 #                              is then an error (exit 5)
+#   DEVSTACK_VAULT_CONTAINER   the id (or name) of Vault's container: before anything else is sent,
+#                              `docker` must show it running with DEVSTACK_VAULT_CONTAINER_PORT
+#                              published at VAULT_ADDR's address and port, so that the keys (over
+#                              plain HTTP at phase 0) go to that container and nowhere else
+#   DEVSTACK_VAULT_CONTAINER_PORT  the container port behind VAULT_ADDR (e.g. 8200)
 #
-# Steps: wait until sys/seal-status answers; initialise if needed; unseal with the file's keys if
+# Steps: wait until sys/seal-status answers; check that the port is our container's (with
+# DEVSTACK_VAULT_CONTAINER); initialise if needed; unseal with the file's keys if
 # sealed; wait until Vault is active; print {"root_token":"..."} as the only line on stdout.
 # An unsealed Vault is left alone; no key or token is ever written to stderr or put in argv
 # (request bodies go through 0600 temporary files).
@@ -32,7 +38,7 @@
 # Exit status: 0 done; 1 bad settings, no HTTP client or an unexpected answer from Vault;
 # 2 Vault did not answer (or become active) in time; 3 Vault is initialised but the recovery
 # file is missing or unreadable; 4 the file's keys do not unseal Vault; 5 Vault is not
-# initialised and DEVSTACK_NO_INIT=1.
+# initialised and DEVSTACK_NO_INIT=1; 6 VAULT_ADDR is not Vault's container's published port.
 
 umask 077
 set -f # $with_timeout is split on purpose, never globbed
@@ -220,6 +226,42 @@ case "$initialized:$sealed" in
     true:true | true:false | false:true) ;;
     *) die 1 "unexpected answer from $VAULT_ADDR/v1/sys/seal-status (is it Vault?)" ;;
 esac
+
+# -- 1b. is it our Vault? --------------------------------------------------------------------
+
+# published_here LINE: whether `docker port` LINE (127.0.0.1:8200, 0.0.0.0:8200, [::1]:8200,
+# :::8200) is where VAULT_ADDR points ($addr_host, $addr_port)
+published_here() {
+    p_host=${1%:*}
+    [ "${1##*:}" = "$addr_port" ] || return 1
+    [ "$p_host" = "$addr_host" ] && return 0
+    case "$p_host:$addr_host" in
+        0.0.0.0:127.0.0.1 | 0.0.0.0:localhost | '[::]:[::1]' | '::::[::1]' | '[::]:localhost' | ':::localhost') return 0 ;;
+    esac
+    return 1
+}
+
+if [ -n "${DEVSTACK_VAULT_CONTAINER:-}" ]; then
+    container=$DEVSTACK_VAULT_CONTAINER
+    container_port=${DEVSTACK_VAULT_CONTAINER_PORT:-}
+    is_count "$container_port" || die 1 "DEVSTACK_VAULT_CONTAINER_PORT must be Vault's container port (e.g. 8200), got '$container_port'"
+    command -v docker >/dev/null 2>&1 || die 6 "cannot check that $VAULT_ADDR is Vault's container: no docker client"
+    running=$(docker inspect --format '{{.State.Running}}' "$container" 2>/dev/null) ||
+        die 6 "Vault's container $container does not exist: $VAULT_ADDR is not our Vault"
+    [ "$running" = true ] || die 6 "Vault's container $container is not running: $VAULT_ADDR is not our Vault"
+    addr_host=${VAULT_ADDR#*://}
+    addr_host=${addr_host%%/*}
+    addr_port=${addr_host##*:}
+    addr_host=${addr_host%:*}
+    found=
+    for line in $(docker port "$container" "$container_port/tcp" 2>/dev/null); do
+        if published_here "$line"; then
+            found=1
+        fi
+    done
+    [ -n "$found" ] || die 6 "$VAULT_ADDR is not where Vault's container $container publishes its port $container_port: refusing to send it anything more"
+    log "$VAULT_ADDR is Vault's container $container (port $container_port)"
+fi
 
 # -- 2. initialise ----------------------------------------------------------------------------
 

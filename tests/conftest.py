@@ -19,6 +19,29 @@ VOLUME = "docker:index/volume:Volume"
 
 PlanFactory = Callable[..., PlanRun]
 
+# The checks .ci/run runs, and names in its log, on their own (issue 18): test modules by name.
+CHECK_GROUPS: dict[str, tuple[str, ...]] = {
+    "tls": (
+        "test_pki",
+        "test_tls_",
+        "test_vault_tls",
+        "test_alertmanager_tls_real",
+        "test_entrypoint_https_sh",
+    ),
+    "network_policy": ("test_segmentation", "test_exposure", "test_host_isolation_docker"),
+}
+
+
+def check_group(module: str) -> str | None:
+    return next((group for group, names in CHECK_GROUPS.items() if module.startswith(names)), None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = check_group(item.path.stem)
+        if group is not None:
+            item.add_marker(group)
+
 
 def make_plan(*overrides: str, stack: str = "dev") -> PlanRun:
     return run_program(plancache.config_for(*overrides, stack=stack), stack=stack)

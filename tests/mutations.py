@@ -88,8 +88,8 @@ MUTATIONS = (
     Mutation(
         "secret-in-label",
         "a credential in a container label",
-        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],",
-        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]"
+        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())],",
+        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())]"
         ' + [docker.ContainerLabelArgs(label="devstack.debug", value=u.content)'
         ' for u in args.uploads if u.permissions == "0400"],',
         (EXPOSURE, "-k", "docker_inspect and full_reference_127"),
@@ -97,8 +97,8 @@ MUTATIONS = (
     Mutation(
         "secret-in-label-unmarked",
         "a credential in a container label, no longer tracked as a secret (only its value shows it)",
-        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],",
-        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]"
+        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())],",
+        "labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(_labels(args).items())]"
         ' + [docker.ContainerLabelArgs(label="devstack.debug", value=pulumi.Output.unsecret(u.content))'
         ' for u in args.uploads if u.permissions == "0400"],',
         (EXPOSURE, "-k", "docker_inspect and full_reference_127"),
@@ -191,6 +191,55 @@ MUTATIONS = (
         "if name != FLAT_NETWORK]",
         "if name]",
         ("tests/test_rollback.py",),
+    ),
+    Mutation(
+        "identity-for-stopped-service",
+        "AppRoles and policies for every catalog service, also those no profile runs (issue 18)",
+        "for name in [*(n for n in self.secrets if n in running), MANAGEMENT]:",
+        "for name in [*self.secrets, MANAGEMENT]:",
+        ("tests/test_approle.py", "-k", "only_for_a_container"),
+    ),
+    Mutation(
+        "static-ip-on-vaults-tier-address",
+        "staticIps accepting the .5 Vault takes in every tier it joins: two containers, one address",
+        "    owners = _multi_homed_addresses(subnets)\n",
+        "    owners: dict[ipaddress.IPv4Address, tuple[str, str]] = {}\n",
+        ("tests/test_bad_input.py", "-k", "vaults_place"),
+    ),
+    Mutation(
+        "certs-renewal-at-window",
+        "`certs` printing not-after minus the window as the renewal date, not the next period's start",
+        "        renewal = renewal_time(certificate)\n",
+        "        renewal = renewal_time(certificate) and not_after - timedelta(days=30)\n",
+        ("tests/test_pki.py", "-k", "renewal_date"),
+    ),
+    Mutation(
+        "template-value-raw",
+        "the wrapper writes a secret value into a template as is (issue 16: a newline adds a line)",
+        "            text = text enc(VAL[k], syn, name, k)",
+        "            text = text VAL[k]",
+        ("tests/test_template_injection.py", "-k", "hostile"),
+    ),
+    Mutation(
+        "cuttlefish-hash-kept",
+        "a # in a RabbitMQ .conf value, where cuttlefish starts a comment and cuts the value",
+        'else if (syn == "cuttlefish" && c == "#") why = "a #, where the file starts a comment"',
+        'else if (0) why = ""',
+        ("tests/test_template_injection.py", "-k", "hostile"),
+    ),
+    Mutation(
+        "hardening-no-pid-limit",
+        "the hardening feature without its PID limit",
+        "        pids_limit=entry.pids,\n",
+        "",
+        ("tests/test_hardening.py", "tests/test_crossguard_plan.py", "-k", "phase_4 or every_phase"),
+    ),
+    Mutation(
+        "hardening-caps-kept",
+        "hardened containers keep Docker's default capabilities (NET_RAW among them)",
+        'drops=("ALL",),\n        read_only=read_only,',
+        "drops=(),\n        read_only=read_only,",
+        ("tests/test_hardening_docker.py", "-k", "engine_runs"),
     ),
 )
 

@@ -74,6 +74,10 @@ class _FrozenObject:
 
     __setattr__ = __delattr__ = _refuse
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # `type(run)(...)` builds a new plan (or record) of the caller's own: the plain, mutable kind.
+        return cls._plain(*args, **kwargs)
+
     @classmethod
     def of(cls, plain: Any, **fields: Any) -> Any:
         frozen = object.__new__(cls)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 # The server-process machinery lives in tools/servers.py (the benchmark runs servers the same
 # way); the names the test modules import from here stay as they were.
-from tools.servers import LOCALHOST, START_TIMEOUT, ServerUnavailableError, free_port
+from tools.servers import LOCALHOST, START_TIMEOUT, ServerUnavailableError, free_port, hardened
 from tools.servers import Identity as _Identity
 from tools.servers import checked as _check
 from tools.servers import clean_env as _clean_env
@@ -36,7 +36,7 @@ from tools.servers import write_owned as _write_owned
 __all__ = [  # re-exported for the test modules that import them from here
     "LOCALHOST", "START_TIMEOUT", "ServerUnavailableError", "_Identity", "_check", "_clean_env", "_find",
     "_postgres_bin", "_run_as_server", "_server_dir", "_server_identity", "_server_process", "_tail",
-    "_wait_until", "_write_owned", "free_port",
+    "_wait_until", "_write_owned", "free_port", "hardened",
 ]  # fmt: skip
 
 COMMAND_TIMEOUT = 30.0

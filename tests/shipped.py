@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -118,6 +119,7 @@ class Shipped:
     published: tuple[Mapping[str, Any], ...]  # the container's `ports` entries
     vault_secret: Mapping[str, str] = field(repr=False)  # what the wrapper reads at DEVSTACK_SECRET_PATH
     accounts_script: str | None = field(repr=False)  # the stdin of the `<service>-accounts` step, if any
+    accounts_step: Mapping[str, Any] | None = None  # that step's other inputs (create, environment...)
 
     def text(self, path: str) -> str:
         return self.uploads[path].content
@@ -128,6 +130,15 @@ class Shipped:
 
     def container_ports(self) -> list[int]:
         return [port.container for port in SERVICES_BY_NAME[self.service].ports]
+
+    def accounts_cli(self) -> list[str]:
+        """What the accounts step runs in the container: its `docker exec` line after the
+        container's name (and the user it runs as, which a loopback test does not change)."""
+        if self.accounts_step is None:
+            raise ValueError(f"{self.service} has no accounts step")
+        words = shlex.split(self.accounts_step["create"])
+        container = SERVICES_BY_NAME[self.service].container_name
+        return words[words.index(container) + 1 :]
 
 
 def shipped(service: str, *overrides: str) -> Shipped:
@@ -150,6 +161,7 @@ def shipped(service: str, *overrides: str) -> Shipped:
         published=tuple(inputs.get("ports", [])),
         vault_secret=secrets.get(env.get("DEVSTACK_SECRET_PATH", ""), {}),
         accounts_script=unwrap(accounts[0].inputs["stdin"]) if accounts else None,
+        accounts_step={k: v for k, v in accounts[0].inputs.items() if k != "stdin"} if accounts else None,
     )
 
 

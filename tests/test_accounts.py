@@ -7,7 +7,9 @@ the Redis ACLs against real servers.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import re
 import shutil
@@ -21,7 +23,7 @@ import pytest
 from devstack.accounts import MAX_NAME_LENGTH, Account, AccountKind, validate_name
 from devstack.services.mongodb import mongo_setup_js
 from devstack.services.mysql import mysql_literal, mysql_setup_sql
-from devstack.services.postgres import pg_literal, postgres_setup_sql
+from devstack.services.postgres import pg_literal, postgres_setup_sql, saslprep
 from devstack.services.rabbitmq import rabbitmq_setup_sh
 from devstack.services.redis import RedisRole, RedisUser, redis_acl_lines, sha256_hex
 
@@ -130,23 +132,69 @@ def _unquote_pg(literal: str) -> str:
     return body.replace("''", "'")
 
 
-def test_postgres_password_literal_round_trips() -> None:
-    for password in (TRICKY, INJECTION, "'", "''", "\\", "\\'", "$$", "\n"):
-        literal = pg_literal(password)
-        assert _unquote_pg(literal) == password
-        script = postgres_setup_sql([_app(password=password)])
-        assert script.count(f" PASSWORD {literal};\n") == 1
+def test_postgres_literal_round_trips() -> None:
+    for value in (TRICKY, INJECTION, "'", "''", "\\", "\\'", "$$", "\n"):
+        assert _unquote_pg(pg_literal(value)) == value
 
 
-def test_postgres_password_cannot_inject() -> None:
-    script = postgres_setup_sql([_app(password=INJECTION)])
-    assert script.count("DROP ROLE victim") == 1
-    assert script.replace(pg_literal(INJECTION), "'<password>'").count("victim") == 0
+def _verifier_line(script: str, role: str) -> str:
+    (line,) = [x for x in script.splitlines() if x.startswith(f'ALTER ROLE "{role}" WITH LOGIN')]
+    return line
+
+
+def test_postgres_script_holds_a_scram_verifier_never_the_password() -> None:
+    for password in (TRICKY, INJECTION, "'", "\\", "$$", "\n", "pw"):
+        script = postgres_setup_sql([_app(password=password)], salt_key="admin-password")
+        if len(password) > 3:  # (a short one is bound to occur in the script's own text)
+            assert password not in script
+        verifier = re.fullmatch(r".* PASSWORD '(SCRAM-SHA-256\$4096:[^']+)';", _verifier_line(script, "app1"))
+        assert verifier is not None
+        assert _scram_matches(verifier.group(1), password)
+        assert not _scram_matches(verifier.group(1), password + "x")
+
+
+def _scram_matches(stored: str, password: str) -> bool:
+    """An independent check of a verifier (the real test: PostgreSQL itself logs the role in)."""
+    head, keys = stored.rsplit("$", 1)
+    iterations, salt = head.removeprefix("SCRAM-SHA-256$").split(":")
+    salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    stored_key, server = (base64.b64decode(k) for k in keys.split(":"))
+    return hashlib.sha256(client_key).digest() == stored_key and server_key == server
+
+
+def test_postgres_salt_is_stable_for_the_same_inputs_and_new_for_a_new_password() -> None:
+    one = _verifier_line(postgres_setup_sql([_app(password="a")], salt_key="k"), "app1")
+    assert one == _verifier_line(postgres_setup_sql([_app(password="a")], salt_key="k"), "app1")
+    assert one != _verifier_line(postgres_setup_sql([_app(password="b")], salt_key="k"), "app1")
+    assert one != _verifier_line(postgres_setup_sql([_app(password="a")], salt_key="other"), "app1")
+    # Without a key (a test's own script) every run draws a new salt.
+    assert one != _verifier_line(postgres_setup_sql([_app(password="a")]), "app1")
+
+
+@pytest.mark.parametrize(
+    ("password", "prepared"),
+    [
+        ("plain ASCII \t", "plain ASCII \t"),  # ASCII is taken as it is, control characters too
+        ("caf\u00e9", "caf\u00e9"),
+        ("cafe\u0301", "caf\u00e9"),  # NFKC
+        ("a\u00adb", "ab"),  # B.1: mapped to nothing
+        ("a\u2003b", "a b"),  # C.1.2: a non-ASCII space becomes a space
+        ("\ufb01x", "fix"),  # compatibility ligature
+        ("a\u200eb\u0301", "a\u200eb\u0301"),  # prohibited (C.8) after mapping: the raw password
+        ("\u05d0a", "\u05d0a"),  # right-to-left then left-to-right: the raw password
+        ("\u05d0\u05d1", "\u05d0\u05d1"),
+        ("\u00ad", "\u00ad"),  # nothing left after mapping: the raw password
+    ],
+)
+def test_postgres_saslprep(password: str, prepared: str) -> None:
+    assert saslprep(password) == prepared
 
 
 def test_postgres_script_is_idempotent_by_construction() -> None:
-    script = postgres_setup_sql([_app(), MONITOR, POOLER], "pgbouncer")
-    assert script == postgres_setup_sql([_app(), MONITOR, POOLER], "pgbouncer")  # deterministic
+    script = postgres_setup_sql([_app(), MONITOR, POOLER], "pgbouncer", salt_key="k")
+    assert script == postgres_setup_sql([_app(), MONITOR, POOLER], "pgbouncer", salt_key="k")  # deterministic
     lines = script.splitlines()
     # Every CREATE ROLE / CREATE DATABASE is conditional (\gexec of a guarded SELECT).
     for line in lines:

@@ -22,6 +22,7 @@ ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
 SECRET_ID = "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId"
 POLICY = "vault:index/policy:Policy"
 IDENTITIES = {s.name for s in SERVICES if needs_secret(s, client_accounts(SERVICES))} | {"management"}
+PROVISIONER = "provisioner"  # the Vault provider's own login at strict (tests/test_provisioner.py)
 
 
 # --- Vault's matching rules -----------------------------------------------------------------
@@ -76,7 +77,7 @@ def test_bad_policy_documents_are_rejected(text: str) -> None:
 
 
 def test_one_policy_document_per_identity() -> None:
-    assert {p.stem for p in POLICY_DIR.glob("*.hcl")} == IDENTITIES
+    assert {p.stem for p in POLICY_DIR.glob("*.hcl")} == IDENTITIES | {PROVISIONER}
 
 
 @pytest.mark.parametrize("identity", sorted(IDENTITIES))
@@ -93,7 +94,8 @@ def test_policy_grants_nothing_under_sys_auth_or_write(identity: str) -> None:
 
 
 def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> None:
-    matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference"))
+    # Every catalog service runs (the Redis replicas only behind their switch): every identity.
+    matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true"))
     assert set(matrix) == IDENTITIES
     for identity, access in matrix.items():
         expected = [] if identity == "management" else [f"secret/data/{identity}"]
@@ -104,22 +106,33 @@ def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> 
         assert not any(access.escalations.values()), identity
 
 
+def test_an_identity_exists_only_for_a_container_that_runs(shared_plan: PlanFactory) -> None:
+    run = shared_plan("phase=1")  # standard: no Grafana, Vector, APIs or exporters
+    running = {r.inputs["name"].removeprefix("dev-") for r in run.by_type(CONTAINER)}
+    roles = {r.name for r in run.by_type(ROLE)}
+    assert roles == (IDENTITIES & running) | {"management"}
+    assert {r.name for r in run.by_type(POLICY)} == roles
+    assert {r.name for r in run.by_type(SECRET_ID)} == roles
+    assert not {"grafana", "vector", "api-first"} & roles
+    assert {"postgres", "forgejo"} <= roles
+
+
 def test_access_matrix_flags_a_broad_policy() -> None:
     run = own_plan("phase=1")
     policy = run.one(POLICY, "forgejo")
     policy.inputs = {**policy.inputs, "policy": 'path "secret/data/*" { capabilities = ["read"] }\n'}
-    role = run.one(ROLE, "vector")
+    role = run.one(ROLE, "mongodb")
     role.inputs = {**role.inputs, "tokenNoDefaultPolicy": False}
     matrix = access_matrix(run)
     assert "secret/data/postgres" in matrix["forgejo"].reads
     assert any("outside its own path" in f for f in matrix["forgejo"].flags)
     assert "reads secret/data/postgres" in matrix["forgejo"].flags
-    assert "Vault's default policy is attached" in matrix["vector"].flags
+    assert "Vault's default policy is attached" in matrix["mongodb"].flags
     assert matrix["postgres"].flags == []
 
 
 def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory) -> None:
-    run = shared_plan("phase=1", "profiles=full,reference")
+    run = shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true")
     roles = {r.inputs["roleName"]: r.inputs for r in run.by_type(ROLE)}
     assert set(roles) == IDENTITIES
     for name, role in roles.items():
@@ -128,10 +141,11 @@ def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory)
         assert role["tokenTtl"] <= 3600
         assert role["tokenMaxTtl"] <= 86400
         assert 0 < role["secretIdTtl"] <= 30 * 86400
-        if name != "management":
-            bound = [f"{plan_address(run, name)}/32"]
-            assert role["secretIdBoundCidrs"] == bound, name
-            assert role["tokenBoundCidrs"] == bound
+        bound = [f"{plan_address(run, name)}/32"] if name != "management" else _gateways_of_vault(run)
+        assert role["secretIdBoundCidrs"] == bound, name
+        assert role["tokenBoundCidrs"] == bound
+    (management,) = [r for r in run.by_type(SECRET_ID) if r.inputs["roleName"] == "management"]
+    assert management.inputs["cidrLists"] == _gateways_of_vault(run)
     # Each secret_id reaches its own container only, as the 0400 file (the management one,
     # which has no container, is a stack output): observed in the program's uploads.
     uploads = {
@@ -148,6 +162,21 @@ def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory)
         upload = uploads[holders[0]][SECRET_ID_PATH]
         assert upload["content"] == value
         assert upload["permissions"] == "0400"
+
+
+def _gateways_of_vault(run) -> list[str]:
+    """The gateway of each network the plan attaches dev-vault to, as /32s: where this machine's
+    connections to a published port come from (tests/test_host_address_docker.py shows it)."""
+    vault = unwrap(run.one(CONTAINER, "vault").inputs)
+    names = {a["name"] for a in vault["networksAdvanced"]}
+    gateways = [
+        config["gateway"]
+        for network in run.by_type("docker:index/network:Network")
+        if network.inputs["name"] in names
+        for config in network.inputs["ipamConfigs"]
+    ]
+    assert len(gateways) == len(names) >= 1
+    return sorted(f"{g}/32" for g in gateways)
 
 
 def plan_address(run, name: str) -> str:
@@ -184,7 +213,7 @@ def test_phase0_keeps_root_token_mode(shared_plan: PlanFactory) -> None:
 
 
 def test_sub_step_1a_is_a_feature_override(shared_plan: PlanFactory) -> None:
-    run = shared_plan("phase=0", "features=approle=true")
+    run = shared_plan("phase=0", "features=approle=true", "profiles=full,reference", "redisReplicas=true")
     assert {r.inputs["roleName"] for r in run.by_type(ROLE)} == IDENTITIES
 
 
@@ -220,12 +249,12 @@ def test_access_matrix_flags_writes_on_its_own_path_and_a_missing_policy() -> No
     run = own_plan("phase=1")
     policy = run.one(POLICY, "forgejo")
     policy.inputs = {**policy.inputs, "policy": 'path "secret/data/forgejo" { capabilities = ["read", "update"] }\n'}
-    role = run.one(ROLE, "grafana")
-    role.inputs = {**role.inputs, "tokenPolicies": ["grafana", "no-such-policy"]}
+    role = run.one(ROLE, "mongodb")
+    role.inputs = {**role.inputs, "tokenPolicies": ["mongodb", "no-such-policy"]}
     matrix = access_matrix(run)
     assert matrix["forgejo"].flags == ["grants ['update'] on its own path"]
     assert matrix["forgejo"].reads == ["secret/data/forgejo"]
-    assert matrix["grafana"].flags == ["policy 'no-such-policy' is not in the plan"]
+    assert matrix["mongodb"].flags == ["policy 'no-such-policy' is not in the plan"]
 
 
 def test_access_command_prints_the_matrix_and_its_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -233,8 +262,9 @@ def test_access_command_prints_the_matrix_and_its_json(capsys: pytest.CaptureFix
     assert plan_main(["access", *args]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["identity", "reads"]
-    assert "postgres          secret/data/postgres" in lines
-    assert "management        (no service secret)" in lines
+    rows = [line.split(maxsplit=1) for line in lines[2:-2]]
+    assert ["postgres", "secret/data/postgres"] in rows
+    assert ["management", "(no service secret)"] in rows
     assert lines[-1].endswith(" identities, 0 flagged")
     assert plan_main(["access", "--json", *args]) == 0
     document = json.loads(capsys.readouterr().out)
@@ -250,8 +280,9 @@ def test_render_marks_each_flag_under_its_identity() -> None:
     matrix = access_matrix(own_plan("phase=1", "profiles=minimal"))
     matrix["postgres"].flags.append("reads secret/data/mysql")
     lines = render_matrix(matrix).splitlines()
-    at = lines.index("postgres          secret/data/postgres")
-    assert lines[at + 1] == "                  ! reads secret/data/mysql"
+    width = max(len(name) for name in matrix) + 2
+    at = lines.index(f"{'postgres':<{width}}secret/data/postgres")
+    assert lines[at + 1] == f"{'':<{width}}! reads secret/data/mysql"
     assert lines[-1].endswith(" identities, 1 flagged")
 
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from devstack.catalog import SERVICES_BY_NAME
+from devstack.certificates import RENEWAL_PERIOD_DAYS
 from tests.conftest import PlanFactory
 from tools.certs import ROOT, SIGNED, CertificateInfo, inventory, render_inventory
 from tools.engine import PlanRun, ResourceRecord, unwrap
@@ -74,8 +75,11 @@ def test_the_inventory_is_each_planned_certificate_read_back(shared_plan: PlanFa
         pem = x509.load_pem_x509_certificate(unwrap(record.outputs["certPem"]).encode())
         assert entry.issuer == intermediate.subject
         assert entry.not_after == pem.not_valid_after_utc.isoformat()
-        early = timedelta(hours=int(record.inputs["earlyRenewalHours"]))
-        assert entry.renewal == (pem.not_valid_after_utc - early).isoformat()
+        # Replaced from the start of the renewal period after the one its subject names.
+        (unit,) = pem.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        period = int(str(unit.value).removeprefix("renewal period "))
+        start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=(period + 1) * RENEWAL_PERIOD_DAYS)
+        assert entry.renewal == start.isoformat()
         assert entry.renewal < entry.not_after
         assert entry.key == "ECDSA secp256r1"
     postgres = entries["postgres-tls"]
@@ -99,19 +103,19 @@ def test_key_types_and_missing_extensions_are_named_not_guessed() -> None:
     assert entries["bare"].key == "Ed25519PublicKey"
     assert entries["bare"].sans == ()
     assert not entries["bare"].ca
-    assert entries["bare"].renewal == "2026-12-30T00:00:00+00:00"  # 48 hours early
+    assert entries["bare"].renewal == ""  # no renewal period in its subject: never replaced by itself
 
 
 def test_render_lists_each_certificate_and_its_sans() -> None:
     entry = CertificateInfo("x-tls", "CN=x", "CN=ca", ("x", "127.0.0.1"), "ECDSA secp256r1", "2027", "2026", False)
-    ca = CertificateInfo("ca", "CN=ca", "CN=ca", (), "ECDSA secp384r1", "2036", "2036", True)
+    ca = CertificateInfo("ca", "CN=ca", "CN=ca", (), "ECDSA secp384r1", "2036", "", True)
     text = render_inventory([ca, entry])
     assert text.splitlines() == [
         "ca (CA)",
         "  subject   CN=ca",
         "  issuer    CN=ca",
         "  key       ECDSA secp384r1",
-        "  not after 2036   renewed from 2036",
+        "  not after 2036   not renewed by `pulumi up` by itself",
         "x-tls",
         "  subject   CN=x",
         "  issuer    CN=ca",

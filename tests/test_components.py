@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+import shlex
 
 import pytest
 
 from devstack.catalog import SERVICES_BY_NAME
 from tests.conftest import CONTAINER, NETWORK, VOLUME, PlanFactory, containers
+from tools.engine import unwrap
 
 ALL = "profiles=full,reference"
 TOKEN = re.compile(r"^devstack:[a-z]+:[A-Z][A-Za-z]+$")
@@ -166,3 +169,26 @@ def test_bad_config_stops_before_any_resource(plan: PlanFactory) -> None:
 
     with pytest.raises(pulumi.RunError, match=r"^devstack:phase: must be an integer from 0 to 4, got '7'$"):
         plan("phase=7")
+
+
+def test_account_steps_hold_no_secret_in_their_command_or_environment(shared_plan: PlanFactory) -> None:
+    """The steps run `docker exec` with the script on stdin: no environment (MySQL's root password
+    is read from the container's own file), every secret value absent from the command line,
+    and what the client prints kept as a secret."""
+    run = shared_plan(ALL)
+    steps = [r for r in run.by_type("command:local:Command") if r.name.endswith("-accounts")]
+    assert {r.name for r in steps} >= {"postgres-accounts", "mysql-accounts", "mongodb-accounts"}
+    passwords = [
+        value
+        for secret in run.by_type("vault:kv/secretV2:SecretV2")
+        for value in json.loads(unwrap(secret.inputs["dataJson"])).values()
+        if len(value) >= 16
+    ]
+    assert passwords
+    for step in steps:
+        assert not step.inputs.get("environment"), step.name
+        assert not [p for p in passwords if p in step.inputs["create"]], step.name
+        assert set(step.options["additional_secret_outputs"]) == {"stdout", "stderr"}, step.name
+        assert step.inputs["logging"] == "stderr", step.name
+    mysql = next(r for r in steps if r.name == "mysql-accounts")
+    assert shlex.split(mysql.inputs["create"])[:6] == ["docker", "exec", "-i", "-u", "mysql", "dev-mysql"]

@@ -126,3 +126,35 @@ def test_the_stack_policy_sees_the_tiers(analyzer: analyzer_pb2_grpc.AnalyzerStu
     assert planted
     assert {name for name, _ in planted} == {validators.RULE_TIERS}
     assert all("grafana (observability)" in message and "dev-data-network" in message for _, message in planted)
+
+
+def test_at_phase_4_the_pack_passes_the_hardened_plan_and_reports_what_is_taken_away(
+    analyzer: analyzer_pb2_grpc.AnalyzerStub, shared_plan: PlanFactory
+) -> None:
+    """The hardening rule with the catalog's exceptions, and the PID-limit stack rule, in the pack."""
+    run = shared_plan("profiles=full,reference", "phase=4")
+    config = pack_config(settings_of(run))
+    assert config["strict-hardening"]["enforce"] is True
+    _configure(analyzer, config)
+    containers = [r for r in run.resources if r.type == validators.CONTAINER]
+    assert all(_analyze(analyzer, r, masked(r.inputs)) == [] for r in containers)
+    grafana = run.one(validators.CONTAINER, "grafana")
+    planted = masked(grafana.inputs)
+    planted.pop("securityOpts")
+    ((rule, message),) = _analyze(analyzer, grafana, planted)
+    assert rule == "strict-hardening"
+    assert message.endswith("\nno-new-privileges is not set")  # after the policy's description
+
+    def stack(without: str | None) -> list[tuple[str, str]]:
+        resources = [
+            analyzer_pb2.AnalyzerResource(type=r.type, properties=_struct(masked(r.inputs)), urn=r.urn, name=r.name)
+            for r in run.resources
+            if r.custom and r.name != without
+        ]
+        response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources))
+        return [(d.policyName, d.message) for d in response.diagnostics]
+
+    assert stack(None) == []
+    (missing,) = stack("grafana-pids-limit")
+    assert missing[0] == validators.RULE_PIDS
+    assert "docker update --pids-limit 256 dev-grafana" in missing[1]

@@ -147,19 +147,53 @@ def test_hardening_is_reported_once_enforced(shared_plan: PlanFactory) -> None:
     ]
 
 
-def test_strict_does_not_harden_any_container_yet(shared_plan: PlanFactory) -> None:
-    """The defect the pack records at phase 4: `strict` is on, but no container has any hardening
-    item (issue 16 item 1), so the rule stays off until a hardening feature exists."""
+def test_phase_4_hardens_every_container_but_for_named_exceptions(shared_plan: PlanFactory) -> None:
+    """The strict end state: the rule is on at phase 4 and passes (the sweep above), each container
+    showing every item or an exception its catalog entry names with a reason; without the
+    exceptions, exactly the excused items are reported."""
     run = shared_plan(ALL, "phase=4")
-    settings = settings_of(run)
-    assert settings.features.strict
-    assert _config(run)["strict-hardening"]["enforce"] is False
-    assert "strict-hardening: not applied (strict is on but the hardening feature does not exist yet)" in notes(
-        settings
-    )
-    config = {**_config(run), "strict-hardening": {"enforce": True}}
-    reported = {v.resource for v in validators.check_all(plan_resources(run), config) if v.rule == "strict-hardening"}
-    assert len(reported) == len(run.by_type(CONTAINER)) == 24
+    config = _config(run)["strict-hardening"]
+    assert config["enforce"] is True
+    assert not any(line.startswith("strict-hardening") for line in notes(settings_of(run)))
+    exceptions = config["exceptions"]
+    assert all(reason for items in exceptions.values() for reason in items.values())
+    for record in run.by_type(CONTAINER):
+        excused = exceptions.get(record.name, {})
+        assert (record.inputs.get("readOnly") is True) == ("readOnly" not in excused), record.name
+        assert (record.inputs.get("user") is None) == ("user" in excused), record.name
+    assert {name for name, items in exceptions.items() if "user" in items} == {"forgejo", "vector"}
+    assert sorted(name for name in _names(run) if "readOnly" not in exceptions.get(name, {})) == ["cadvisor"]
+    bare = {**_config(run), "strict-hardening": {"enforce": True}}
+    reported = [v for v in validators.check_all(plan_resources(run), bare) if v.rule == "strict-hardening"]
+    assert len(reported) == sum(len(items) for items in exceptions.values()) == 25
+
+
+def _names(run: PlanRun) -> list[str]:
+    return [record.name for record in run.by_type(CONTAINER)]
+
+
+def test_hardening_follows_its_feature_at_any_phase(shared_plan: PlanFactory) -> None:
+    off = _config(shared_plan(ALL, "phase=4", "features=hardening=false"))["strict-hardening"]
+    assert off == {"enforce": False, "exceptions": {}}
+    early = shared_plan(ALL, "phase=1", "features=hardening=true")
+    assert _config(early)["strict-hardening"]["enforce"] is True
+    assert check_run(early, _config(early)) == []
+
+
+def test_a_pid_limit_without_its_command_is_reported(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL, "phase=4")
+    resources, config = plan_resources(run), _config(run)
+    assert validators.check_pids_applied(resources, config) == []
+    without = [r for r in resources if not (r.type == validators.LOCAL_COMMAND and r.name == "grafana-pids-limit")]
+    assert _found(validators.check_all(without, config)) == {(validators.RULE_PIDS, "grafana")}
+
+    def relabel(inputs: dict[str, Any]) -> None:
+        for entry in inputs["labels"]:
+            if entry["label"] == validators.PIDS_LABEL:
+                entry["value"] = "100000"
+
+    (violation,) = validators.check_pids_applied(_altered(resources, CONTAINER, "grafana", relabel), config)
+    assert "docker update --pids-limit 100000 dev-grafana" in violation.message
 
 
 def test_the_config_follows_the_features(shared_plan: PlanFactory) -> None:

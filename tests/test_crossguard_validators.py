@@ -184,6 +184,22 @@ def test_hardening_when_enforced() -> None:
     assert v.check_hardening(container(**net_raw), on) == ["NET_RAW is added back"]
 
 
+def test_a_pid_limit_may_come_as_a_label_set_by_docker_update() -> None:
+    on = {"enforce": True}
+    label = [{"label": v.PIDS_LABEL, "value": "256"}]
+    without = {key: value for key, value in HARDENED.items() if key != "pidsLimit"}
+    assert v.check_hardening(container(**without, labels=label), on) == []
+    assert len(v.check_hardening(container(**without, labels=[{"label": v.PIDS_LABEL, "value": "x"}]), on)) == 1
+    named = Resource(CONTAINER, "postgres", {**without, "labels": label, "name": "dev-postgres"})
+    update = Resource(v.LOCAL_COMMAND, "postgres-pids-limit", {"create": "docker update --pids-limit 256 dev-postgres"})
+    assert v.check_pids_applied([named, update], {}) == []
+    (missing,) = v.check_pids_applied([named], {})
+    assert missing.rule == v.RULE_PIDS
+    assert "no `docker update --pids-limit 256 dev-postgres` command" in missing.message
+    unnamed = Resource(CONTAINER, "postgres", {**without, "labels": label, "name": v.UNKNOWN})
+    assert v.check_pids_applied([unnamed, container()], {}) == []
+
+
 def test_hardening_exceptions_are_named_per_service() -> None:
     config = {"enforce": True, "exceptions": {"postgres": {"readOnly": "initdb writes /etc"}}}
     writable = {**HARDENED, "readOnly": False}

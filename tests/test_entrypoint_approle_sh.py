@@ -26,6 +26,7 @@ from tests.realservers import free_port
 from tests.test_entrypoint_sh import (
     BUSYBOX,
     DASH,
+    JSON_PASSWORD_BYTES,
     PASSWORD_BYTES,
     SECRET,
     VARIANTS,
@@ -175,7 +176,7 @@ def test_logs_in_reads_its_own_secret_and_execs(box: AppRoleBox, vault: FakeVaul
     (box.templates / "pgpass").write_text("*:*:*:{{username}}:{{password}}\n")
     dest = box.root / "etc" / "pgpass"
     show = 'env; echo "--file"; cat "$DEVSTACK_SECRETS_DIR/password"'
-    run = box.login_run(vault.address, "sh", "-c", show, DEVSTACK_TEMPLATES=f"pgpass:{dest}")
+    run = box.login_run(vault.address, "sh", "-c", show, DEVSTACK_TEMPLATES=f"pgpass:{dest}:0400:json")
     assert run.returncode == 0, run.stderr
     environment, password = run.stdout.split(b"--file\n", 1)
     assert password == PASSWORD_BYTES
@@ -197,7 +198,7 @@ def test_logs_in_reads_its_own_secret_and_execs(box: AppRoleBox, vault: FakeVaul
     for key, value in SECRET.items():
         assert (box.secrets_dir / key).read_bytes() == str(value).encode(), key
         assert stat.S_IMODE((box.secrets_dir / key).stat().st_mode) == 0o400
-    assert dest.read_bytes() == b"*:*:*:app:" + PASSWORD_BYTES + b"\n"
+    assert dest.read_bytes() == b"*:*:*:app:" + JSON_PASSWORD_BYTES + b"\n"
     assert_quiet(run, vault, box)
     assert run.stderr.startswith("devstack-entrypoint: secret/postgres -> ")
 

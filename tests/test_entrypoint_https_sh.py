@@ -36,6 +36,7 @@ from tests.test_entrypoint_approle_sh import POLICY, AppRoleBox
 from tests.test_entrypoint_sh import (
     BUSYBOX,
     DASH,
+    JSON_PASSWORD_BYTES,
     PASSWORD_BYTES,
     SECRET,
     VARIANTS,
@@ -155,13 +156,13 @@ def test_reads_the_secret_over_https(box: AppRoleBox, vault: FakeVault, pki: Pki
         "cat",
         str(box.secrets_dir / "password"),
         DEVSTACK_VAULT_CA=str(pki.ca),
-        DEVSTACK_TEMPLATES=f"conf:{dest}",
+        DEVSTACK_TEMPLATES=f"conf:{dest}:0400:json",
         # Vault is on the Docker network: never through a proxy Docker passes in
         **dict.fromkeys(("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY"), "http://127.0.0.1:9"),
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout == PASSWORD_BYTES
-    assert dest.read_bytes() == b"app:" + PASSWORD_BYTES
+    assert dest.read_bytes() == b"app:" + JSON_PASSWORD_BYTES
     assert run.stderr.startswith("devstack-entrypoint: secret/postgres -> ")
     assert vault.count("secret/data/postgres", "GET") == 1
     assert all(r.user_agent == box.variant.agent for r in vault.log), vault.log
@@ -480,12 +481,13 @@ def test_fake_serves_https_from_tls_1_2(vault: FakeVault, pki: Pki) -> None:
 # -- the plan's own Vault certificate --------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def plan_vault_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The files the plan uploads to the Vault container at phase 4: its leaf (with the
+@pytest.fixture(scope="module", params=[1, 4], ids=["phase1-dual", "phase4-required"])
+def plan_vault_files(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """The files the plan uploads to the Vault container (dual mode from phase 1, where every
+    container reaches Vault's HTTPS port; required at phase 4): its leaf (with the
     intermediate), its key and the root every client is given."""
     directory = tmp_path_factory.mktemp("plan-vault")
-    for name, content in server_files(["phase=4"], ["vault"])["vault"].items():
+    for name, content in server_files([f"phase={request.param}"], ["vault"])["vault"].items():
         (directory / name).write_text(content)
     return directory
 

@@ -58,6 +58,14 @@ SECRET = {
 PASSWORD_BYTES = PASSWORD.encode()
 
 
+def json_escaped(value: str) -> str:
+    """The wrapper's json syntax: quotes and backslashes escaped, control characters as \\uXXXX."""
+    return "".join("\\" + c if c in '"\\' else f"\\u{ord(c):04x}" if ord(c) < 32 or ord(c) == 127 else c for c in value)
+
+
+JSON_PASSWORD_BYTES = json_escaped(PASSWORD).encode()  # PASSWORD holds a newline: never raw in a file
+
+
 @dataclass(frozen=True)
 class Variant:
     id: str
@@ -86,7 +94,8 @@ def _link(directory: Path, name: str, target: str) -> None:
 def _program(name: str) -> str:
     found = {"busybox": BUSYBOX, "curl": CURL, "perl": PERL, "dash": DASH}.get(name) or shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} is not installed")
+        package = {"busybox": "busybox-static"}.get(name, name)
+        pytest.skip(f"{name} is not installed (Debian package {package})")
     return found
 
 
@@ -94,6 +103,10 @@ def make_toolbox(base: Path, variant: Variant) -> Path:
     directory = base / variant.id
     if directory.exists():
         return directory
+    # Every program first: a skip must leave no half-built toolbox for the next test to reuse.
+    needed = [t for t in variant.tools if t != "system"] + ([variant.shell] if variant.shell != "busybox" else [])
+    for program in needed:
+        _program(program)
     directory.mkdir(parents=True)
     for tool in variant.tools:
         if tool == "busybox":
@@ -116,6 +129,13 @@ def make_toolbox(base: Path, variant: Variant) -> Path:
         (directory / "sh").unlink(missing_ok=True)
         _link(directory, "sh", _program(variant.shell))  # what the test commands run
     return directory
+
+
+def test_a_missing_program_skips_and_leaves_no_half_built_toolbox(tmp_path: Path) -> None:
+    variant = Variant("half", "dash", ("system", "devstack-no-such-program"), "none")
+    with pytest.raises(pytest.skip.Exception, match="devstack-no-such-program is not installed"):
+        make_toolbox(tmp_path, variant)
+    assert not (tmp_path / "half").exists()  # the next test asks again, and skips again
 
 
 @pytest.fixture
@@ -249,7 +269,7 @@ def test_writes_each_key_renders_templates_and_execs(container: Container, vault
         "sh",
         "-c",
         show,
-        DEVSTACK_TEMPLATES=f"pgpass:{dest}/pgpass app.env:{dest}/app.env:0440",
+        DEVSTACK_TEMPLATES=f"pgpass:{dest}/pgpass:0400:json app.env:{dest}/app.env:0440",
         # Vault is on the Docker network: the token never goes through a proxy Docker passes in
         **dict.fromkeys(("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY"), "http://127.0.0.1:9"),
     )
@@ -272,8 +292,9 @@ def test_writes_each_key_renders_templates_and_execs(container: Container, vault
         path = container.secrets_dir / key
         assert path.read_bytes() == str(value).encode(), key
         assert stat.S_IMODE(path.stat().st_mode) == 0o400
+    assert json.loads(f'"{json_escaped(PASSWORD)}"') == PASSWORD
     assert (dest / "pgpass").read_bytes() == (
-        b"*:*:*:app:" + PASSWORD_BYTES + b"\n# {{ literal braces }} and {{x stay\n"
+        b"*:*:*:app:" + JSON_PASSWORD_BYTES + b"\n# {{ literal braces }} and {{x stay\n"
     )
     assert stat.S_IMODE((dest / "pgpass").stat().st_mode) == 0o400
     assert (dest / "app.env").read_bytes() == b"PORT=5432"
@@ -500,7 +521,7 @@ def test_what_reaches_a_command_line(client: str, tmp_path: Path, vault: FakeVau
     box.give_token(vault.root_token)
     box.templates.mkdir(parents=True)
     (box.templates / "conf").write_text("{{password}}")
-    run = box.run(vault.address, "true", DEVSTACK_TEMPLATES=f"conf:{tmp_path}/etc/conf")
+    run = box.run(vault.address, "true", DEVSTACK_TEMPLATES=f"conf:{tmp_path}/etc/conf:0400:json")
     assert run.returncode == 0, run.stderr
     commands = log.read_text(encoding="utf-8", errors="replace").splitlines()
     assert any(line.startswith(f"{client} ") or f" {client} " in line for line in commands), commands

@@ -23,6 +23,7 @@ from devstack.alerting import SEVERITIES
 from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.model import Service
 from devstack.phases import TlsMode
+from devstack.services.vault import VAULT, vault_listeners
 from tests.conftest import PlanFactory, containers
 from tools import plan as plan_cli
 from tools.engine import PlanRun
@@ -119,8 +120,30 @@ def test_vault_metrics_need_no_token(shared_plan: PlanFactory) -> None:
     assert "authorization" not in text
     assert "bearer" not in text.lower()
     assert "token" not in text.lower()
+    port = int(vault["static_configs"][0]["targets"][0].rsplit(":", 1)[1])
     hcl = uploads(run, "dev-vault")["/vault/config/vault.hcl"]
-    assert hcl.count("unauthenticated_metrics_access = true") == hcl.count('listener "tcp"') == 2
+    assert hcl.count('listener "tcp"') == 2  # dual mode: HTTP and HTTPS
+    assert hcl.count("unauthenticated_metrics_access = true") == 1  # the scraped listener only
+    (scraped,) = [block for block in hcl.split('listener "tcp"')[1:] if "unauthenticated_metrics_access" in block]
+    assert f'address = "0.0.0.0:{port}"' in scraped
+
+
+@pytest.mark.parametrize("phase", [0, 1, 4])
+def test_vault_metrics_are_open_on_the_scraped_listener_only(shared_plan: PlanFactory, phase: int) -> None:
+    hcl = uploads(shared_plan(ALL, f"phase={phase}"), "dev-vault")["/vault/config/vault.hcl"]
+    blocks = hcl.split('listener "tcp"')[1:]
+    assert len(blocks) == (2 if phase == 1 else 1)  # dual mode at phase 1: HTTP and HTTPS
+    (scraped,) = [b for b in blocks if "unauthenticated_metrics_access = true" in b]
+    assert 'address = "0.0.0.0:8200"' in scraped  # Vault's "api" port: Metrics("api", ...)
+    assert VAULT.metrics is not None
+    assert VAULT.metrics.port == "api"
+
+
+def test_vault_listeners_open_the_metrics_port_named() -> None:
+    hcl = vault_listeners(TlsMode.DUAL, 8200, 8300, metrics_port=8300)
+    plain, tls = hcl.split('listener "tcp"')[1:]
+    assert "unauthenticated_metrics_access" not in plain
+    assert "unauthenticated_metrics_access = true" in tls
 
 
 def test_alerting_feature_adds_rules_and_alertmanager(shared_plan: PlanFactory) -> None:

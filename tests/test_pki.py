@@ -318,10 +318,57 @@ def test_rabbitmq_suites_are_the_cipher_string_spelled_out() -> None:
 
 
 def test_every_container_trusts_the_ca_once_tls_is_on(shared_plan: PlanFactory) -> None:
+    """Every client of another service; one that talks to nobody (cAdvisor) gets no file at all,
+    which keeps its root filesystem read-only (an upload there is refused: tests/test_hardening_docker)."""
     run = shared_plan(ALL, "phase=1")
     root = unwrap(run.by_type(ROOT)[0].outputs["certPem"])
     for record in run.by_type(CONTAINER):
         if record.name == "vault":
             continue  # Vault's own TLS listener is still to come
+        service = SERVICES_BY_NAME[record.name]
+        if service.tls is None and not service.flows:
+            assert not record.inputs.get("uploads"), record.name
+            assert record.inputs.get("readOnly") is True, record.name
+            continue
         uploads = {u["file"]: u for u in record.inputs.get("uploads", [])}
         assert uploads[f"{TLS_DIR}/ca.crt"]["content"] == root, record.name
+
+
+def test_certs_renewal_date_is_when_the_next_up_replaces_the_leaf(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tools.plan import main
+
+    monkeypatch.setenv("DEVSTACK_NOW", T0.isoformat())
+    config = ["--set", "phase=1", "--set", "profiles=minimal"]
+    assert main(["certs", "--json", *config]) == 0
+    entries = {e["resource"]: e for e in json.loads(capsys.readouterr().out)["certificates"]}
+    assert entries["ca-root"]["renewal"] == entries["ca-intermediate"]["renewal"] == ""
+    renewal = datetime.fromisoformat(entries["postgres-tls"]["renewal"])
+    assert T0 < renewal < datetime.fromisoformat(entries["postgres-tls"]["not_after"]) - timedelta(days=30)
+
+    def replaced_at(moment: datetime) -> set[str]:
+        assert main(["diff", "--json", *config, "--to-time", moment.isoformat()]) == 0
+        changes = json.loads(capsys.readouterr().out)["changes"]
+        return {c["name"] for c in changes if c["type"] == SIGNED and c["action"] == "replace"}
+
+    assert replaced_at(renewal - timedelta(seconds=1)) == set()
+    assert "postgres-tls" in replaced_at(renewal)
+    assert os.environ["DEVSTACK_NOW"] == T0.isoformat()  # --to-time left the clock as it was
+    assert main(["certs", *config]) == 0
+    text = capsys.readouterr().out
+    assert f"renewed from {renewal.isoformat()}" in text
+    assert "not renewed by `pulumi up` by itself" in text
+
+
+def test_diff_to_time_refuses_a_bad_time(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.plan import main
+
+    monkeypatch.delenv("DEVSTACK_NOW", raising=False)
+    assert main(["diff", "--to-time", "2027-13-01"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --to-time: must be an ISO 8601 time such as 2026-11-26T12:00:00Z, got '2027-13-01'\n"
+    )
+    assert "DEVSTACK_NOW" not in os.environ

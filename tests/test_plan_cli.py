@@ -154,3 +154,20 @@ def test_the_largest_plan_prints_every_service() -> None:
     plan = json.loads(result.stdout)
     containers = [r for r in plan["resources"] if r["type"] == "docker:index/container:Container"]
     assert len(containers) == 24
+
+
+def test_diff_from_another_stack_file_is_the_pull_request_comment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the pull-request workflows post (ci-templates/): the base branch's stack file to this
+    checkout's, the same code on both sides."""
+    base = tmp_path / "base.yaml"
+    base.write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    assert main(["diff", "--json", "--from-file", str(base)]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"] == {"create": 0, "update": 1, "replace": 0, "delete": 0}
+    base.write_text("config:\n  devstack:profiles: minimal\n")
+    assert main(["diff", "--json", "--from-file", str(base)]) == 0
+    created = {c["name"] for c in json.loads(capsys.readouterr().out)["changes"] if c["action"] == "create"}
+    assert {"mysql", "mongodb"} <= created
+    assert main(["diff", "--from-file", str(tmp_path / "none.yaml")]) == 2
+    assert capsys.readouterr().err == f"error: no stack file {tmp_path / 'none.yaml'}\n"

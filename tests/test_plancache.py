@@ -66,6 +66,9 @@ def test_a_copy_is_a_plain_plan_to_edit_and_the_shared_one_stays() -> None:
     for edit in EDITS.values():
         edit(mine)
     assert mine != shared
+    rebuilt = type(shared)(shared.project, shared.stack, shared.config, list(shared.resources[:1]), {})
+    assert type(rebuilt) is PlanRun  # a new plan built from a shared one's parts is the caller's own
+    rebuilt.resources.append(shared.resources[1])
     assert pickle.loads(pickle.dumps(shared)) == copy.deepcopy(shared)  # pickles as plain data too
 
 

@@ -138,10 +138,14 @@ def test_real_cli_and_offline_plan_agree_on_config_types(
 
 
 def test_the_cli_rewrites_the_stack_file_without_changing_what_the_plan_reads(project: Path) -> None:
-    """`pulumi stack select --create dev` rewrites Pulumi.dev.yaml in the checkout (it adds the
-    user's encryptionsalt and quotes numbers), so a user's first run leaves the file changed; the
-    values the offline plan and the program read must stay the same."""
-    rewritten = (project / "Pulumi.dev.yaml").read_text()
-    assert "encryptionsalt:" in rewritten
-    assert "encryptionsalt:" not in (ROOT / "Pulumi.dev.yaml").read_text()
+    """`pulumi stack select --create dev` rewrites Pulumi.dev.yaml in the checkout: it adds the
+    user's encryptionsalt (their passphrase's salt, which no CLI option keeps out of the file) and
+    quotes numbers. The tracked file is already in the CLI's form, so the salt line is the one
+    change a user's first run leaves; the values the offline plan and the program read stay."""
+    rewritten = (project / "Pulumi.dev.yaml").read_text().splitlines()
+    tracked = (ROOT / "Pulumi.dev.yaml").read_text().splitlines()
+    added = [line for line in rewritten if line not in tracked]
+    assert len(added) == 1
+    assert added[0].startswith("encryptionsalt: v1:")
+    assert [line for line in rewritten if line != added[0]] == tracked
     assert load_stack_config("dev", project_dir=project) == load_stack_config("dev", project_dir=ROOT)

@@ -210,3 +210,70 @@ def test_root_token_is_exported_only_as_a_secret(shared_plan: PlanFactory) -> No
     run = shared_plan("profiles=minimal")
     assert isinstance(run.outputs["vaultRootToken"], Secret)
     assert masked(run.outputs)["vaultRootToken"] == "[secret]"
+
+
+@pytest.mark.parametrize("phase", [0, 1, 4])
+def test_bootstrap_checks_the_container_behind_the_address_first(shared_plan: PlanFactory, phase: int) -> None:
+    """Both bootstrap steps name Vault's container and the container port published at the
+    address they use, so the script checks with `docker port` before sending a key
+    (tests/test_vault_bootstrap_docker.py runs that check against a real container)."""
+    run = shared_plan("profiles=minimal", f"phase={phase}")
+    vault = run.one(CONTAINER, "vault")
+    published = {(p.get("ip"), p["external"]): p["internal"] for p in unwrap(vault.inputs)["ports"]}
+    for step in ("vault-init", "vault-unseal"):
+        environment = run.one(COMMAND, step).inputs["environment"]
+        assert environment["DEVSTACK_VAULT_CONTAINER"] == vault.id
+        host, port = environment["VAULT_ADDR"].split("://")[1].rsplit(":", 1)
+        assert published[(host, int(port))] == int(environment["DEVSTACK_VAULT_CONTAINER_PORT"])
+
+
+@pytest.mark.parametrize("phase", [0, 1, 2, 3, 4])
+def test_a_file_audit_device_on_its_own_volume_from_the_operations_features(
+    shared_plan: PlanFactory, phase: int
+) -> None:
+    """From phase 2 (the backups feature) Vault writes every request and response to a file on
+    the dev-vault-audit volume, which is protected like every data volume. Below it, no device."""
+    run = shared_plan("profiles=minimal", f"phase={phase}")
+    devices = run.by_type("vault:index/audit:Audit")
+    vault = unwrap(run.one(CONTAINER, "vault").inputs)
+    mounts = {v["volumeName"]: v["containerPath"] for v in vault["volumes"] if "volumeName" in v}
+    assert mounts["dev-vault-audit"] == "/vault/logs"
+    assert mounts["dev-vault-data"] == "/vault/data"
+    volume = run.one("docker:index/volume:Volume", "vault-audit")
+    assert volume.options["protect"]
+    assert volume.options["retain_on_delete"]
+    if phase < 2:
+        assert devices == []
+        return
+    (device,) = devices
+    assert device.inputs["type"] == "file"
+    assert device.inputs["options"] == {"file_path": "/vault/logs/audit.log"}
+    (provider,) = run.by_type("pulumi:providers:vault")
+    assert device.provider.startswith(provider.urn)
+    assert run.one(COMMAND, "vault-unseal").urn in provider.dependencies
+
+
+def test_the_audit_device_follows_the_feature_not_the_phase(shared_plan: PlanFactory) -> None:
+    assert shared_plan("profiles=minimal", "phase=1", "features=backups=true").by_type("vault:index/audit:Audit")
+    assert not shared_plan("profiles=minimal", "phase=4", "features=backups=false").by_type("vault:index/audit:Audit")
+
+
+def test_walking_from_strict_down_to_phase0_and_back(shared_plan: PlanFactory) -> None:
+    """4 -> 3 -> 2 -> 1 -> 0 -> 4 on the offline plan: the audit device goes below phase 2 and
+    comes back; vaultRootToken is exported below strict only; no step deletes or replaces a
+    volume, the KV mount or a service's secret."""
+    from tools.diff import diff_plans
+
+    walk = [4, 3, 2, 1, 0, 4]
+    runs = [shared_plan("profiles=minimal", f"phase={phase}") for phase in walk]
+    for phase, run in zip(walk, runs, strict=True):
+        assert ("vaultRootToken" in run.outputs) is (phase < 4), phase
+        assert bool(run.by_type("vault:index/audit:Audit")) is (phase >= 2), phase
+    kept = {"docker:index/volume:Volume", "vault:index/mount:Mount", "vault:kv/secretV2:SecretV2"}
+    for i in range(len(walk) - 1):
+        (before, old), (after, new) = (walk[i], runs[i]), (walk[i + 1], runs[i + 1])
+        diff = diff_plans(old, new)
+        touched = [c for c in diff.of("delete") + diff.of("replace") if c.type in kept]
+        assert touched == [], (before, after, touched)
+        audit = [c.action for c in diff.changes if c.type == "vault:index/audit:Audit"]
+        assert audit == (["delete"] if (before, after) == (2, 1) else ["create"] if (before, after) == (0, 4) else [])

@@ -145,13 +145,35 @@ def _wrapped(run: PlanRun) -> dict[str, dict]:
     return {name: inputs for name, inputs in containers(run).items() if "DEVSTACK_SECRET_PATH" in _env(inputs)}
 
 
-def test_containers_stay_on_plain_vault_in_dual_mode(shared_plan: PlanFactory) -> None:
-    wrapped = _wrapped(shared_plan(ALL, "phase=1"))
+@pytest.mark.parametrize("phase", [1, 2, 3])
+def test_containers_reach_vault_over_verified_https_in_dual_mode(shared_plan: PlanFactory, phase: int) -> None:
+    """The AppRole login and the read cross the bridges over HTTPS on Vault's dual-mode port,
+    verified against the stack's CA: no container is left on the plain listener."""
+    run = shared_plan(ALL, f"phase={phase}")
+    root = _root_pem(run)
+    wrapped = _wrapped(run)
     assert len(wrapped) > 10
     for name, inputs in wrapped.items():
         env = _env(inputs)
-        assert env["VAULT_ADDR"] == "http://vault:8200", name
-        assert "DEVSTACK_VAULT_CA" not in env, name
+        assert env["VAULT_ADDR"] == "https://vault:8300", name
+        assert env["DEVSTACK_VAULT_CA"] == f"{TLS_DIR}/{CA_FILE}", name
+        uploads = {u["file"]: u for u in inputs["uploads"]}
+        assert unwrap(uploads[f"{TLS_DIR}/{CA_FILE}"]["content"]) == root, name
+
+
+# Who still reaches Vault's plain listener in dual mode, and why: none of them holds a token.
+PLAIN_VAULT_USERS_IN_DUAL = {"prometheus": "scrapes /v1/sys/metrics (no token) on the listener it scrapes"}
+
+
+def test_the_plain_listener_serves_only_what_cannot_or_need_not_use_https(shared_plan: PlanFactory) -> None:
+    run = shared_plan(ALL, "phase=2")
+    plain = set()
+    for name, inputs in containers(run).items():
+        text = " ".join(str(v) for v in _env(inputs).values())
+        text += " ".join(str(unwrap(u["content"])) for u in inputs.get("uploads", []) if u["file"].endswith(".yml"))
+        if "http://vault:8200" in text or "vault:8200" in text.replace("https://vault:8200", ""):
+            plain.add(name.removeprefix("dev-"))
+    assert plain == set(PLAIN_VAULT_USERS_IN_DUAL)
 
 
 def test_once_required_every_container_verifies_vault_against_the_ca(shared_plan: PlanFactory) -> None:
@@ -169,7 +191,7 @@ def test_once_required_every_container_verifies_vault_against_the_ca(shared_plan
 
 def test_the_system_bundle_holds_the_ca_only_where_busybox_wget_is_the_client(shared_plan: PlanFactory) -> None:
     by_container = {s.container_name: s for s in SERVICES}
-    for phase, expected in ((1, False), (4, True)):
+    for phase, expected in ((1, True), (4, True)):
         run = shared_plan(ALL, f"phase={phase}")
         root = _root_pem(run)
         for name, inputs in containers(run).items():
@@ -208,3 +230,15 @@ def test_moving_vault_to_https_updates_the_provider_and_keeps_what_it_manages(
     # A replaced provider would replace every Vault resource with it: none is.
     assert not [c for c in changes.of("replace") if c.type.startswith("vault:")]
     assert not [c for c in changes.of("delete") if c.type == "vault:index/mount:Mount"]
+
+
+@pytest.mark.parametrize(("phase", "strict"), [(3, False), (4, True)])
+def test_at_strict_no_wrapper_may_show_the_token_on_a_command_line(
+    shared_plan: PlanFactory, phase: int, strict: bool
+) -> None:
+    """DEVSTACK_NO_TOKEN_ARGV=1 from the strict feature: the wrapper never falls back to busybox
+    wget (tests/test_entrypoint_token_argv_sh.py: nc + ssl_client instead, or a clear failure)."""
+    wrapped = _wrapped(shared_plan(ALL, f"phase={phase}"))
+    assert len(wrapped) > 10
+    for name, inputs in wrapped.items():
+        assert (_env(inputs).get("DEVSTACK_NO_TOKEN_ARGV") == "1") is strict, name

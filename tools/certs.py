@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
+from devstack.certificates import RENEWAL_PERIOD_DAYS
 from tools.engine import PlanRun, unwrap
 
 ROOT = "tls:index/selfSignedCert:SelfSignedCert"
@@ -23,7 +26,7 @@ class CertificateInfo:
     sans: tuple[str, ...]
     key: str
     not_after: str
-    renewal: str  # from when `pulumi up` replaces it
+    renewal: str  # from when `pulumi up` replaces it; "" if it never does by itself
     ca: bool
 
 
@@ -53,6 +56,20 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
+_PERIOD = re.compile(r"renewal period ([0-9]+)")
+
+
+def renewal_time(certificate: x509.Certificate) -> datetime | None:
+    """When the first `pulumi up` replaces the certificate: the start of the renewal period after
+    the one in its subject (components/pki.py). pulumi-tls's early renewal alone replaces nothing
+    (pulumi-tls issue 39), so a certificate without a period is never replaced by itself."""
+    units = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    periods = [int(m.group(1)) for u in units if (m := _PERIOD.fullmatch(str(u.value)))]
+    if not periods:
+        return None
+    return datetime.fromtimestamp(0, UTC) + timedelta(days=(periods[0] + 1) * RENEWAL_PERIOD_DAYS)
+
+
 def inventory(run: PlanRun) -> list[CertificateInfo]:
     entries = []
     for record in [*run.by_type(ROOT), *run.by_type(SIGNED)]:
@@ -60,8 +77,8 @@ def inventory(run: PlanRun) -> list[CertificateInfo]:
         if not pem:
             continue
         certificate = x509.load_pem_x509_certificate(pem.encode())
-        early = timedelta(hours=int(record.inputs.get("earlyRenewalHours") or 0))
         not_after = certificate.not_valid_after_utc
+        renewal = renewal_time(certificate)
         entries.append(
             CertificateInfo(
                 resource=record.name,
@@ -70,7 +87,7 @@ def inventory(run: PlanRun) -> list[CertificateInfo]:
                 sans=_sans(certificate),
                 key=_key_type(certificate),
                 not_after=not_after.isoformat(),
-                renewal=(not_after - early).isoformat(),
+                renewal=renewal.isoformat() if renewal else "",
                 ca=_is_ca(certificate),
             )
         )
@@ -91,7 +108,8 @@ def render_inventory(entries: list[CertificateInfo]) -> str:
             f"  subject   {e.subject}",
             f"  issuer    {e.issuer}",
             f"  key       {e.key}",
-            f"  not after {e.not_after}   renewed from {e.renewal}",
+            f"  not after {e.not_after}   "
+            + (f"renewed from {e.renewal}" if e.renewal else "not renewed by `pulumi up` by itself"),
         ]
         if e.sans:
             lines.append(f"  SANs      {', '.join(e.sans)}")

@@ -2,6 +2,8 @@
 
 python -m tools.plan [--stack dev] [--set key=value ...] [--json]
 python -m tools.plan diff --from phase=0 --to phase=1 [--set key=value ...] [--json]
+python -m tools.plan diff --to-time 2027-03-01T00:00:00Z      # the same config, a later `pulumi up`
+python -m tools.plan diff --from-file base.yaml                # another version of Pulumi.<stack>.yaml first
 python -m tools.plan access [--set key=value ...] [--json]    # Vault identities and what they read
 python -m tools.plan certs [--set key=value ...] [--json]     # the certificate inventory
 python -m tools.plan budget [--set key=value ...] [--json]    # memory limits and derived caches
@@ -11,21 +13,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from components.identity import policy_document
+from devstack import clock
 from devstack.errors import ConfigError, PolicyFileError
 from devstack.settings import exposure_warning, load_settings
-from tools.access import access_matrix, matrix_json, render_matrix
+from tools.access import (
+    PROVISIONER,
+    access_matrix,
+    matrix_json,
+    provisioner_access,
+    provisioner_json,
+    render_matrix,
+    render_provisioner,
+)
 from tools.budget import budget_json, budget_table, render_budget
 from tools.certs import inventory, inventory_json, render_inventory
 from tools.cli import run
 from tools.diff import PlanDiff, diff_plans
 from tools.engine import PlanRun, ResourceRecord, masked, run_program
-from tools.stackconfig import OverrideError, apply_overrides, load_stack_config
+from tools.stackconfig import OverrideError, apply_overrides, load_stack_config, load_stack_file, refuse_encrypted
 
 SCHEMA = "devstack-plan/1"
 SECRET_CONFIG_MARK = "[secret]"
@@ -48,9 +63,11 @@ def _base_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def plan_for(stack: str, overrides: Sequence[str], state: Any = None) -> PlanRun:
+def plan_for(stack: str, overrides: Sequence[str], state: Any = None, stack_file: Path | None = None) -> PlanRun:
     try:
-        config = apply_overrides(load_stack_config(stack), overrides)
+        stacked = load_stack_config(stack) if stack_file is None else load_stack_file(stack_file, stack)
+        config = apply_overrides(stacked, overrides)
+        refuse_encrypted(config, stack)
         run = run_program(config, stack=stack, state=state)
         _warn_once(exposure_warning(load_settings(config, stack=stack)))
         return run
@@ -202,11 +219,50 @@ def _diff(argv: Sequence[str]) -> str:
         help="config of the current state (on top of the stack and --set)",
     )
     parser.add_argument("--to", dest="after", action="append", default=[], metavar="KEY=VALUE", help="config to apply")
+    parser.add_argument(
+        "--from-file",
+        type=Path,
+        metavar="PATH",
+        help="the current state's stack file, e.g. the base branch's Pulumi.<stack>.yaml (default: the stack's own)",
+    )
+    parser.add_argument(
+        "--to-time",
+        metavar="ISO-TIME",
+        help="when the later `pulumi up` runs (default: DEVSTACK_NOW or now, as for the current state): "
+        "shows the secret_id rotations and certificate renewals due by then",
+    )
     args = parser.parse_args(argv)
-    before = plan_for(args.stack, [*args.overrides, *args.before])
-    after = plan_for(args.stack, [*args.overrides, *args.after], state=before.state)
+    before = plan_for(args.stack, [*args.overrides, *args.before], stack_file=args.from_file)
+    with _clock_at(args.to_time):
+        after = plan_for(args.stack, [*args.overrides, *args.after], state=before.state)
     diff = diff_plans(before, after)
     return json.dumps(diff_json(diff), indent=2) if args.json else render_diff(diff)
+
+
+@contextmanager
+def _clock_at(moment: str | None) -> Iterator[None]:
+    """DEVSTACK_NOW set to `moment` for one plan (devstack.clock reads it, and refuses a bad one)."""
+    if moment is None:
+        yield
+        return
+    saved = os.environ.get("DEVSTACK_NOW")
+    os.environ["DEVSTACK_NOW"] = moment
+    try:
+        clock.now()
+    except ConfigError as error:
+        _restore(saved)
+        raise PlanError(f"--to-time: {error.message}") from None
+    try:
+        yield
+    finally:
+        _restore(saved)
+
+
+def _restore(saved: str | None) -> None:
+    if saved is None:
+        os.environ.pop("DEVSTACK_NOW", None)
+    else:
+        os.environ["DEVSTACK_NOW"] = saved
 
 
 def _access(argv: Sequence[str]) -> str:
@@ -217,8 +273,17 @@ def _access(argv: Sequence[str]) -> str:
     )
     _base_arguments(parser)
     args = parser.parse_args(argv)
-    matrix = access_matrix(plan_for(args.stack, args.overrides))
-    return json.dumps(matrix_json(matrix), indent=2) if args.json else render_matrix(matrix)
+    run = plan_for(args.stack, args.overrides)
+    matrix = access_matrix(run)
+    settings = load_settings(apply_overrides(load_stack_config(args.stack), args.overrides), stack=args.stack)
+    # At strict the Vault provider logs in as the provisioner: its policy against the plan.
+    provisioner = provisioner_access(run, policy_document(PROVISIONER)) if settings.features.strict else None
+    if args.json:
+        document = matrix_json(matrix)
+        if provisioner is not None:
+            document[PROVISIONER] = provisioner_json(provisioner)
+        return json.dumps(document, indent=2)
+    return render_matrix(matrix) + (render_provisioner(provisioner) if provisioner is not None else "")
 
 
 def _certs(argv: Sequence[str]) -> str:

@@ -14,7 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from devstack import hardening
 from devstack.catalog import SERVICES
+from devstack.credentials import client_accounts, needs_secret
 from devstack.settings import Settings, load_settings
 from devstack.topology import client_tiers, selected_services
 from policies.crossguard import validators
@@ -23,13 +25,16 @@ from tools.cli import run
 from tools.engine import PlanRun, masked
 from tools.plan import PlanError, plan_for
 
-# The hardening feature (issue 16 item 1) is not in the phase table yet: until it is, strict
-# hardening is not enforced, and `check` says so whenever strict is on.
-HARDENING_FEATURE = "hardening"
-
 
 def hardening_enforced(settings: Settings) -> bool:
-    return settings.features.as_dict().get(HARDENING_FEATURE) is True
+    return settings.features.hardening
+
+
+def hardening_exceptions(settings: Settings) -> dict[str, dict[str, str]]:
+    """The catalog's named exceptions to the hardening rule, for the services that run."""
+    accounts = client_accounts(SERVICES)
+    secrets = frozenset(s.name for s in SERVICES if s.credentials is not None and needs_secret(s, accounts))
+    return hardening.exceptions(selected_services(settings), settings.features.tls, secrets)
 
 
 def pack_config(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -38,7 +43,10 @@ def pack_config(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "ports-within-bind-address": {"bindAddress": settings.bind_address},
         "no-vault-root-token": {"approle": settings.features.approle},
-        "strict-hardening": {"enforce": hardening_enforced(settings), "exceptions": {}},
+        "strict-hardening": {
+            "enforce": hardening_enforced(settings),
+            "exceptions": hardening_exceptions(settings) if hardening_enforced(settings) else {},
+        },
         validators.RULE_TIERS: {
             "segmentation": settings.features.segmentation,
             "tiers": {service.name: service.tier.value for service in SERVICES},
@@ -61,8 +69,7 @@ def notes(settings: Settings) -> list[str]:
     if not settings.features.segmentation:
         lines.append(f"{validators.RULE_TIERS}: not applied (segmentation off: one flat network by design)")
     if not hardening_enforced(settings):
-        why = "strict is on but the hardening feature does not exist yet" if settings.features.strict else "strict off"
-        lines.append(f"strict-hardening: not applied ({why})")
+        lines.append("strict-hardening: not applied (the hardening feature is off)")
     return lines
 
 

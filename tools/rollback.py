@@ -18,6 +18,7 @@ containers attached to them (`pulumi destroy --target ... --target-dependents`),
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 from devstack.errors import ConfigError
 from devstack.settings import load_settings
+from tools.cli import run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 NETWORK_TYPE = "docker:index/network:Network"
@@ -212,7 +214,15 @@ def main(argv: Sequence[str] | None = None, access: StackAccess | None = None) -
     parser.add_argument("--to", type=int, metavar="VERSION", help="the update to roll back to")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
-    access = access if access is not None else AutomationStack(args.stack)
+    if access is None:
+        if shutil.which("pulumi") is None:
+            print(f"error: {CLI_NEEDED}", file=sys.stderr)
+            return 2
+        try:
+            access = AutomationStack(args.stack)
+        except Exception as error:  # the Automation API's CommandError: the CLI said no
+            print(f"error: {_cli_message(error)}", file=sys.stderr)
+            return 2
     if args.to is None:
         print(render_history(access.history()))
         return 0
@@ -221,5 +231,19 @@ def main(argv: Sequence[str] | None = None, access: StackAccess | None = None) -
     return 0 if done else 1
 
 
+CLI_NEEDED = (
+    "tools.rollback drives the Pulumi CLI, and `pulumi` is not on PATH: install it "
+    "(or put the one .ci/toolchain builds, ~/.cache/devstack-toolchain/*/bin, on PATH)"
+)
+
+
+def _cli_message(error: Exception) -> str:
+    """The CLI's own `error:` line from an Automation API failure, else the error's first line."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    said = [line.removeprefix("stderr:").strip() for line in lines if "error:" in line]
+    text = said[-1] if said else (lines[0] if lines else type(error).__name__)
+    return text.removeprefix("error:").strip()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -79,8 +79,63 @@ class Identity:
     gid: int
 
 
+# Set by `hardened`: the catalog's uid:gid, the setpriv line that gives the server what a
+# hardened container gives it (no capability at all, no-new-privileges, no extra group), and the
+# environment that names the uid (the image's /etc/passwd has it; this host need not).
+_HARDENED: list[tuple[Identity, tuple[str, ...], dict[str, str]]] = []
+NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
+
+
+@contextlib.contextmanager
+def hardened(uid: int, gid: int) -> Iterator[None]:
+    """Servers started inside run as uid:gid under setpriv, as a hardened container runs them.
+    Needs root, setpriv (util-linux) and nss_wrapper (libnss-wrapper: initdb looks its uid up)."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        raise ServerUnavailableError("hardened servers need root and setpriv (util-linux)")
+    if not Path(NSS_WRAPPER).exists():
+        raise ServerUnavailableError("hardened servers need nss_wrapper: apt-get install libnss-wrapper")
+    names = Path(tempfile.mkdtemp(prefix="dsnss"))
+    names.chmod(0o755)
+    (names / "passwd").write_text(f"server:x:{uid}:{gid}:server:/nonexistent:/bin/sh\n")
+    (names / "group").write_text(f"server:x:{gid}:\n")
+    for name in ("passwd", "group"):
+        (names / name).chmod(0o644)
+    env = {
+        "LD_PRELOAD": NSS_WRAPPER,
+        "NSS_WRAPPER_PASSWD": str(names / "passwd"),
+        "NSS_WRAPPER_GROUP": str(names / "group"),
+    }
+    prefix = (
+        setpriv,
+        f"--reuid={uid}",
+        f"--regid={gid}",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    )
+    _HARDENED.append((Identity(uid, gid), prefix, env))
+    try:
+        yield
+    finally:
+        _HARDENED.pop()
+        shutil.rmtree(names, ignore_errors=True)
+
+
+def _launch(args: Sequence[str]) -> tuple[list[str], Identity | None]:
+    """The command line that starts a server, and whom to start it as (None: as we are)."""
+    if _HARDENED:
+        return [*_HARDENED[-1][1], *args], None  # setpriv, run as root, drops everything itself
+    return list(args), server_identity()
+
+
 def server_identity() -> Identity | None:
-    """Whom the servers run as: `nobody` when we are root, else ourselves (None)."""
+    """Whom the servers run as: `nobody` when we are root, else ourselves (None); the hardened
+    identity inside `hardened`."""
+    if _HARDENED:
+        return _HARDENED[-1][0]
     if os.geteuid() != 0:
         return None
     entry = pwd.getpwnam(UNPRIVILEGED_USER)
@@ -113,6 +168,8 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Our environment without the clients' own settings (PG*, MYSQL*, REDISCLI*), in C.UTF-8."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MYSQL", "REDISCLI"))}
     env.update({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
+    if _HARDENED:
+        env.update(_HARDENED[-1][2])
     if extra:
         env.update(extra)
     return env
@@ -120,10 +177,10 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def run_as_server(args: Sequence[str], log: Path) -> subprocess.CompletedProcess[str]:
     """A one-off command as the server's user (initdb, mariadb-install-db), output to the log."""
-    identity = server_identity()
+    command, identity = _launch(args)
     with log.open("a") as out:
         return subprocess.run(
-            list(args),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -149,11 +206,10 @@ def server_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The server in a session of its own (in `limit`'s cgroup, if given), as the server's user.
     On the way out it gets `stop_signal`, then, after STOP_TIMEOUT, its whole session SIGKILL."""
-    argv = limit.wrap(args) if limit else list(args)
-    identity = server_identity()
+    command, identity = _launch(limit.wrap(args) if limit else args)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            argv,
+            command,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -12,6 +12,7 @@ from devstack.model import (
     ConfigFile,
     Datasource,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -74,6 +75,8 @@ ALERTMANAGER = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:9093/-/healthy")),
     limits=Limits(0.25, 128),
     profiles=FULL,
+    # prom/alertmanager: USER nobody (65534) in its Dockerfile; it needs no capability.
+    hardening=Hardening(user="65534:65534"),
     depends_on=("vector",),
     flows=(Flow("vector", "alerts"),),
     config_files=_config_files,

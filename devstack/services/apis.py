@@ -14,6 +14,7 @@ from devstack.model import (
     TLS_PORT,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -91,7 +92,7 @@ def api_probe(runtime: str, url: str, ca_file: str | None = None) -> tuple[str, 
         script = f"fetch('{url}').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
         return ("CMD-SHELL", f'{env}node -e "{script}"')
     # Alpine's busybox wget verifies an https:// URL against /etc/ssl/cert.pem, where the stack's
-    # CA is put for these images once TLS is required (Service.system_ca_bundle).
+    # CA is put for these images from dual mode on (Service.system_ca_bundle).
     return http_probe(url)
 
 
@@ -126,6 +127,15 @@ def _tls(service: Service, mode: TlsMode) -> ServerTls:
     return ServerTls(env=api_env(service, mode), healthcheck=api_healthcheck(service, mode))
 
 
+# The language images run as root by default but need nothing of it: nobody runs the apps. Go's
+# build cache and module folder move to /tmp (nobody has no home); rustc already writes there.
+_GO_CACHES = MappingProxyType({"GOCACHE": "/tmp/go-build", "GOPATH": "/tmp/go"})
+
+
+def _hardening(image: str) -> Hardening:
+    return Hardening(user="65534:65534", env=_GO_CACHES if image == "golang" else MappingProxyType({}))
+
+
 def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb: int, data: bool = True) -> Service:
     http, https = 8000 + index, 8443 + index
     tls = image != "rust"  # Rust's standard library has no TLS: HTTP in every mode
@@ -141,6 +151,7 @@ def _api(name: str, image: str, tag: str, host_id: int, *, index: int, memory_mb
         healthcheck=Healthcheck(api_probe(image, "http://127.0.0.1:8000/health")),
         limits=Limits(1, memory_mb),  # the floor: go and rustc compile at start
         profiles=REF,
+        hardening=_hardening(image),
         depends_on=("vault", "postgres", "mysql") if data else ("vault",),
         flows=_DATA_CLIENT_FLOWS if data else (VAULT_FLOW,),
         env=_api_env(name, data),

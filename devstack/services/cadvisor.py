@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devstack.model import FULL, Healthcheck, Limits, Metrics, Port, Service, Tier, http_probe
+from devstack.model import FULL, Hardening, Healthcheck, Limits, Metrics, Port, Service, Tier, http_probe
 
 CADVISOR = Service(
     name="cadvisor",
@@ -22,6 +22,8 @@ CADVISOR = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:8080/healthz")),
     limits=Limits(0.5, 64),
     profiles=FULL,
+    # No upload and nothing written: the one container whose root filesystem can be read-only.
+    hardening=Hardening(user="65532:65532"),
     # With only cpu, memory and diskIO on (google/cadvisor@v0.51.0: metrics/prometheus.go, the
     # memory group and the container spec metrics, which are always on).
     metrics=Metrics(

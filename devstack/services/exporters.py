@@ -12,6 +12,7 @@ from devstack.model import (
     ClientRole,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -21,6 +22,7 @@ from devstack.model import (
     Template,
     Tier,
     TlsSupport,
+    ValueSyntax,
     account_user,
     http_probe,
     secret_files,
@@ -79,6 +81,8 @@ def exporter(index: int) -> Service:
         healthcheck=Healthcheck(http_probe("http://127.0.0.1:9121/health")),
         limits=Limits(0.25, 32),
         profiles=FULL,
+        # oliver006/redis_exporter: USER 59000:59000 in its Dockerfile.
+        hardening=Hardening(user="59000:59000"),
         depends_on=("vault", f"redis-{index}"),
         flows=(VAULT_FLOW, Flow(f"redis-{index}", "redis")),
         env=MappingProxyType(
@@ -93,6 +97,7 @@ def exporter(index: int) -> Service:
                     "redis-passwords.json",
                     f"{SECRETS_DIR}/redis-passwords.json",
                     f'{{"redis://redis-{index}:6379": "{{{{redis_password}}}}"}}\n',
+                    ValueSyntax.JSON,
                 ),
             ),
             run_as_uid=59000,

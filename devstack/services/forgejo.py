@@ -10,6 +10,8 @@ from devstack.model import (
     MIN_UP,
     Credentials,
     Flow,
+    Grant,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -76,6 +78,22 @@ FORGEJO = Service(
     healthcheck=Healthcheck(("CMD", "curl", "-fsS", "http://127.0.0.1:3000/api/healthz")),
     limits=Limits(2, 192, weight=2),
     profiles=MIN_UP,
+    # The rootful image: s6 supervises Forgejo and sshd as root; its setup scripts chown /data and
+    # step down to git (uid 1000) with su-exec. (The -rootless image would need its own layout.)
+    hardening=Hardening(
+        user=None,
+        root_reason="the rootful image's s6 supervisor, setup scripts and sshd start as root, then step down to git",
+        capabilities=(
+            Grant("CHOWN", "its setup scripts chown /data and the SSH host keys to git"),
+            Grant("DAC_OVERRIDE", "its setup scripts, as root, write folders git owns"),
+            Grant("FOWNER", "its setup scripts chmod files git owns"),
+            Grant("SETUID", "su-exec and sshd step down to git"),
+            Grant("SETGID", "su-exec and sshd step down to git's group"),
+            Grant("SYS_CHROOT", "sshd's privilege separation chroots each connection (Git over SSH)"),
+        ),
+        pids=512,
+        pids_reason="s6, sshd and a git process per request beside Forgejo",
+    ),
     depends_on=("vault", "postgres"),
     flows=(VAULT_FLOW, Flow("postgres", "postgres")),
     # INSTALL_LOCK skips the web installer: the database and admin are set up as code.

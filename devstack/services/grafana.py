@@ -10,6 +10,7 @@ from devstack.model import (
     ConfigFile,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -72,6 +73,8 @@ GRAFANA = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:3000/api/health")),
     limits=Limits(1, 128, weight=1),
     profiles=FULL,
+    # grafana/grafana: GF_UID 472, GF_GID 0 in its Dockerfile (group 0 owns its folders, not root's powers).
+    hardening=Hardening(user="472:0"),
     depends_on=("vault", "prometheus", "loki"),
     flows=(VAULT_FLOW, Flow("prometheus", "http"), Flow("loki", "http"), Flow("alertmanager", "http")),
     env=MappingProxyType({"GF_SECURITY_ADMIN_USER": "admin"}),

@@ -9,6 +9,7 @@ from devstack.model import (
     ConfigContext,
     ConfigFile,
     Datasource,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -108,6 +109,8 @@ LOKI = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:3100/ready")),
     limits=Limits(1, 192, weight=2),
     profiles=FULL,
+    # grafana/loki: USER 10001 (group loki, 10001) in its Dockerfile.
+    hardening=Hardening(user="10001:10001"),
     tls=TlsSupport(owner=10001, settings=loki_tls),
     metrics=Metrics("http"),
     datasource=Datasource("Loki", "loki", "http"),

@@ -11,6 +11,7 @@ from devstack.model import (
     STD_UP,
     AccountServer,
     Credentials,
+    Hardening,
     Healthcheck,
     Limits,
     Login,
@@ -171,6 +172,8 @@ MONGODB = Service(
     ),
     limits=Limits(2, 512, weight=3),
     profiles=STD_UP,
+    # mongo: mongodb is 999:999 in its Dockerfile and owns /data/db; its entrypoint runs as that user.
+    hardening=Hardening(user="999:999", pids=512, pids_reason="a thread per connection"),
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
     credentials=Credentials(

@@ -4,12 +4,15 @@ and its clients' accounts with the mysql-client script that creates them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
 from devstack.model import (
+    SECRETS_DIR,
     STD_UP,
     AccountServer,
     Credentials,
+    Hardening,
     Healthcheck,
     Limits,
     Port,
@@ -128,10 +131,15 @@ def mysql_setup_sql(accounts: Sequence[Account]) -> str:
     return "\n".join(out) + "\n"
 
 
+# The account step's client (scripts/mysql-root-client.sh, run by `sh -c` in the container):
+# root's password from the file the wrapper wrote, never in the step's environment or argv.
+ROOT_CLIENT = Path(__file__).resolve().parents[2] / "scripts" / "mysql-root-client.sh"
+ROOT_PASSWORD_FILE = f"{SECRETS_DIR}/root_password"
+
 SETUP = SetupScript(
-    cli=("mysql", "-uroot"),
+    cli=("sh", "-c", ROOT_CLIENT.read_text(), "mysql-accounts", ROOT_PASSWORD_FILE),
     script=lambda logins, admin: mysql_setup_sql([login_account(login) for login in logins]),
-    env={"MYSQL_PWD": "root_password"},
+    user="mysql",  # the owner of the password file, whatever capabilities root keeps
 )
 
 
@@ -152,6 +160,9 @@ MYSQL = Service(
     ),
     limits=Limits(2, 512, weight=4),
     profiles=STD_UP,
+    # mysql (Oracle Linux): mysql is 999:999 in its Dockerfile, which leaves /var/run/mysqld 1777;
+    # its entrypoint runs as that user without gosu.
+    hardening=Hardening(user="999:999", pids=512, pids_reason="a thread per connection besides InnoDB's own"),
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
     credentials=Credentials(

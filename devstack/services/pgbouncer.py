@@ -12,6 +12,7 @@ from devstack.model import (
     ConfigFile,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Port,
@@ -19,6 +20,7 @@ from devstack.model import (
     Template,
     Tier,
     TlsSupport,
+    ValueSyntax,
     account_user,
 )
 from devstack.phases import TlsMode
@@ -101,13 +103,22 @@ PGBOUNCER = Service(
     healthcheck=Healthcheck(("CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"), interval="15s"),
     limits=Limits(0.5, 64),
     profiles=MIN_UP,
+    # edoburu/pgbouncer: USER postgres, Alpine's uid and gid 70.
+    hardening=Hardening(user="70:70"),
     depends_on=("vault", POSTGRES.name),
     flows=(VAULT_FLOW, Flow(POSTGRES.name, "postgres")),
     client_role=ClientRole.AUTH,
     # pgbouncer.ini is uploaded (no secret in it); the image's entrypoint leaves an existing one alone.
     credentials=Credentials(
         entrypoint=("/entrypoint.sh", "/usr/bin/pgbouncer", INI_PATH),
-        templates=(Template("userlist.txt", f"{SECRETS_DIR}/userlist.txt", '"pgbouncer" "{{postgres_password}}"\n'),),
+        templates=(
+            Template(
+                "userlist.txt",
+                f"{SECRETS_DIR}/userlist.txt",
+                '"pgbouncer" "{{postgres_password}}"\n',
+                ValueSyntax.DOUBLED,
+            ),
+        ),
         run_as_uid=70,
     ),
     system_ca_bundle=True,

@@ -3,6 +3,12 @@ psql script that creates them (PgBouncer's auth_query lookup function included).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
+import stringprep
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
@@ -11,6 +17,7 @@ from devstack.model import (
     AccountServer,
     ClientRole,
     Credentials,
+    Hardening,
     Healthcheck,
     Limits,
     Login,
@@ -156,11 +163,71 @@ AS $get_auth$
 $get_auth$;"""
 
 
-def postgres_setup_sql(accounts: Sequence[Account], pgbouncer_auth_user: str | None = None) -> str:
+# PostgreSQL's own default (scram_iterations): what a server-side `PASSWORD '...'` would use.
+SCRAM_ITERATIONS = 4096
+SCRAM_SALT_BYTES = 16
+
+
+def scram_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677), computed here
+    so that the password itself never reaches the server: no statement, log line or
+    pg_stat_activity row can show it. The password is prepared as PostgreSQL's SCRAM does."""
+    salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    keys = f"{_b64(stored_key)}:{_b64(server_key)}"
+    return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${keys}"
+
+
+def _prohibited(c: str) -> bool:
+    tables = (stringprep.in_table_c12, stringprep.in_table_c21_c22, stringprep.in_table_c3, stringprep.in_table_c4)
+    tables += (stringprep.in_table_c5, stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8)
+    return any(table(c) for table in (*tables, stringprep.in_table_c9, stringprep.in_table_a1))
+
+
+def saslprep(password: str) -> str:
+    """The password as PostgreSQL's SCRAM prepares it (RFC 4013, Unicode 3.2 tables, unassigned
+    code points prohibited): ASCII as it is; otherwise mapped and NFKC-normalised, or the
+    password unchanged when the result would hold a prohibited character or break the bidi rule
+    (PostgreSQL then falls back to the raw bytes, and so does this)."""
+    if password.isascii():
+        return password
+    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in password if not stringprep.in_table_b1(c))
+    prepared = unicodedata.ucd_3_2_0.normalize("NFKC", mapped)
+    if not prepared or any(_prohibited(c) for c in prepared):
+        return password
+    right_to_left = [stringprep.in_table_d1(c) for c in prepared]
+    if any(right_to_left) and (
+        any(stringprep.in_table_d2(c) for c in prepared) or not (right_to_left[0] and right_to_left[-1])
+    ):
+        return password
+    return prepared
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def scram_salt(account: Account, salt_key: str | None) -> bytes:
+    """A fresh random salt, or (keyed with the admin password) one derived from the account and
+    its password: the same inputs give the same script, so an unchanged account does not re-run
+    the step on every `pulumi up`, and a new password gets a new salt. Keyed, so the salt tells
+    nothing about the password to whoever reads pg_authid without the admin password."""
+    if salt_key is None:
+        return os.urandom(SCRAM_SALT_BYTES)
+    message = "\0".join(("devstack-scram-salt", account.name, account.password)).encode()
+    return hmac.new(salt_key.encode(), message, hashlib.sha256).digest()[:SCRAM_SALT_BYTES]
+
+
+def postgres_setup_sql(
+    accounts: Sequence[Account], pgbouncer_auth_user: str | None = None, salt_key: str | None = None
+) -> str:
     """A psql script (run as the admin, in the `postgres` database) that sets up every account.
 
-    APP: a LOGIN role (SCRAM password), and if it has a database, that database owned by it with
-    CONNECT and TEMPORARY revoked from PUBLIC (other roles cannot connect).
+    APP: a LOGIN role with its SCRAM-SHA-256 verifier (scram_verifier), and if it has a database,
+    that database owned by it with CONNECT and TEMPORARY revoked from PUBLIC (other roles cannot
+    connect).
     MONITOR: a LOGIN role in pg_monitor, read-only by default, CONNECT on `postgres`.
     `pgbouncer_auth_user` names an APP account without a database: it may connect to `postgres`
     and is the only role that may EXECUTE pgbouncer.get_auth(text), a SECURITY DEFINER lookup
@@ -193,7 +260,7 @@ def postgres_setup_sql(accounts: Sequence[Account], pgbouncer_auth_user: str | N
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
     ]
     for account in accounts:
-        out += _pg_account(account)
+        out += _pg_account(account, scram_verifier(account.password, scram_salt(account, salt_key)))
     out.append("")
     out += _pg_auth_function(pooler)
     return "\n".join(out) + "\n"
@@ -215,7 +282,7 @@ def _gexec_if(statement: str, condition: str) -> str:
     return f"SELECT {pg_literal(statement)} WHERE {condition} \\gexec"
 
 
-def _pg_account(account: Account) -> list[str]:
+def _pg_account(account: Account, verifier: str) -> list[str]:
     role = pg_identifier(account.name)
     name = pg_literal(account.name)
     is_monitor = account.kind is AccountKind.MONITOR
@@ -228,7 +295,7 @@ def _pg_account(account: Account) -> list[str]:
         "",
         f"-- {account.kind} account {account.name}",
         _gexec_if(f"CREATE ROLE {role}", f"NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {name})"),
-        f"ALTER ROLE {role} WITH {_PG_LOGIN} PASSWORD {pg_literal(account.password)};",
+        f"ALTER ROLE {role} WITH {_PG_LOGIN} PASSWORD {pg_literal(verifier)};",
     ]
     if is_monitor:
         lines += [
@@ -277,13 +344,19 @@ def _pg_auth_function(pooler: Account | None) -> list[str]:
 
 def _setup_script(logins: Sequence[Login], admin: Mapping[str, str]) -> str:
     pooler = next((client.user for client, _ in logins if client.role is ClientRole.AUTH), None)
-    return postgres_setup_sql([login_account(login) for login in logins], pgbouncer_auth_user=pooler)
+    accounts = [login_account(login) for login in logins]
+    return postgres_setup_sql(accounts, pgbouncer_auth_user=pooler, salt_key=admin["password"])
 
 
 SETUP = SetupScript(
     # Inside the container the admin connects over the local socket, which trusts it.
-    cli=("psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-U", ADMIN_USER),
+    # An error shows its SQLSTATE only (VERBOSITY=sqlstate): never a line of the script.
+    cli=(
+        *("psql", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=sqlstate", "-v", "SHOW_CONTEXT=never"),
+        *("-d", "postgres", "-U", ADMIN_USER),
+    ),
     script=_setup_script,
+    admin_keys=("password",),
 )
 
 # --- The catalog entry ----------------------------------------------------------------------------
@@ -304,6 +377,13 @@ POSTGRES = Service(
     ),
     limits=Limits(2, 256, weight=6),
     profiles=MIN_UP,
+    # postgres (Debian): groupadd/useradd postgres with 999 in its Dockerfile; its entrypoint runs as
+    # any user that owns the data folder (it steps down with gosu only when started as root).
+    hardening=Hardening(
+        user="999:999",
+        pids=512,
+        pids_reason="a server process per connection (max_connections 100) besides its workers",
+    ),
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
     credentials=Credentials(

@@ -13,6 +13,7 @@ from devstack.model import (
     ConfigFile,
     Datasource,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -117,6 +118,8 @@ PROMETHEUS = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:9090/-/healthy")),
     limits=Limits(1, 256, weight=2),
     profiles=FULL,
+    # prom/prometheus: USER nobody (65534) in its Dockerfile.
+    hardening=Hardening(user="65534:65534"),
     flows=(
         Flow("vault", "api"),
         Flow("forgejo", "http"),

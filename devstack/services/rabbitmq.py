@@ -17,6 +17,7 @@ from devstack.model import (
     ConfigContext,
     ConfigFile,
     Credentials,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -29,6 +30,7 @@ from devstack.model import (
     Tier,
     TlsSupport,
     Tuning,
+    ValueSyntax,
     VolumeMount,
 )
 from devstack.phases import TlsMode
@@ -232,6 +234,13 @@ RABBITMQ = Service(
     healthcheck=Healthcheck(("CMD", "rabbitmq-diagnostics", "-q", "ping")),
     limits=Limits(1, 256, weight=2),
     profiles=STD_UP,
+    # rabbitmq (Alpine): adduser -u 100, group rabbitmq 101 in its Dockerfile; its entrypoint
+    # steps down with su-exec only when started as root ("allow the container to be started with --user").
+    hardening=Hardening(
+        user="100:101",
+        pids=512,
+        pids_reason="the Erlang VM's scheduler, dirty-scheduler and async threads, one set per core",
+    ),
     depends_on=("vault",),
     flows=(VAULT_FLOW,),
     # The image dropped *_FILE support: a main config file on the tmpfs carries the admin.
@@ -244,6 +253,7 @@ RABBITMQ = Service(
                 "rabbitmq.conf",
                 f"{SECRETS_DIR}/rabbitmq.conf",
                 "default_user = {{user}}\ndefault_pass = {{password}}\ndefault_vhost = {{vhost}}\n",
+                ValueSyntax.CUTTLEFISH,
             ),
         ),
         owner="rabbitmq:rabbitmq",

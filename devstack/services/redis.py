@@ -27,6 +27,7 @@ from devstack.model import (
     ConfigFile,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Login,
@@ -38,6 +39,7 @@ from devstack.model import (
     Tier,
     TlsSupport,
     Tuning,
+    ValueSyntax,
     VolumeMount,
     shell,
 )
@@ -298,13 +300,16 @@ def node(index: int, host_id: int, host_port: int | None, tls_host_port: int | N
         ),
         limits=Limits(1, 64, weight=1),
         profiles=MIN_UP if index == 1 else STD_UP,
+        # redis (Alpine): addgroup -g 1000 redis, adduser -u 999 in its Dockerfile; its entrypoint
+        # steps down with su-exec only when started as root.
+        hardening=Hardening(user="999:1000"),
         depends_on=("vault",),
         flows=(VAULT_FLOW, *(Flow(f"redis-{n}", p) for n in others for p in ("redis", "bus"))),
         # The node's config has no secret; its users (verifiers only) come as a file.
         credentials=Credentials(
             entrypoint=("docker-entrypoint.sh", "redis-server", CONF_PATH),
             fields=(SecretField("password"),),
-            templates=(Template("masterauth.conf", MASTERAUTH_CONF, "masterauth {{password}}\n"),),
+            templates=(Template("masterauth.conf", MASTERAUTH_CONF, 'masterauth "{{password}}"\n', ValueSyntax.REDIS),),
             owner="redis:redis",
             shared_with="redis-cluster",
         ),

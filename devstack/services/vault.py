@@ -11,6 +11,7 @@ from devstack.model import (
     ALWAYS,
     MIGRATION_PORT,
     Flow,
+    Hardening,
     Healthcheck,
     Limits,
     Metrics,
@@ -26,6 +27,10 @@ from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, CERT_FILE, GO_CIPHER_SUITES, KEY_FILE, TLS_DIR, with_probe
 
 CONFIG_PATH = "/vault/config/vault.hcl"
+# The file audit device (from the operations features on) writes here, on a volume of its own:
+# the image's log folder, which its entrypoint gives to the vault user before dropping root.
+AUDIT_DIR = "/vault/logs"
+AUDIT_FILE = f"{AUDIT_DIR}/audit.log"
 BOOTSTRAP_PORT = "api"  # `pulumi up` initialises and unseals Vault through it: always published
 
 
@@ -40,7 +45,7 @@ def host_port_name(tls: TlsMode) -> str:
 VAULT_CIPHER_SUITES = ",".join(s for s in GO_CIPHER_SUITES if "_GCM_" in s)
 
 
-def _vault_listener(address: str, tls_dir: str | None) -> str:
+def _vault_listener(address: str, tls_dir: str | None, scraped: bool) -> str:
     if tls_dir is None:
         tls = "  tls_disable = true"
     else:
@@ -52,26 +57,28 @@ def _vault_listener(address: str, tls_dir: str | None) -> str:
                 f'  tls_cipher_suites = "{VAULT_CIPHER_SUITES}"',
             ]
         )
+    # Prometheus scrapes /v1/sys/metrics on this listener without holding a Vault token; any
+    # other listener asks for one (its default), so the metrics are open on one port only.
+    telemetry = "\n  telemetry {\n    unauthenticated_metrics_access = true\n  }" if scraped else ""
     return f"""
 listener "tcp" {{
   address = "{address}"
-{tls}
-  telemetry {{
-    # Prometheus scrapes /v1/sys/metrics without holding a Vault token.
-    unauthenticated_metrics_access = true
-  }}
+{tls}{telemetry}
 }}
 """
 
 
-def vault_listeners(mode: TlsMode, api_port: int, https_port: int, tls_dir: str = TLS_DIR) -> str:
+def vault_listeners(
+    mode: TlsMode, api_port: int, https_port: int, tls_dir: str = TLS_DIR, metrics_port: int | None = None
+) -> str:
     """vault.hcl listener blocks: HTTP (off), HTTP plus HTTPS on its own port (dual), HTTPS
-    alone on the API port (required)."""
-    if mode is TlsMode.OFF:
-        return _vault_listener(f"0.0.0.0:{api_port}", None)
-    if mode is TlsMode.DUAL:
-        return _vault_listener(f"0.0.0.0:{api_port}", None) + _vault_listener(f"0.0.0.0:{https_port}", tls_dir)
-    return _vault_listener(f"0.0.0.0:{api_port}", tls_dir)
+    alone on the API port (required). Only the listener on `metrics_port` (the one Prometheus
+    scrapes; the API port unless said otherwise) serves its metrics without a token."""
+    scraped = api_port if metrics_port is None else metrics_port
+    api = _vault_listener(f"0.0.0.0:{api_port}", tls_dir if mode is TlsMode.REQUIRED else None, scraped == api_port)
+    if mode is not TlsMode.DUAL:
+        return api
+    return api + _vault_listener(f"0.0.0.0:{https_port}", tls_dir, scraped == https_port)
 
 
 def vault_healthcheck(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> Healthcheck | None:
@@ -90,15 +97,19 @@ def _tls(service: Service, mode: TlsMode) -> ServerTls:
     return ServerTls(healthcheck=vault_healthcheck(service, mode))
 
 
-def vault_hcl(service: Service, mode: TlsMode = TlsMode.OFF) -> str:
+def vault_hcl(service: Service, mode: TlsMode = TlsMode.OFF, mlock: bool = True) -> str:
     """Off: plain HTTP on the API port. Dual: HTTPS on its own port beside it, so clients move
-    over one by one. Required: HTTPS on the API port and no plaintext listener at all."""
+    over one by one. Required: HTTPS on the API port and no plaintext listener at all.
+    mlock=False: Vault runs as its own user with no capability (the hardening feature), where
+    locking its memory is refused; memory may then reach swap (see docs/security.md)."""
     port = service.port("api").container
-    listeners = vault_listeners(mode, port, service.port("https").container)
+    metrics = service.port(service.metrics.port).container if service.metrics else None
+    listeners = vault_listeners(mode, port, service.port("https").container, metrics_port=metrics)
     scheme = "https" if mode is TlsMode.REQUIRED else "http"
+    mlock_line = "" if mlock else "disable_mlock = true\n"
     return f"""# Vault server, single node with file storage on the protected dev-vault-data volume.
 ui = true
-api_addr = "{scheme}://vault:{port}"
+{mlock_line}api_addr = "{scheme}://vault:{port}"
 default_lease_ttl = "168h"
 max_lease_ttl = "720h"
 
@@ -120,7 +131,7 @@ VAULT = Service(
     tier=Tier.VAULT,
     host_id=5,
     ports=(Port("api", 8200, 8200), Port("https", 8300, 8300, MIGRATION_PORT)),
-    volumes=(VolumeMount("vault-data", "/vault/data"),),
+    volumes=(VolumeMount("vault-data", "/vault/data"), VolumeMount("vault-audit", AUDIT_DIR)),
     # sys/health answers 501 (uninitialised) and 503 (sealed): only an unsealed Vault is healthy
     healthcheck=Healthcheck(
         http_probe("http://127.0.0.1:8200/v1/sys/health"),
@@ -131,10 +142,15 @@ VAULT = Service(
     ),
     limits=Limits(1, 128, weight=1),
     profiles=ALWAYS,
+    # hashicorp/vault: vault is uid 100, group 1000 (Alpine's adduser -S / addgroup). Started as that
+    # user its entrypoint skips su-exec; SKIP_SETCAP and SKIP_CHOWN stop the steps only root can take
+    # (giving the binary cap_ipc_lock, chowning /vault/*). Without IPC_LOCK it cannot lock its
+    # memory, so the hardened config turns mlock off (devstack.services.vault.vault_hcl).
+    hardening=Hardening(user="100:1000", env=MappingProxyType({"SKIP_SETCAP": "true", "SKIP_CHOWN": "true"})),
     capabilities=("IPC_LOCK",),
     tls=TlsSupport(owner=100, settings=_tls),
-    # sys/metrics in Prometheus format, readable without a token (unauthenticated_metrics_access on
-    # every listener, above). A sealed Vault answers it with an error, so `up` falls to 0: the
+    # sys/metrics in Prometheus format, readable without a token on this port's listener only
+    # (unauthenticated_metrics_access, above). A sealed Vault answers it with an error, so `up` falls to 0: the
     # "sealed or unreachable" alert is one rule on `up`.
     metrics=Metrics("api", "/v1/sys/metrics", MappingProxyType({"format": "prometheus"})),
     joins_client_tiers=True,

@@ -19,6 +19,7 @@ from devstack.model import (
     ConfigFile,
     Credentials,
     Flow,
+    Hardening,
     Healthcheck,
     HostBind,
     Limits,
@@ -132,6 +133,13 @@ VECTOR = Service(
     healthcheck=Healthcheck(http_probe("http://127.0.0.1:8686/health")),
     limits=Limits(1, 128, weight=1),
     profiles=FULL,
+    hardening=Hardening(
+        user=None,
+        root_reason=(
+            "reads the engine's log files (root:root, 0640, under /var/lib/docker/containers): a "
+            "non-root user would need DAC_READ_SEARCH, which Docker gives only to root processes"
+        ),
+    ),
     depends_on=("vault", "postgres", "mongodb", "loki"),
     flows=(
         VAULT_FLOW,

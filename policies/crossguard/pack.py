@@ -100,5 +100,19 @@ def _tiers_policy() -> StackValidationPolicy:
     )
 
 
+def _pids_policy() -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources = [stack_resource(r) for r in args.resources]
+        for violation in validators.check_pids_applied(resources, args.get_config() or {}):
+            report_violation(violation.message, violation.resource)
+
+    return StackValidationPolicy(
+        name=validators.RULE_PIDS,
+        description=validators.PIDS_DESCRIPTION,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )
+
+
 def build_policies() -> list[Policy]:
-    return [*(_resource_policy(rule) for rule in validators.RULES), _tiers_policy()]
+    return [*(_resource_policy(rule) for rule in validators.RULES), _tiers_policy(), _pids_policy()]

@@ -23,9 +23,13 @@ CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
+LOCAL_COMMAND = "command:local:Command"
 
 SERVICE_LABEL = "devstack.service"
 TIER_LABEL = "devstack.tier"
+# The Docker provider has no pids_limit input: the program sets the limit with `docker update
+# --pids-limit N <name>` (a local command) and records N in this label; RULE_PIDS checks both.
+PIDS_LABEL = "devstack.pids-limit"
 
 
 @dataclass(frozen=True)
@@ -292,9 +296,40 @@ def check_hardening(resource: Resource, config: Config) -> list[str]:
     if "readOnly" not in excused and inputs.get("readOnly") is not True:
         problems.append("root filesystem is writable (readOnly is not true)")
     limit = inputs.get("pidsLimit")
-    if not isinstance(limit, int) or limit <= 0:
-        problems.append("no PID limit (pidsLimit)")
+    if (not isinstance(limit, int) or limit <= 0) and pids_label(resource) is None:
+        problems.append(f"no PID limit (pidsLimit, or the {PIDS_LABEL} label and its docker update)")
     return problems
+
+
+def pids_label(resource: Resource) -> int | None:
+    value = labels(resource.inputs).get(PIDS_LABEL, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def pids_command(container: str, limit: int) -> str:
+    """The command line that applies a PID limit (components/service runs exactly this)."""
+    return f"docker update --pids-limit {limit} {container}"
+
+
+RULE_PIDS = "pids-limit-applied"
+PIDS_DESCRIPTION = "A container labelled with a PID limit has the docker update command that sets it."
+
+
+def check_pids_applied(resources: Sequence[Resource], _config: Config) -> list[Violation]:
+    """Every PID limit a container's label promises is set by a local `docker update` command."""
+    commands = {
+        str(r.inputs.get("create")) for r in resources if r.type == LOCAL_COMMAND and _known(r.inputs.get("create"))
+    }
+    violations = []
+    for resource in resources:
+        limit = pids_label(resource) if resource.type == CONTAINER else None
+        name = resource.inputs.get("name")
+        if limit is None or not _known(name):
+            continue
+        if pids_command(str(name), limit) not in commands:
+            message = f"label {PIDS_LABEL}={limit} but no `{pids_command(str(name), limit)}` command sets it"
+            violations.append(Violation(RULE_PIDS, _where(resource), message))
+    return violations
 
 
 # --- TLS keys --------------------------------------------------------------------------------
@@ -467,7 +502,7 @@ RULES: tuple[Rule, ...] = (
         check_key,
     ),
 )
-RULE_NAMES: tuple[str, ...] = (*(rule.name for rule in RULES), RULE_TIERS)
+RULE_NAMES: tuple[str, ...] = (*(rule.name for rule in RULES), RULE_TIERS, RULE_PIDS)
 
 
 def _where(resource: Resource) -> str:
@@ -486,4 +521,5 @@ def check_all(resources: Sequence[Resource], config: Mapping[str, Config]) -> li
         for rule in RULES
         for message in check_resource(rule, resource, config.get(rule.name, {}))
     ]
-    return violations + check_tiers(resources, config.get(RULE_TIERS, {}))
+    stack = check_tiers(resources, config.get(RULE_TIERS, {}))
+    return violations + stack + check_pids_applied(resources, config.get(RULE_PIDS, {}))
