@@ -2,8 +2,9 @@
 
 import pulumi
 
-from components.platform import MANAGEMENT, Platform
+from components.platform import Platform
 from devstack import clock
+from devstack.credentials import MANAGEMENT
 from devstack.errors import ConfigError, PolicyFileError
 from devstack.monitoring import rule_files
 from devstack.runtime_config import stack_config

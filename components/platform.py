@@ -21,10 +21,13 @@ from devstack import clock
 from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.certificates import RENEWAL_PERIOD_DAYS, leaf_spec, tls_services
 from devstack.credentials import (
+    MANAGEMENT,
     ClientAccount,
     accounts_of,
     accounts_on,
     client_accounts,
+    management_accounts,
+    management_keys,
     needs_secret,
     secret_keys,
 )
@@ -48,7 +51,6 @@ from devstack.topology import (
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
-MANAGEMENT = "management"  # the read-only identity for backup tooling on this machine
 SYSTEM_CA_BUNDLE = "/etc/ssl/cert.pem"  # Alpine's, the only trust its busybox wget has
 
 
@@ -95,6 +97,11 @@ class Platform(pulumi.ComponentResource):
         # Credentials are data: every catalog service has its secret whatever the profile, so a
         # service that leaves a profile and comes back finds the passwords its volume holds.
         self.accounts = client_accounts(SERVICES)
+        # The management's backup and restore passwords are data too (its secret exists in every
+        # phase); the servers hold those accounts from the backups feature on.
+        self.management_accounts = management_accounts(SERVICES)
+        if settings.features.backups:
+            self.accounts += self.management_accounts
         self.secrets = self._service_secrets()
         self.identities = self._identities(selected) if settings.features.approle else {}
 
@@ -189,6 +196,14 @@ class Platform(pulumi.ComponentResource):
 
     def _service_secrets(self) -> dict[str, ServiceSecret]:
         secrets: dict[str, ServiceSecret] = {}
+        keys = management_keys(self.management_accounts)
+        if keys:  # before the servers: a users file is computed from the passwords
+            users = {a.user_key: a.user for a in self.management_accounts}
+            secrets[MANAGEMENT] = ServiceSecret(
+                MANAGEMENT,
+                ServiceSecretArgs(MANAGEMENT, keys, users, mount=self.vault.kv.path, provider=self.vault.provider),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         cluster_passwords: dict[str, pulumi.Output[str]] = {}
         # Clients first: a server's users file is computed from its clients' passwords.
         ordered = sorted(SERVICES, key=lambda s: s.serves is not None and s.serves.users_file is not None)

@@ -25,6 +25,8 @@ MAX_NAME_LENGTH = 32  # MySQL 8's limit for user names; PostgreSQL allows 63 byt
 class AccountKind(StrEnum):
     APP = "app"  # a client: everything on its own database, nothing elsewhere
     MONITOR = "monitor"  # metrics collection: server-wide statistics, read-only, no database
+    BACKUP = "backup"  # the management identity's dumps: reads everything, writes nothing
+    RESTORE = "restore"  # the management identity's restores: loads beside the live data, swaps in
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,20 @@ def check_reserved(
             raise ValueError(f"{server}: database name {account.database!r} is reserved")
 
 
+_SERVER_WIDE = {
+    ClientRole.MONITOR: AccountKind.MONITOR,
+    ClientRole.BACKUP: AccountKind.BACKUP,
+    ClientRole.RESTORE: AccountKind.RESTORE,
+}
+
+
 def login_account(login: Login, databases: bool = True) -> Account:
-    """The account a client gets on a server: read-only statistics for a monitor; otherwise its
+    """The account a client gets on a server: read-only statistics for a monitor, server-wide
+    rights without a database for the management's backup and restore accounts; otherwise its
     own database named after it, unless the server has no databases (or it is PgBouncer's lookup)."""
     client, password = login
-    if client.role is ClientRole.MONITOR:
-        return Account(client.user, password, kind=AccountKind.MONITOR)
+    if client.role in _SERVER_WIDE:
+        return Account(client.user, password, kind=_SERVER_WIDE[client.role])
     database = client.user if databases and client.role is not ClientRole.AUTH else None
     return Account(client.user, password, database=database)
 

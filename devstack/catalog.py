@@ -65,6 +65,8 @@ _REGISTERED: tuple[Service, ...] = _checked(
         services.grafana.GRAFANA,
         services.loki.LOKI,
         *services.exporters.EXPORTERS,
+        *services.database_exporters.EXPORTERS,
+        services.node_exporter.NODE_EXPORTER,
         services.cadvisor.CADVISOR,
         services.vector.VECTOR,
         services.alertmanager.ALERTMANAGER,
@@ -76,10 +78,18 @@ SERVICES: tuple[Service, ...] = _with_scrape_flows(_REGISTERED)
 SERVICES_BY_NAME: Mapping[str, Service] = MappingProxyType({s.name: s for s in SERVICES})
 
 
-def services_for(profiles: frozenset[Profile], switches: frozenset[str] = frozenset()) -> tuple[Service, ...]:
-    """Services of the chosen profiles (those behind a switch only with it on) plus everything
-    they need to start, in catalog order."""
-    chosen = [s for s in SERVICES if s.switch is None or s.switch in switches]
+def services_for(
+    profiles: frozenset[Profile], switches: frozenset[str] = frozenset(), features: frozenset[str] | None = None
+) -> tuple[Service, ...]:
+    """Services of the chosen profiles (those behind a switch or a feature only with it on; every
+    feature counts as on when `features` is None) plus everything they need to start, in catalog
+    order."""
+    chosen = [
+        s
+        for s in SERVICES
+        if (s.switch is None or s.switch in switches)
+        and (s.feature is None or features is None or s.feature in features)
+    ]
     wanted = {s.name for s in chosen if not s.profiles or s.profiles & profiles}
     pending = list(wanted)
     while pending:

@@ -99,6 +99,9 @@ class ClientRole(StrEnum):
     APP = "app"  # its own database / key prefix
     MONITOR = "monitor"  # read-only statistics
     AUTH = "auth"  # PgBouncer's auth_query lookup
+    # The management identity's accounts (the backups feature), never a container's:
+    BACKUP = "backup"  # reads what a consistent dump needs, writes nothing
+    RESTORE = "restore"  # loads a dump beside the live data and swaps it in
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,8 @@ class AccountServer:
     # from its admin password and the logins.
     users_file: Callable[[str, Sequence[Login]], str] | None = None
     every_node: bool = False  # an app client is redirected to every server of this system
+    # The management accounts this system hosts from the backups feature on (devstack.credentials).
+    backup_roles: tuple[ClientRole, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -317,6 +322,35 @@ class Datasource:
     type: str  # Grafana's plugin id
     port: str
     json_data: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One dump of a store: a database, a node's RDB, the definitions."""
+
+    name: str  # the file name in the backup (restic's --stdin-filename), unique in the store
+    target: str  # what the store's scripts act on (a database name; the node itself: "")
+
+
+@dataclass(frozen=True)
+class Backup:
+    """How tools.backup dumps, checks and restores a store: shell scripts (`sh -c`) that run
+    where the server is (`docker exec -i <container>` for users, a local process in the real
+    tests) and take the account's password as the first line of their stdin, never argv or env.
+
+    Every script reaches the server the way a process in its container does; the tests give
+    them the loopback server's address through the environment (PGHOST, MYSQL_UNIX_PORT,
+    REDIS_PORT), which the scripts read as their defaults.
+    """
+
+    parts: str  # as backup: prints one `name<TAB>target` line per part
+    dump: Callable[[Part], str]  # as backup: the part's dump on stdout
+    # as backup (live) or restore (side): one `table<TAB>rows<TAB>checksum` line per table
+    fingerprint: Callable[[Part, bool], str]
+    restore: Callable[[Part], str]  # as restore: the password line, then the dump, into the side copy
+    swap: Callable[[Part], str]  # as restore: the verified side copy replaces the live one
+    discard: Callable[[Part], str]  # as restore: drop the side copy (it failed verification)
+    version: str = "true"  # prints the dump tool's version (for the manifest); no password line
 
 
 USERS_FILE_KEY = "users_acl"  # AccountServer.users_file's key in the server's own secret
@@ -365,12 +399,14 @@ class Service:
     cluster: ClusterMember | None = None
     tuning: Callable[[Service, int], Tuning] | None = None  # its settings from its limit in MiB
     switch: str | None = None  # a config key (a boolean) without which it never runs, e.g. redisReplicas
+    feature: str | None = None  # a phase feature (devstack.phases.Features) without which it never runs
     metrics: Metrics | None = None  # None: nothing to scrape
     # Scrapes every service's metrics (devstack.catalog adds a flow to each metrics port).
     scrapes_metrics: bool = False
     alerts_port: str | None = None  # takes Prometheus's alerts on this port (Alertmanager)
     alert_inbox: str | None = None  # takes Alertmanager's notifications (a webhook) on this port
     datasource: Datasource | None = None  # Grafana reads it
+    backup: Backup | None = None  # how tools.backup dumps, checks and restores its data
     # Joins every tier whose services talk to it (Vault), instead of clients linking to its tier.
     joins_client_tiers: bool = False
 

@@ -36,6 +36,9 @@ CERTIFICATE_METRIC = "devstack_certificate_not_after_seconds"
 # at the earliest the start of the current rotation period (devstack.clock.period).
 APPROLE_RULES = "approle-not-after.yml"
 APPROLE_METRIC = "devstack_approle_secret_id_not_after_seconds"
+# The backup-age contract: `tools.backup` writes this gauge, {store="<service>"}, unix seconds of
+# the last good backup, into node-exporter's textfile directory (devstack.services.node_exporter).
+BACKUP_METRIC = "devstack_backup_last_success_timestamp_seconds"
 SCRAPE_INTERVAL = "15s"
 EVALUATION_INTERVAL = "15s"
 

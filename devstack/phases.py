@@ -29,6 +29,10 @@ class Features:
     # a feature of its own so it can be tried, or rolled back, alone.
     hardening: bool
 
+    def enabled(self) -> frozenset[str]:
+        """The boolean features that are on (Service.feature names one)."""
+        return frozenset(name for name, value in self.as_dict().items() if value is True)
+
     def as_dict(self) -> dict[str, bool | str]:
         return {
             f.name: (v.value if isinstance(v := getattr(self, f.name), TlsMode) else v)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from devstack.model import ConfigFile, Service
-from devstack.monitoring import APPROLE_METRIC, CERTIFICATE_METRIC
+from devstack.monitoring import APPROLE_METRIC, BACKUP_METRIC, CERTIFICATE_METRIC
 from devstack.phases import TlsMode
 from devstack.tls import CA_FILE, TLS_DIR
 
@@ -120,9 +120,29 @@ def _days_left(panel_id: int, title: str, metric: str, y: int) -> dict:
     return panel
 
 
+def _backup_age(panel_id: int, y: int) -> dict:
+    """Hours since each store's last good backup (the textfile tools.backup writes), coloured
+    at the backup rules' thresholds (policies/alerts/node.yml: 26 hours, 3 days)."""
+    panel = _panel(panel_id, "Last good backup, hours ago", f"(time() - {BACKUP_METRIC}) / 3600", "{{store}}", y)
+    panel["fieldConfig"] = {
+        "defaults": {
+            "unit": "h",
+            "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                    {"color": "green", "value": None},
+                    {"color": "orange", "value": 26},
+                    {"color": "red", "value": 72},
+                ],
+            },
+        }
+    }
+    return panel
+
+
 def overview(selected: Sequence[Service]) -> dict:
     """Every scraped service, up or down; Vault on its own (down also when sealed); days left on
-    the certificates and the secret_ids."""
+    the certificates and the secret_ids; the age of each store's last good backup."""
     scraped = "|".join(s.name for s in selected if s.metrics is not None)
     return {
         "uid": OVERVIEW_UID,
@@ -135,6 +155,7 @@ def overview(selected: Sequence[Service]) -> dict:
             _panel(2, "Vault (down when sealed or unreachable)", 'up{job="vault"}', "vault", 8),
             _days_left(3, "Certificate days left (TLS on)", CERTIFICATE_METRIC, 16),
             _days_left(4, "Earliest secret_id expiry, days (AppRole on)", APPROLE_METRIC, 24),
+            _backup_age(5, 32),
         ],
     }
 

@@ -68,6 +68,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "false",
         "A replica per Redis cluster master (three more containers, standard and full).",
     ),
+    ConfigKey(
+        "databaseExporters",
+        "boolean",
+        "false",
+        "The PostgreSQL and MySQL metrics exporters (full profile; their images reach Vault only over "
+        "plain HTTP: phase 0).",
+    ),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}
 SWITCH_KEYS = tuple(sorted({s.switch for s in SERVICES if s.switch is not None}))  # each a boolean key
@@ -469,9 +476,11 @@ def _check_vault_published(host_ports: Mapping[tuple[str, str], int | None], tls
         raise ConfigError("hostPorts", f"vault.{port} must stay published: `pulumi up` reaches Vault through it")
 
 
-def _memory(text: str, profiles: frozenset[Profile], switches: frozenset[str]) -> tuple[int, Mapping[str, Allocation]]:
+def _memory(
+    text: str, profiles: frozenset[Profile], switches: frozenset[str], features: frozenset[str]
+) -> tuple[int, Mapping[str, Allocation]]:
     budget = parse_size("memoryBudget", text) if text.strip() else default_budget(profiles)
-    return budget, allocate("memoryBudget", services_for(profiles, switches), budget)
+    return budget, allocate("memoryBudget", services_for(profiles, switches, features), budget)
 
 
 def _switches(values: Mapping[str, str]) -> frozenset[str]:
@@ -497,7 +506,7 @@ def load_settings(raw: Mapping[str, object], stack: str, project: str = PROJECT)
     bind_address = _bind_address(values["bindAddress"])
     profiles = _profiles(values["profiles"])
     switches = _switches(values)
-    budget, memory = _memory(values["memoryBudget"], profiles, switches)
+    budget, memory = _memory(values["memoryBudget"], profiles, switches, features.enabled())
     return Settings(
         project=project,
         stack=stack,

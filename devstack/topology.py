@@ -40,7 +40,7 @@ class PublishedPort:
 
 def selected_services(settings: Settings) -> tuple[Service, ...]:
     """Services of the chosen profiles plus everything they need to start, in catalog order."""
-    return services_for(settings.profiles, settings.switches)
+    return services_for(settings.profiles, settings.switches, settings.features.enabled())
 
 
 def _spec(key: str, name: str, subnet: ipaddress.IPv4Network, ip_range: str | None = None) -> NetworkSpec:

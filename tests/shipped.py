@@ -211,6 +211,11 @@ LOOPBACK_RULES: dict[str, list[tuple[str, Rewrite]]] = {
         (r"^listeners\.ssl\.default = (\d+)$", lambda m, s: f"listeners.ssl.default = {LOCALHOST}:{s.port(int(m[1]))}"),
         (r"^((?:management|prometheus)\.(?:tcp|ssl)\.port) = (\d+)$", lambda m, s: f"{m[1]} = {s.port(int(m[2]))}"),
     ],
+    # The exporter's my.cnf, rendered by the shipped wrapper (devstack.services.database_exporters).
+    "mysql-exporter": [
+        (r"^host = mysql$", lambda m, s: f"host = {LOCALHOST}"),
+        (r"^port = 3306$", lambda m, s: f"port = {s.peers['mysql']}"),
+    ],
     "prometheus": [
         (r"localhost:9090", lambda m, s: f"localhost:{s.port(9090)}"),
         # prometheus.yml's targets (devstack.monitoring): itself as localhost (a name its

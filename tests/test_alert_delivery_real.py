@@ -250,7 +250,7 @@ def test_vault_down_reaches_the_inbox_and_resolves() -> None:
     (_, firing) = next((at, body) for at, body in inbox.received if body["status"] == "firing")
     assert firing["receiver"] == "critical"
     assert firing["commonLabels"]["service"] == "vault"
-    assert firing["commonAnnotations"]["runbook"] == "README.md#critical-alerts"
+    assert firing["commonAnnotations"]["runbook"] == "docs/alerting.md#critical-alerts"
 
 
 def _post_json(url: str, body: object) -> None:

@@ -94,11 +94,13 @@ def test_policy_grants_nothing_under_sys_auth_or_write(identity: str) -> None:
 
 
 def test_access_matrix_is_exactly_the_intended_one(shared_plan: PlanFactory) -> None:
-    # Every catalog service runs (the Redis replicas only behind their switch): every identity.
-    matrix = access_matrix(shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true"))
+    # Every catalog service runs (the Redis replicas and database exporters behind their switches).
+    matrix = access_matrix(
+        shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true", "databaseExporters=true")
+    )
     assert set(matrix) == IDENTITIES
     for identity, access in matrix.items():
-        expected = [] if identity == "management" else [f"secret/data/{identity}"]
+        expected = [f"secret/data/{identity}"]  # management's: its backup and restore passwords
         assert access.reads == expected, identity
         assert access.policies == [identity]
         assert access.flags == [], (identity, access.flags)
@@ -132,7 +134,7 @@ def test_access_matrix_flags_a_broad_policy() -> None:
 
 
 def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory) -> None:
-    run = shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true")
+    run = shared_plan("phase=1", "profiles=full,reference", "redisReplicas=true", "databaseExporters=true")
     roles = {r.inputs["roleName"]: r.inputs for r in run.by_type(ROLE)}
     assert set(roles) == IDENTITIES
     for name, role in roles.items():
@@ -213,7 +215,9 @@ def test_phase0_keeps_root_token_mode(shared_plan: PlanFactory) -> None:
 
 
 def test_sub_step_1a_is_a_feature_override(shared_plan: PlanFactory) -> None:
-    run = shared_plan("phase=0", "features=approle=true", "profiles=full,reference", "redisReplicas=true")
+    run = shared_plan(
+        "phase=0", "features=approle=true", "profiles=full,reference", "redisReplicas=true", "databaseExporters=true"
+    )
     assert {r.inputs["roleName"] for r in run.by_type(ROLE)} == IDENTITIES
 
 

@@ -33,31 +33,37 @@ EXPECTED = {
     "redis-exporter-1",
     "redis-exporter-2",
     "redis-exporter-3",
+    "node-exporter",
     "cadvisor",
     "vector",
     "alertmanager",
 }
 MINIMAL = {"vault", "postgres", "pgbouncer", "forgejo", "redis-1"}
 STANDARD = MINIMAL | {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
-OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"} | {
-    f"redis-exporter-{n}" for n in (1, 2, 3)
-}
+OBSERVABILITY = (
+    {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"}
+    | {f"redis-exporter-{n}" for n in (1, 2, 3)}
+    | {"node-exporter"}
+)
 APIS = {"reference-api", "api-first", "golang-api", "nodejs-api", "rust-api"}
 EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
 
 
 def selection(profiles: str) -> set[str]:
-    settings = load_settings({"devstack:profiles": profiles}, stack="test")
+    # Phase 2: every feature a service waits for (node-exporter: backups) is on.
+    settings = load_settings({"devstack:profiles": profiles, "devstack:phase": "2"}, stack="test")
     return {s.name for s in selected_services(settings)}
 
 
 REPLICAS = {"redis-4", "redis-5", "redis-6"}
+DATABASE_EXPORTERS = {"postgres-exporter", "mysql-exporter"}
 
 
-def test_the_24_services_and_the_optional_replicas() -> None:
-    assert len(SERVICES) == 27
-    assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS
-    assert {s.name for s in SERVICES if s.switch} == REPLICAS  # never without redisReplicas
+def test_the_27_services_and_the_optional_replicas() -> None:
+    assert len(SERVICES) == 30
+    assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS | DATABASE_EXPORTERS
+    # never without redisReplicas / databaseExporters
+    assert {s.name for s in SERVICES if s.switch} == REPLICAS | DATABASE_EXPORTERS
 
 
 @pytest.mark.parametrize(
@@ -65,8 +71,31 @@ def test_the_24_services_and_the_optional_replicas() -> None:
     [("minimal", MINIMAL), ("standard", STANDARD | REPLICAS), ("full,reference", EXPECTED | REPLICAS)],
 )
 def test_replicas_join_the_cluster_profiles_with_their_key(profiles: str, expected: set[str]) -> None:
-    settings = load_settings({"devstack:profiles": profiles, "devstack:redisReplicas": "true"}, stack="test")
+    config = {"devstack:profiles": profiles, "devstack:redisReplicas": "true", "devstack:phase": "2"}
+    settings = load_settings(config, stack="test")
     assert {s.name for s in selected_services(settings)} == expected
+
+
+def test_the_database_exporters_come_with_their_key() -> None:
+    config = {"devstack:profiles": "full", "devstack:databaseExporters": "true"}
+    assert {s.name for s in selected_services(load_settings(config, stack="test"))} >= DATABASE_EXPORTERS
+    config["devstack:profiles"] = "standard"  # full profile only
+    assert not DATABASE_EXPORTERS & {s.name for s in selected_services(load_settings(config, stack="test"))}
+
+
+@pytest.mark.parametrize(
+    ("config", "runs"),
+    [
+        ({"devstack:phase": "1"}, False),
+        ({"devstack:phase": "2"}, True),
+        ({"devstack:phase": "1", "devstack:features": "backups=true"}, True),
+        ({"devstack:phase": "4", "devstack:features": "backups=false"}, False),
+    ],
+)
+def test_node_exporter_comes_with_the_backups_feature(config: dict[str, str], runs: bool) -> None:
+    settings = load_settings({"devstack:profiles": "full", **config}, stack="test")
+    assert ("node-exporter" in {s.name for s in selected_services(settings)}) is runs
+    assert ("node-exporter" in settings.memory) is runs  # its memory share with it
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ wiring between them (inputs, ports, paths, labels)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -13,7 +15,7 @@ from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.services.loki import LOKI_CONFIG, LOKI_DEFAULT_ARGS
 from devstack.services.vector import SERVICE_LABEL, VECTOR_CONFIG
 from tests.conftest import PlanFactory, containers
-from tools.engine import PlanRun
+from tools.engine import PlanRun, unwrap
 
 ALL = "profiles=full,reference"
 
@@ -35,8 +37,11 @@ VECTOR_TYPES: dict[str, set[str]] = {
     "remap": {"type", "inputs", "source"},
     "loki": {"type", "inputs", "endpoint", "encoding", "labels", "out_of_order_action", "tls"},
     "prometheus_exporter": {"type", "inputs", "address"},
+    "mongodb_metrics": {"type", "endpoints"},
 }
-VECTOR_TOP = {"data_dir", "api", "sources", "transforms", "sinks"}
+VECTOR_TOP = {"data_dir", "secret", "api", "sources", "transforms", "sinks"}
+# Its secret backends (src/secrets/directory.rs at the pinned version).
+VECTOR_SECRETS: dict[str, set[str]] = {"directory": {"type", "path", "remove_trailing_whitespace"}}
 
 
 def _file(run: PlanRun, container: str, path: str) -> dict:
@@ -54,6 +59,9 @@ def loki_schema_errors(config: dict) -> list[str]:
 
 def vector_schema_errors(config: dict) -> list[str]:
     errors = [f"unknown key {key}" for key in config if key not in VECTOR_TOP]
+    for name, backend in config.get("secret", {}).items():
+        allowed = VECTOR_SECRETS.get(backend["type"], set())
+        errors += [f"secret {name}: unknown key {key}" for key in backend if key not in allowed]
     names = set(config["sources"]) | set(config["transforms"])
     for kind in ("sources", "transforms", "sinks"):
         for name, component in config[kind].items():
@@ -125,3 +133,35 @@ def test_the_vector_check_names_a_dangling_input() -> None:
         "sinks": {"c": {"type": "console", "inputs": ["b"]}},
     }
     assert vector_schema_errors(config) == ["b: no component nope", "c: unknown type console"]
+
+
+@pytest.mark.parametrize(("phase", "tls"), [("phase=2", False), ("phase=4", True)])
+def test_vector_reads_mongodb_with_its_own_password_file(shared_plan: PlanFactory, phase: str, tls: bool) -> None:
+    """MongoDB's metrics: Vector's monitoring login, its password a SECRET[] reference to the
+    file the wrapper writes (the uploaded config holds none), verified by the CA once required."""
+    run = shared_plan(ALL, phase)
+    config = _file(run, "dev-vector", VECTOR_CONFIG)
+    assert vector_schema_errors(config) == []
+    assert config["secret"] == {
+        "devstack": {"type": "directory", "path": "/run/devstack", "remove_trailing_whitespace": True}
+    }
+    (endpoint,) = config["sources"]["mongodb_metrics"]["endpoints"]
+    user_pass = "SECRET[devstack.mongodb_user]:SECRET[devstack.mongodb_password]"
+    options = "authSource=admin" + ("&tls=true&tlsCAFile=/devstack/tls/ca.crt" if tls else "")
+    assert endpoint == f"mongodb://{user_pass}@mongodb:27017/?{options}"
+    assert "mongodb_metrics" in config["sinks"]["metrics"]["inputs"]
+    env = dict(e.split("=", 1) for e in containers(run)["dev-vector"]["envs"])
+    assert env["DEVSTACK_SECRETS_DIR"] == "/run/devstack"
+    (secret,) = [r for r in run.by_type("vault:kv/secretV2:SecretV2") if r.inputs["name"] == "vector"]
+    assert {"mongodb_user", "mongodb_password"} <= set(json.loads(unwrap(secret.inputs["dataJson"])))
+
+
+def test_vector_reads_no_mongodb_without_it() -> None:
+    from devstack.phases import TlsMode
+    from devstack.services.vector import vector_config
+
+    vector, loki = SERVICES_BY_NAME["vector"], SERVICES_BY_NAME["loki"]
+    config = yaml.safe_load(vector_config(vector, (vector, loki), TlsMode.OFF))
+    assert "mongodb_metrics" not in config["sources"]
+    assert "secret" not in config
+    assert config["sinks"]["metrics"]["inputs"] == ["vector_metrics"]

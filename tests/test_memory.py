@@ -8,7 +8,7 @@ from devstack.catalog import services_for
 from devstack.errors import ConfigError
 from devstack.memory import allocate, default_budget, format_mib, minimum_budget, parse_size
 from devstack.model import Healthcheck, Limits, Profile, Service, Tier
-from devstack.settings import load_settings
+from devstack.settings import Settings, load_settings
 from tests.conftest import CONTAINER, PlanFactory, containers
 from tests.plancache import own_plan
 from tools.diff import diff_plans
@@ -79,8 +79,13 @@ def test_rounding_never_exceeds_the_budget() -> None:
         assert sum(m.limit_mb for m in memory.values()) > budget - len(services)
 
 
+def _running(settings: Settings) -> tuple[Service, ...]:
+    """The services these settings run: their profiles, switches and features."""
+    return services_for(settings.profiles, settings.switches, settings.features.enabled())
+
+
 def test_too_small_names_the_smallest_budget_that_works() -> None:
-    chosen = services_for(frozenset({Profile.FULL, Profile.REFERENCE}))
+    chosen = _running(load(profiles="full,reference"))
     smallest = minimum_budget(chosen)
     with pytest.raises(ConfigError) as caught:
         load(profiles="full,reference", memoryBudget=f"{smallest - 1}MiB")
@@ -105,7 +110,7 @@ def test_defaults_per_profile_fit(profiles: str, budget: int) -> None:
     settings = load(profiles=profiles)
     assert settings.memory_budget_mb == budget
     assert sum(a.limit_mb for a in settings.memory.values()) <= budget
-    for service in services_for(settings.profiles):
+    for service in _running(settings):
         allocation = settings.memory[service.name]
         assert allocation.limit_mb >= service.limits.floor_mb
         assert allocation.reservation_mb == service.limits.floor_mb
@@ -128,8 +133,8 @@ def test_the_plan_gives_docker_the_derived_limits(shared_plan: PlanFactory) -> N
     run = shared_plan("profiles=full,reference")
     settings = load(profiles="full,reference")
     planned = containers(run)
-    assert len(planned) == len(services_for(settings.profiles))
-    for service in services_for(settings.profiles):
+    assert len(planned) == len(_running(settings))
+    for service in _running(settings):
         inputs = planned[service.container_name]
         assert inputs["memory"] == settings.memory[service.name].limit_mb
         assert inputs["memoryReservation"] == service.limits.floor_mb

@@ -31,6 +31,7 @@ from tools.policy import settings_of
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = "profiles=full,reference"
+EXPORTERS_ON = "databaseExporters=true"  # every scraped service runs
 PROMETHEUS_YML = "/etc/prometheus/prometheus.yml"
 ALERTMANAGER_YML = "/etc/alertmanager/alertmanager.yml"
 # A port named like a metrics endpoint whose service is not scraped, and why. Nothing else may be.
@@ -53,7 +54,7 @@ def jobs(run: PlanRun) -> dict[str, dict]:
 
 
 def test_every_service_with_metrics_has_its_job(shared_plan: PlanFactory) -> None:
-    run = shared_plan(ALL, "phase=2")
+    run = shared_plan(ALL, EXPORTERS_ON, "phase=2")
     expected = {s.name for s in SERVICES if s.metrics is not None}
     assert set(jobs(run)) == expected
     for name, job in jobs(run).items():
@@ -95,7 +96,7 @@ def test_the_scraper_has_a_flow_to_every_target() -> None:
 
 
 def test_tls_required_scrapes_over_https_verified_by_the_ca(shared_plan: PlanFactory) -> None:
-    run = shared_plan(ALL, "phase=4")
+    run = shared_plan(ALL, EXPORTERS_ON, "phase=4")
     for name, job in jobs(run).items():
         service = SERVICES_BY_NAME[name]
         assert service.metrics is not None
@@ -112,7 +113,7 @@ def test_tls_required_scrapes_over_https_verified_by_the_ca(shared_plan: PlanFac
 
 
 def test_vault_metrics_need_no_token(shared_plan: PlanFactory) -> None:
-    run = shared_plan(ALL, "phase=2")
+    run = shared_plan(ALL, EXPORTERS_ON, "phase=2")
     vault = jobs(run)["vault"]
     assert vault["metrics_path"] == "/v1/sys/metrics"
     assert vault["params"] == {"format": ["prometheus"]}
@@ -130,7 +131,7 @@ def test_vault_metrics_need_no_token(shared_plan: PlanFactory) -> None:
 
 @pytest.mark.parametrize("phase", [0, 1, 4])
 def test_vault_metrics_are_open_on_the_scraped_listener_only(shared_plan: PlanFactory, phase: int) -> None:
-    hcl = uploads(shared_plan(ALL, f"phase={phase}"), "dev-vault")["/vault/config/vault.hcl"]
+    hcl = uploads(shared_plan(ALL, EXPORTERS_ON, f"phase={phase}"), "dev-vault")["/vault/config/vault.hcl"]
     blocks = hcl.split('listener "tcp"')[1:]
     assert len(blocks) == (2 if phase == 1 else 1)  # dual mode at phase 1: HTTP and HTTPS
     (scraped,) = [b for b in blocks if "unauthenticated_metrics_access = true" in b]
@@ -147,10 +148,10 @@ def test_vault_listeners_open_the_metrics_port_named() -> None:
 
 
 def test_alerting_feature_adds_rules_and_alertmanager(shared_plan: PlanFactory) -> None:
-    before = shipped_prometheus(shared_plan(ALL, "phase=1"))
+    before = shipped_prometheus(shared_plan(ALL, EXPORTERS_ON, "phase=1"))
     assert "rule_files" not in before
     assert "alerting" not in before
-    run = shared_plan(ALL, "phase=2")
+    run = shared_plan(ALL, EXPORTERS_ON, "phase=2")
     after = shipped_prometheus(run)
     names = sorted(p.name for p in monitoring.ALERTS_DIR.glob("*.yml"))
     generated = [f"/etc/prometheus/rules/{n}" for n in (monitoring.CERTIFICATE_RULES, monitoring.APPROLE_RULES)]
@@ -162,13 +163,13 @@ def test_alerting_feature_adds_rules_and_alertmanager(shared_plan: PlanFactory) 
     assert after["alerting"] == {
         "alertmanagers": [{"scheme": "http", "static_configs": [{"targets": ["alertmanager:9093"]}]}]
     }
-    required = shipped_prometheus(shared_plan(ALL, "phase=4"))["alerting"]["alertmanagers"][0]
+    required = shipped_prometheus(shared_plan(ALL, EXPORTERS_ON, "phase=4"))["alerting"]["alertmanagers"][0]
     assert required["scheme"] == "https"
     assert required["tls_config"] == {"ca_file": "/devstack/tls/ca.crt", "min_version": "TLS12"}
 
 
 def test_certificate_rules_carry_each_certificates_not_after(shared_plan: PlanFactory) -> None:
-    run = shared_plan(ALL, "phase=2")
+    run = shared_plan(ALL, EXPORTERS_ON, "phase=2")
     ends = {
         r.name.removesuffix("-tls"): r.outputs["validityEndTime"]
         for r in run.by_type("tls:index/locallySignedCert:LocallySignedCert")
@@ -186,7 +187,7 @@ def test_certificate_rules_carry_each_certificates_not_after(shared_plan: PlanFa
 
 
 def test_approle_rules_carry_the_earliest_secret_id_expiry(shared_plan: PlanFactory) -> None:
-    run = shared_plan(ALL, "phase=2")
+    run = shared_plan(ALL, EXPORTERS_ON, "phase=2")
     text = uploads(run, "dev-prometheus")[f"/etc/prometheus/rules/{monitoring.APPROLE_RULES}"]
     (group,) = yaml.safe_load(text)["groups"]
     identities = {r.name for r in run.by_type("vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId")}
@@ -195,13 +196,13 @@ def test_approle_rules_carry_the_earliest_secret_id_expiry(shared_plan: PlanFact
     start = clock.period(days) * days * clock.DAY_SECONDS  # when this period's secret_ids are minted, at the earliest
     assert {r["expr"] for r in group["rules"]} == {f"vector({start + SECRET_ID_TTL})"}
     assert {r["record"] for r in group["rules"]} == {monitoring.APPROLE_METRIC}
-    phase0 = shared_plan(ALL, "phase=0", "features=alerting=true")  # no AppRole: no rules about it
+    phase0 = shared_plan(ALL, EXPORTERS_ON, "phase=0", "features=alerting=true")  # no AppRole: no rules about it
     assert f"/etc/prometheus/rules/{monitoring.APPROLE_RULES}" not in uploads(phase0, "dev-prometheus")
     assert not any(monitoring.APPROLE_RULES in f for f in shipped_prometheus(phase0)["rule_files"])
 
 
 def test_no_certificate_rules_without_certificates(shared_plan: PlanFactory) -> None:
-    run = shared_plan(ALL, "phase=0", "features=alerting=true")  # TLS off
+    run = shared_plan(ALL, EXPORTERS_ON, "phase=0", "features=alerting=true")  # TLS off
     assert not any(monitoring.CERTIFICATE_RULES in f for f in shipped_prometheus(run)["rule_files"])
     assert f"/etc/prometheus/rules/{monitoring.CERTIFICATE_RULES}" not in uploads(run, "dev-prometheus")
 
@@ -258,9 +259,10 @@ def test_rules_read_only_exported_metrics() -> None:
 
 
 def test_a_rule_on_an_unknown_metric_is_named() -> None:
-    rule = {"alert": "PostgresTooManyConnections", "expr": "pg_stat_activity_count > 90"}
-    assert unknown_metrics([("postgres.yml", rule)]) == [
-        "postgres.yml: PostgresTooManyConnections reads pg_stat_activity_count, which no scraped service exports"
+    rule = {"alert": "PgbouncerClientsWaiting", "expr": "pgbouncer_pools_client_waiting_connections > 0"}
+    assert unknown_metrics([("pgbouncer.yml", rule)]) == [
+        "pgbouncer.yml: PgbouncerClientsWaiting reads pgbouncer_pools_client_waiting_connections,"
+        " which no scraped service exports"
     ]
 
 
@@ -277,16 +279,30 @@ def _anchors(readme: str) -> set[str]:
     }
 
 
-def test_every_rule_has_severity_summary_and_a_runbook_in_the_readme() -> None:
-    anchors = _anchors((ROOT / "README.md").read_text())
+def test_every_rule_has_severity_summary_and_a_runbook_in_the_alerting_doc() -> None:
+    anchors = _anchors((ROOT / "docs" / "alerting.md").read_text())
+    assert {"critical-alerts", "warning-alerts"} <= anchors
     names = [rule["alert"] for _, rule in all_rules()]
     assert len(names) == len(set(names))
     for _, rule in all_rules():
         assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
         page, _, anchor = rule["annotations"]["runbook"].partition("#")
-        assert page == "README.md", rule["alert"]
+        assert page == "docs/alerting.md", rule["alert"]
         assert anchor in anchors, rule["alert"]
+
+
+def test_the_disk_rules_watch_node_exporters_own_volume() -> None:
+    """Its volume is what node-exporter sees of Docker's disk (no host path is mounted)."""
+    from devstack.services.node_exporter import NODE_EXPORTER, TEXTFILE_DIR
+
+    disk = [r for _, r in all_rules() if "node_filesystem_avail_bytes" in r["expr"]]
+    assert {r["alert"] for r in disk} == {"DiskNearlyFull", "DiskAlmostFull"}
+    for rule in disk:
+        assert set(re.findall(r'mountpoint="([^"]+)"', rule["expr"])) == {TEXTFILE_DIR}
+    assert [v.path for v in NODE_EXPORTER.volumes] == [TEXTFILE_DIR]
+    assert NODE_EXPORTER.binds == ()
+    assert NODE_EXPORTER.user == "65534:65534"
 
 
 def test_every_rule_file_has_its_promtool_tests() -> None:
@@ -320,7 +336,7 @@ def test_a_rule_file_that_does_not_parse_stops_the_plan_in_one_line(
 
 
 def test_alertmanager_routes_by_severity_and_critical_inhibits_warning(shared_plan: PlanFactory) -> None:
-    config = yaml.safe_load(uploads(shared_plan(ALL, "phase=2"), "dev-alertmanager")[ALERTMANAGER_YML])
+    config = yaml.safe_load(uploads(shared_plan(ALL, EXPORTERS_ON, "phase=2"), "dev-alertmanager")[ALERTMANAGER_YML])
     routes = {r["matchers"][0]: r["receiver"] for r in config["route"]["routes"]}
     assert routes == {'severity="critical"': "critical", 'severity="warning"': "warning"}
     assert config["inhibit_rules"] == [
@@ -366,7 +382,7 @@ def write_moved(files: Mapping[str, object], root: Path, prefixes: tuple[str, ..
 @pytest.mark.parametrize("phase", ["phase=2", "phase=4"])
 def test_promtool_checks_the_shipped_config(shared_plan: PlanFactory, tmp_path: Path, phase: str) -> None:
     promtool = _tool("promtool", "prometheus")
-    files = uploads(shared_plan(ALL, phase), "dev-prometheus")
+    files = uploads(shared_plan(ALL, EXPORTERS_ON, phase), "dev-prometheus")
     written = write_moved(files, tmp_path, ("/etc/prometheus", "/devstack/tls"))
     result = _run(promtool, "check", "config", str(written[PROMETHEUS_YML]))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -391,25 +407,42 @@ def test_promtool_checks_and_tests_the_rules() -> None:
     assert tested.stdout.count("SUCCESS") == len(tests)
 
 
+OFF_BY_ONE = [
+    ("redis.yml", "< 16384", "<= 16384"),
+    ("redis.yml", "for: 1m", "for: 45s"),
+    ("databases.yml", "> 0.8", ">= 0.8"),
+    ("databases.yml", "for: 5m", "for: 4m45s"),
+    ("databases.yml", "pg_up == 0\n        for: 1m", "pg_up == 0\n        for: 45s"),
+    ("databases.yml", "mongodb_up == 0\n        for: 1m", "mongodb_up == 0\n        for: 45s"),
+    ("node.yml", "> 26 * 3600", ">= 26 * 3600"),
+    ("node.yml", "> 3 * 86400", ">= 3 * 86400"),
+    ("node.yml", "< 0.10", "<= 0.10"),
+    ("node.yml", "< 0.03", "<= 0.03"),
+    ("platform.yml", "[15m]) > 2", "[15m]) > 1"),
+    ("platform.yml", "vault_audit_log_response_failure[5m]) > 0", "vault_audit_log_response_failure[5m]) >= 0"),
+]
+
+
 @pytest.mark.real
-def test_promtool_rule_tests_catch_an_off_by_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "before", "after"), OFF_BY_ONE)
+def test_promtool_rule_tests_catch_an_off_by_one(tmp_path: Path, name: str, before: str, after: str) -> None:
     """The rule tests fail when a threshold or a `for:` moves by one step."""
     promtool = _tool("promtool", "prometheus")
     shutil.copytree(monitoring.ALERTS_DIR, tmp_path / "alerts")
-    redis = tmp_path / "alerts" / "redis.yml"
-    for before, after in (("< 16384", "<= 16384"), ("for: 1m", "for: 45s")):
-        original = redis.read_text()
-        redis.write_text(original.replace(before, after))
-        result = _run(promtool, "test", "rules", str(tmp_path / "alerts" / "tests" / "redis.test.yml"))
-        assert result.returncode != 0, (before, after)
-        redis.write_text(original)
+    rules = tmp_path / "alerts" / name
+    original = rules.read_text()
+    assert before in original, before
+    rules.write_text(original.replace(before, after))
+    tests = tmp_path / "alerts" / "tests" / name.replace(".yml", ".test.yml")
+    result = _run(promtool, "test", "rules", str(tests))
+    assert result.returncode != 0, (before, after)
 
 
 @pytest.mark.real
 def test_amtool_checks_the_shipped_config(shared_plan: PlanFactory, tmp_path: Path) -> None:
     amtool = _tool("amtool", "prometheus-alertmanager")
     config = tmp_path / "alertmanager.yml"
-    text = uploads(shared_plan(ALL, "phase=2"), "dev-alertmanager")[ALERTMANAGER_YML]
+    text = uploads(shared_plan(ALL, EXPORTERS_ON, "phase=2"), "dev-alertmanager")[ALERTMANAGER_YML]
     config.write_text(text)
     result = _run(amtool, "check-config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -444,11 +477,14 @@ def unknown_in_dashboards(dashboards: dict[str, dict]) -> list[str]:
 
 
 def test_dashboards_are_json_with_unique_uids_on_exported_metrics(shared_plan: PlanFactory) -> None:
-    dashboards = shipped_dashboards(shared_plan(ALL, "phase=2"))
+    dashboards = shipped_dashboards(shared_plan(ALL, EXPORTERS_ON, "phase=2"))
     assert set(dashboards) == {
         "/etc/grafana/dashboards/overview.json",
         "/etc/grafana/dashboards/redis.json",
         "/etc/grafana/dashboards/rabbitmq.json",
+        "/etc/grafana/dashboards/postgres.json",
+        "/etc/grafana/dashboards/mysql.json",
+        "/etc/grafana/dashboards/mongodb.json",
     }
     uids = [d["uid"] for d in dashboards.values()]
     assert len(uids) == len(set(uids))
@@ -462,9 +498,9 @@ def test_dashboards_are_json_with_unique_uids_on_exported_metrics(shared_plan: P
 
 
 def test_a_dashboard_on_an_unknown_metric_is_named() -> None:
-    dashboard = {"panels": [{"targets": [{"expr": "rate(pg_stat_database_xact_commit[5m])"}]}]}
-    assert unknown_in_dashboards({"postgres.json": dashboard}) == [
-        "postgres.json: reads pg_stat_database_xact_commit, which no scraped service exports"
+    dashboard = {"panels": [{"targets": [{"expr": "rate(mongodb_op_counters_total[5m])"}]}]}
+    assert unknown_in_dashboards({"mongodb.json": dashboard}) == [
+        "mongodb.json: reads mongodb_op_counters_total, which no scraped service exports"
     ]
 
 
@@ -478,8 +514,9 @@ def test_every_dashboard_file_is_valid_json_with_its_uid() -> None:
 
 
 def test_the_overview_shows_every_scraped_service(shared_plan: PlanFactory) -> None:
-    overview = shipped_dashboards(shared_plan(ALL, "phase=2"))["/etc/grafana/dashboards/overview.json"]
-    (services_up, vault, certificates, secret_ids) = dashboard_exprs(overview)
+    overview = shipped_dashboards(shared_plan(ALL, EXPORTERS_ON, "phase=2"))["/etc/grafana/dashboards/overview.json"]
+    (services_up, vault, certificates, secret_ids, backups) = dashboard_exprs(overview)
+    assert backups == f"(time() - {monitoring.BACKUP_METRIC}) / 3600"
     assert certificates == f"({monitoring.CERTIFICATE_METRIC} - time()) / 86400"
     assert secret_ids == f"({monitoring.APPROLE_METRIC} - time()) / 86400"
     listed = set(re.search(r'service=~"([^"]+)"', services_up)[1].split("|"))  # type: ignore[index]
@@ -489,7 +526,7 @@ def test_the_overview_shows_every_scraped_service(shared_plan: PlanFactory) -> N
 
 @pytest.mark.parametrize(("phase", "scheme"), [("phase=2", "http"), ("phase=4", "https")])
 def test_datasources_follow_tls(shared_plan: PlanFactory, phase: str, scheme: str) -> None:
-    files = uploads(shared_plan(ALL, phase), GRAFANA)
+    files = uploads(shared_plan(ALL, EXPORTERS_ON, phase), GRAFANA)
     sources = {
         s["name"]: s for s in yaml.safe_load(files["/etc/grafana/provisioning/datasources/devstack.yml"])["datasources"]
     }
@@ -516,7 +553,7 @@ def test_datasources_follow_tls(shared_plan: PlanFactory, phase: str, scheme: st
 def test_amtool_routes_each_severity(shared_plan: PlanFactory, tmp_path: Path, labels: str, receiver: str) -> None:
     amtool = _tool("amtool", "prometheus-alertmanager")
     config = tmp_path / "alertmanager.yml"
-    config.write_text(uploads(shared_plan(ALL, "phase=2"), "dev-alertmanager")[ALERTMANAGER_YML])
+    config.write_text(uploads(shared_plan(ALL, EXPORTERS_ON, "phase=2"), "dev-alertmanager")[ALERTMANAGER_YML])
     result = _run(amtool, "config", "routes", "test", f"--config.file={config}", "alertname=X", "service=s", labels)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split() == [receiver]

@@ -24,7 +24,7 @@ from tools.access import (
 from tools.plan import main
 from tools.vault_acl import parse_policy
 
-EVERYTHING = ("phase=4", "profiles=full,reference", "redisReplicas=true")
+EVERYTHING = ("phase=4", "profiles=full,reference", "redisReplicas=true", "databaseExporters=true")
 
 
 def test_policy_is_exactly_what_the_whole_plan_manages(shared_plan: PlanFactory) -> None:

@@ -170,7 +170,8 @@ def _check_plan(topology: Topology) -> Expectations:
 
 
 def test_phase1_segmentation_lets_through_exactly_the_declared_flows(busybox_image: str) -> None:
-    with open_lab(busybox_image, "phase=1", PROFILES) as lab:
+    # With every switch that adds a client (the database exporters' flows into the data tier).
+    with open_lab(busybox_image, "phase=1", PROFILES, "databaseExporters=true") as lab:
         expected = _check_plan(lab.topology)
         assert not lab.address_mismatches()
         flows = _flow_probes(lab, expected)

@@ -25,7 +25,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -69,6 +69,7 @@ class Node:
     log: Path
     version: str
     shipped: Shipped
+    cli_env: dict[str, str] = field(default_factory=dict)  # how rabbitmqctl reaches the node (its cookie in HOME)
 
 
 def _server_script() -> str:
@@ -235,6 +236,7 @@ def _running_node(item: Shipped) -> Iterator[Node]:
                         log=log,
                         version=f"RabbitMQ {version[1]}, Erlang {version[2]}",
                         shipped=item,
+                        cli_env={k: env[k] for k in ("HOME", "ERL_EPMD_ADDRESS", "ERL_EPMD_PORT", "RABBITMQ_NODENAME")},
                     )
                 finally:
                     _stop_group(node_process)

@@ -119,6 +119,8 @@ REFUSES_PLAINTEXT: dict[str, Callable[[Inputs], bool]] = {
     "redis-exporter-1": _exporter,
     "redis-exporter-2": _exporter,
     "redis-exporter-3": _exporter,
+    # the same --web.config.file as Prometheus's (exporter-toolkit)
+    "node-exporter": _prometheus,
 }
 
 
@@ -137,6 +139,8 @@ def test_at_phase4_every_tls_capable_service_refuses_plaintext(shared_plan: Plan
 def test_before_phase4_plaintext_is_still_served(shared_plan: PlanFactory, phase: int) -> None:
     planned = containers(shared_plan(ALL, f"phase={phase}"))
     for name, refuses in REFUSES_PLAINTEXT.items():
+        if SERVICES_BY_NAME[name].feature is not None and SERVICES_BY_NAME[name].container_name not in planned:
+            continue  # node-exporter comes with backups (phase 2)
         inputs = planned[SERVICES_BY_NAME[name].container_name]
         try:
             refused = refuses(inputs)

@@ -20,7 +20,8 @@ COMMAND = "command:local:Command"
 SECRET_V2 = "vault:kv/secretV2:SecretV2"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 PROFILES = ["minimal", "standard", "full", "reference", "full,reference"]
-CREDENTIALED = {s.name for s in SERVICES if needs_secret(s, client_accounts(SERVICES))}
+# ... and the management's backup and restore passwords (data too: they exist in every phase).
+CREDENTIALED = {s.name for s in SERVICES if needs_secret(s, client_accounts(SERVICES))} | {"management"}
 
 
 def _atoms(value: Any) -> list[str]:

@@ -202,7 +202,11 @@ def checked(result: subprocess.CompletedProcess[str], what: str) -> subprocess.C
 
 @contextlib.contextmanager
 def server_process(
-    args: Sequence[str], log: Path, stop_signal: int = signal.SIGTERM, limit: Limit | None = None
+    args: Sequence[str],
+    log: Path,
+    stop_signal: int = signal.SIGTERM,
+    limit: Limit | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The server in a session of its own (in `limit`'s cgroup, if given), as the server's user.
     On the way out it gets `stop_signal`, then, after STOP_TIMEOUT, its whole session SIGKILL."""
@@ -213,7 +217,7 @@ def server_process(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=clean_env(),
+            env=clean_env(env),
             user=identity.uid if identity else None,
             group=identity.gid if identity else None,
             extra_groups=[] if identity else None,

@@ -28,6 +28,10 @@ CADVISOR = Service(
     # memory group and the container spec metrics, which are always on).
     metrics=Metrics(
         "http",
-        exported=("container_memory_working_set_bytes", "container_spec_memory_limit_bytes"),
+        exported=(
+            "container_memory_working_set_bytes",
+            "container_spec_memory_limit_bytes",
+            "container_start_time_seconds",  # a spec metric too: it changes at each restart
+        ),
     ),
 )

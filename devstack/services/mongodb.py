@@ -10,6 +10,7 @@ from devstack.accounts import Account, AccountKind, check_reserved, check_unique
 from devstack.model import (
     STD_UP,
     AccountServer,
+    ClientRole,
     Credentials,
     Hardening,
     Healthcheck,
@@ -98,6 +99,10 @@ def mongo_user_database(account: Account) -> str:
 def mongo_roles(account: Account) -> list[dict[str, str]]:
     if account.kind is AccountKind.MONITOR:
         return [{"role": "clusterMonitor", "db": "admin"}, {"role": "read", "db": "local"}]
+    if account.kind is AccountKind.BACKUP:  # MongoDB's own role for mongodump
+        return [{"role": "backup", "db": "admin"}]
+    if account.kind is AccountKind.RESTORE:  # ... and for mongorestore
+        return [{"role": "restore", "db": "admin"}]
     if account.database is None:
         raise ValueError(f"MongoDB: app account {account.name!r} needs a database")
     return [{"role": "readWrite", "db": account.database}]
@@ -106,7 +111,9 @@ def mongo_roles(account: Account) -> list[dict[str, str]]:
 def mongo_setup_js(admin_user: str, admin_password: str, accounts: Sequence[Account]) -> str:
     """A mongosh script that logs in as the admin (credentials inside the script, i.e. on stdin)
     and creates or updates every user (SCRAM-SHA-256): APP gets readWrite on its own database and
-    is defined there; MONITOR gets clusterMonitor and read on `local`, defined in admin.
+    is defined there; MONITOR gets clusterMonitor and read on `local`, BACKUP MongoDB's `backup`
+    role and RESTORE its `restore` role (the management's, for mongodump and mongorestore), all
+    three defined in admin.
     """
     if not admin_user or not admin_password:
         raise ValueError("MongoDB: the admin user and password must not be empty")
@@ -183,6 +190,6 @@ MONGODB = Service(
         owner="mongodb:mongodb",
     ),
     tls=TlsSupport(owner=999, settings=_tls, combined_pem=COMBINED_PEM),
-    serves=AccountServer("mongodb", port="mongodb", setup=SETUP),
+    serves=AccountServer("mongodb", port="mongodb", setup=SETUP, backup_roles=(ClientRole.BACKUP, ClientRole.RESTORE)),
     tuning=_tuning,
 )

@@ -6,15 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
+from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account, sh_quote
+from devstack.backups import BACKUP_USER, OLD_SUFFIX, PREAMBLE, RESTORE_USER, SIDE_SUFFIX, old, side
 from devstack.model import (
     SECRETS_DIR,
     STD_UP,
     AccountServer,
+    Backup,
+    ClientRole,
     Credentials,
     Hardening,
     Healthcheck,
     Limits,
+    Part,
     Port,
     SecretField,
     ServerTls,
@@ -100,10 +104,14 @@ def mysql_setup_sql(accounts: Sequence[Account]) -> str:
     APP: CREATE USER IF NOT EXISTS + ALTER USER (so a new password applies), its own database
     (CREATE DATABASE IF NOT EXISTS) and ALL PRIVILEGES on that database only.
     MONITOR: PROCESS and REPLICATION CLIENT server-wide and SELECT on performance_schema (what a
-    metrics exporter reads), nothing else. Works on MySQL 8.0 and MariaDB 10.4+.
+    metrics exporter reads), nothing else. BACKUP (the management's): on each client database
+    what `mysqldump --single-transaction` of its tables and triggers needs (SELECT, SHOW VIEW,
+    TRIGGER, LOCK TABLES), nothing server-wide. RESTORE: everything on each client database and
+    on its side and old copies, where a restore loads and swaps. Works on MySQL 8.0 and MariaDB 10.4+.
     """
     check_unique(accounts)
     check_reserved(accounts, _RESERVED_USERS, _RESERVED_DATABASES, "MySQL")
+    databases = [a.database for a in accounts if a.database is not None]
     out = [
         "-- devstack: client accounts (generated; idempotent, safe to re-run)",
         "-- a known sql_mode without NO_BACKSLASH_ESCAPES: the literals below escape backslashes",
@@ -123,12 +131,25 @@ def mysql_setup_sql(accounts: Sequence[Account]) -> str:
                 f"GRANT PROCESS, REPLICATION CLIENT ON *.* TO {user};",
                 f"GRANT SELECT ON performance_schema.* TO {user};",
             ]
+        out += _management_grants(account, user, databases)
         if account.database is not None:
             out += [
                 f"CREATE DATABASE IF NOT EXISTS {mysql_identifier(account.database)};",
                 f"GRANT ALL PRIVILEGES ON {_mysql_grant_database(account.database)}.* TO {user};",
             ]
     return "\n".join(out) + "\n"
+
+
+def _management_grants(account: Account, user: str, databases: Sequence[str]) -> list[str]:
+    if account.kind is AccountKind.BACKUP:
+        return [
+            f"GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES ON {_mysql_grant_database(d)}.* TO {user};"
+            for d in databases
+        ]
+    if account.kind is AccountKind.RESTORE:
+        names = [n for d in databases for n in (d, side(d), old(d))]
+        return [f"GRANT ALL PRIVILEGES ON {_mysql_grant_database(n)}.* TO {user};" for n in names]
+    return []
 
 
 # The account step's client (scripts/mysql-root-client.sh, run by `sh -c` in the container):
@@ -140,6 +161,113 @@ SETUP = SetupScript(
     cli=("sh", "-c", ROOT_CLIENT.read_text(), "mysql-accounts", ROOT_PASSWORD_FILE),
     script=lambda logins, admin: mysql_setup_sql([login_account(login) for login in logins]),
     user="mysql",  # the owner of the password file, whatever capabilities root keeps
+)
+
+
+# --- Backups: a consistent dump per client database, restored beside it and swapped in ---------
+
+
+# The client's option file, written from the password line; the connection (the socket in the
+# container, MYSQL_UNIX_PORT in the tests) is the client's default.
+def _my_options(user: str) -> str:
+    return f"""escaped=$(printf '%s' "$password" | sed 's/[\\\\"]/\\\\&/g')
+printf '[client]\\nuser={user}\\npassword="%s"\\n' "$escaped" > "$secrets/my.cnf"
+if [ -n "${{MYSQL_UNIX_PORT:-}}" ]; then printf 'socket=%s\\n' "$MYSQL_UNIX_PORT" >> "$secrets/my.cnf"; fi
+"""
+
+
+def _mysql(*args: str) -> str:
+    return " ".join(["mysql", '--defaults-extra-file="$secrets/my.cnf"', "-N", "-B", *args])
+
+
+def _my_script(user: str, body: str) -> str:
+    return PREAMBLE + _my_options(user) + body
+
+
+_MY_SYSTEM = "'mysql', 'sys', 'information_schema', 'performance_schema'"
+_MY_SIDE_LIKE, _MY_OLD_LIKE = (suffix.replace("_", "\\_") for suffix in (SIDE_SUFFIX, OLD_SUFFIX))
+_MY_PARTS_SQL = (
+    "SELECT CONCAT(SCHEMA_NAME, '.sql'), SCHEMA_NAME FROM information_schema.SCHEMATA"
+    f" WHERE SCHEMA_NAME NOT IN ({_MY_SYSTEM})"
+    f" AND SCHEMA_NAME NOT LIKE '%{_MY_SIDE_LIKE}' AND SCHEMA_NAME NOT LIKE '%{_MY_OLD_LIKE}' ORDER BY 1"
+)
+
+
+def _my_fingerprint(part: Part, on_side: bool) -> str:
+    """Per base table: its rows and CHECKSUM TABLE (the same server compares like with like)."""
+    user, database = (RESTORE_USER, side(part.target)) if on_side else (BACKUP_USER, part.target)
+    tables = (
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'"
+        f" AND TABLE_SCHEMA = {mysql_literal(database)} ORDER BY 1"
+    )
+    body = f"""{_mysql("-e", sh_quote(tables))} </dev/null | while IFS= read -r table; do
+    quoted=$(printf '%s' "$table" | sed 's/`/``/g')
+    rows=$({_mysql(sh_quote(database), "-e")} "SELECT COUNT(*) FROM \\`$quoted\\`" </dev/null)
+    sum=$({_mysql(sh_quote(database), "-e")} "CHECKSUM TABLE \\`$quoted\\`" </dev/null | cut -f2)
+    printf '%s\\t%s\\t%s\\n' "$table" "$rows" "$sum"
+done
+"""
+    return _my_script(user, body)
+
+
+def _my_restore(part: Part) -> str:
+    copy = mysql_identifier(side(part.target))
+    statements = f"DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy};"
+    body = f"""{_mysql("-e", sh_quote(statements))} </dev/null
+{_mysql(sh_quote(side(part.target)))}
+"""
+    return _my_script(RESTORE_USER, body)
+
+
+def _my_swap(part: Part) -> str:
+    """Every table of the live database moves aside and the side copy's take their places in one
+    RENAME TABLE (atomic); then the emptied databases go."""
+    live, copy = mysql_literal(part.target), mysql_literal(side(part.target))
+    ids = {k: mysql_identifier(v) for k, v in (("l", part.target), ("s", side(part.target)), ("o", old(part.target)))}
+    renames = (
+        "SET SESSION group_concat_max_len = 16777216;"
+        " SELECT CONCAT('RENAME TABLE ', GROUP_CONCAT(r ORDER BY k SEPARATOR ', ')) FROM ("
+        f" SELECT 0 AS k, CONCAT('{ids['l']}.`', REPLACE(TABLE_NAME, '`', '``'), '` TO {ids['o']}.`',"
+        " REPLACE(TABLE_NAME, '`', '``'), '`') AS r FROM information_schema.TABLES"
+        f" WHERE TABLE_SCHEMA = {live} UNION ALL"
+        f" SELECT 1, CONCAT('{ids['s']}.`', REPLACE(TABLE_NAME, '`', '``'), '` TO {ids['l']}.`',"
+        " REPLACE(TABLE_NAME, '`', '``'), '`') FROM information_schema.TABLES"
+        f" WHERE TABLE_SCHEMA = {copy}) AS moves"
+    )
+    prepare = (
+        f"DROP DATABASE IF EXISTS {ids['o']}; CREATE DATABASE {ids['o']}; CREATE DATABASE IF NOT EXISTS {ids['l']};"
+    )
+    body = f"""{_mysql("-e", sh_quote(prepare))} </dev/null
+statement=$({_mysql("-e", sh_quote(renames))} </dev/null)
+if [ "$statement" != NULL ]; then
+    printf '%s;\\n' "$statement" | {_mysql()}
+fi
+{_mysql("-e", sh_quote(f"DROP DATABASE {ids['o']}; DROP DATABASE {ids['s']};"))} </dev/null
+"""
+    return _my_script(RESTORE_USER, body)
+
+
+def _my_discard(part: Part) -> str:
+    statement = f"DROP DATABASE IF EXISTS {mysql_identifier(side(part.target))};"
+    return _my_script(RESTORE_USER, f"{_mysql('-e', sh_quote(statement))} </dev/null\n")
+
+
+# --single-transaction: one consistent snapshot of InnoDB without locking; no tablespaces (that
+# needs PROCESS), no routines or events (the apps keep none), no CREATE DATABASE: the restore
+# chooses the database.
+_MYSQLDUMP = (
+    'mysqldump --defaults-extra-file="$secrets/my.cnf"'
+    " --single-transaction --no-tablespaces --skip-lock-tables --hex-blob"
+)
+
+BACKUP = Backup(
+    parts=_my_script(BACKUP_USER, f"{_mysql('-e', sh_quote(_MY_PARTS_SQL))} </dev/null\n"),
+    dump=lambda part: _my_script(BACKUP_USER, f"{_MYSQLDUMP} {sh_quote(part.target)} </dev/null\n"),
+    fingerprint=_my_fingerprint,
+    restore=_my_restore,
+    swap=_my_swap,
+    discard=_my_discard,
+    version="mysqldump --version",
 )
 
 
@@ -172,6 +300,7 @@ MYSQL = Service(
         owner="mysql:mysql",
     ),
     tls=TlsSupport(owner=999, settings=lambda service, mode: ServerTls(args=mysql_args(mode))),
-    serves=AccountServer("mysql", port="mysql", setup=SETUP),
+    serves=AccountServer("mysql", port="mysql", setup=SETUP, backup_roles=(ClientRole.BACKUP, ClientRole.RESTORE)),
     tuning=_tuning,
+    backup=BACKUP,
 )

@@ -11,16 +11,19 @@ import stringprep
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account
+from devstack.accounts import Account, AccountKind, check_reserved, check_unique, login_account, sh_quote
+from devstack.backups import BACKUP_USER, OLD_SUFFIX, PREAMBLE, RESTORE_USER, SIDE_SUFFIX, old, side
 from devstack.model import (
     MIN_UP,
     AccountServer,
+    Backup,
     ClientRole,
     Credentials,
     Hardening,
     Healthcheck,
     Limits,
     Login,
+    Part,
     Port,
     SecretField,
     ServerTls,
@@ -229,6 +232,11 @@ def postgres_setup_sql(
     that database owned by it with CONNECT and TEMPORARY revoked from PUBLIC (other roles cannot
     connect).
     MONITOR: a LOGIN role in pg_monitor, read-only by default, CONNECT on `postgres`.
+    BACKUP (the management's): a LOGIN role in pg_read_all_data, read-only by default, CONNECT
+    on every database (what pg_dump needs, and nothing it could write with).
+    RESTORE (the management's): a LOGIN role with CREATEDB, a member of every app role that owns
+    a database (so it creates the side copy owned by that role, restores as it, renames it into
+    place), CONNECT on every database; no superuser, no role administration.
     `pgbouncer_auth_user` names an APP account without a database: it may connect to `postgres`
     and is the only role that may EXECUTE pgbouncer.get_auth(text), a SECURITY DEFINER lookup
     of a role's SCRAM verifier (never a superuser's) for PgBouncer's auth_query. Without it the
@@ -261,6 +269,7 @@ def postgres_setup_sql(
     ]
     for account in accounts:
         out += _pg_account(account, scram_verifier(account.password, scram_salt(account, salt_key)))
+    out += _pg_management(accounts)
     out.append("")
     out += _pg_auth_function(pooler)
     return "\n".join(out) + "\n"
@@ -275,6 +284,40 @@ def _pooler_account(accounts: Sequence[Account], name: str | None) -> Account | 
                 raise ValueError(f"PgBouncer auth_user {name!r} must be an app account without a database")
             return account
     raise ValueError(f"PgBouncer auth_user {name!r} is not one of the accounts")
+
+
+def _member_if_not(group: str, role: str, name: str) -> str:
+    member = (
+        "EXISTS (SELECT FROM pg_catalog.pg_auth_members AS m"
+        " JOIN pg_catalog.pg_roles AS g ON g.oid = m.roleid JOIN pg_catalog.pg_roles AS r ON r.oid = m.member"
+        f" WHERE g.rolname = {pg_literal(group)} AND r.rolname = {name})"
+    )
+    return _gexec_if(f"GRANT {pg_identifier(group)} TO {role}", f"NOT {member}")
+
+
+def _pg_management(accounts: Sequence[Account]) -> list[str]:
+    """The backup and restore accounts' rights, once every app database exists."""
+    lines: list[str] = []
+    owners = [a for a in accounts if a.database is not None]
+    for account in accounts:
+        if account.kind not in (AccountKind.BACKUP, AccountKind.RESTORE):
+            continue
+        role, name = pg_identifier(account.name), pg_literal(account.name)
+        lines += [
+            "",
+            f"-- {account.kind} account {account.name}: rights on every database",
+            "SELECT pg_catalog.format('GRANT CONNECT ON DATABASE %I TO %I', datname, "
+            f"{name}) FROM pg_catalog.pg_database WHERE NOT datistemplate \\gexec",
+        ]
+        if account.kind is AccountKind.BACKUP:
+            lines += [
+                _member_if_not("pg_read_all_data", role, name),
+                f"ALTER ROLE {role} SET default_transaction_read_only = on;",
+            ]
+        else:
+            lines += [f"ALTER ROLE {role} CREATEDB;"]
+            lines += [_member_if_not(owner.name, role, name) for owner in owners]
+    return lines
 
 
 def _gexec_if(statement: str, condition: str) -> str:
@@ -303,7 +346,7 @@ def _pg_account(account: Account, verifier: str) -> list[str]:
             f"ALTER ROLE {role} SET default_transaction_read_only = on;",
             f"GRANT CONNECT ON DATABASE postgres TO {role};",
         ]
-    else:
+    else:  # the backup account's read-only default comes with its other rights (_pg_management)
         lines += [
             _gexec_if(f"REVOKE pg_monitor FROM {role}", in_pg_monitor),
             f"ALTER ROLE {role} RESET default_transaction_read_only;",
@@ -359,6 +402,92 @@ SETUP = SetupScript(
     admin_keys=("password",),
 )
 
+# --- Backups: dumps per client database, restored beside the live one and swapped in -----------
+
+# libpq's password file, written from the password line; the connection (socket in the container,
+# PGHOST/PGPORT in the tests) is libpq's default.
+_PG_PASSFILE = """printf '*:*:*:*:%s\\n' "$(printf '%s' "$password" | sed 's/[\\\\:]/\\\\&/g')" > "$secrets/pgpass"
+export PGPASSFILE="$secrets/pgpass"
+"""
+
+# The databases of client roles (the admin's own and the maintenance ones hold no client data),
+# never a side or old copy a restore left behind.
+_PG_PARTS_SQL = (
+    "SELECT d.datname || '.pgdump', d.datname FROM pg_catalog.pg_database AS d"
+    " JOIN pg_catalog.pg_roles AS r ON r.oid = d.datdba"
+    " WHERE NOT d.datistemplate AND NOT r.rolsuper AND d.datname <> 'postgres'"
+    f" AND d.datname NOT LIKE '%{SIDE_SUFFIX}' AND d.datname NOT LIKE '%{OLD_SUFFIX}' ORDER BY 1"
+)
+
+# Per table: its rows and an MD5 of its rows' text in order (run in the database itself).
+_PG_FINGERPRINT_SQL = (
+    "SELECT pg_catalog.format('SELECT %L, count(*), coalesce(md5(string_agg(t::text, E''\\n''"
+    " ORDER BY t::text)), '''') FROM %I.%I AS t', n.nspname || '.' || c.relname, n.nspname, c.relname)"
+    " FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"
+    " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY 1 \\gexec"
+)
+
+
+def _psql(user: str, database: str) -> str:
+    return f"psql -X -q -At -F '\t' -v ON_ERROR_STOP=1 -U {user} -d {sh_quote(database)}"
+
+
+def _pg_script(body: str) -> str:
+    return PREAMBLE + _PG_PASSFILE + body
+
+
+def _pg_fingerprint(part: Part, on_side: bool) -> str:
+    user, database = (RESTORE_USER, side(part.target)) if on_side else (BACKUP_USER, part.target)
+    return _pg_script(f"{_psql(user, database)} <<'SQL'\n{_PG_FINGERPRINT_SQL}\nSQL\n")
+
+
+def _pg_restore(part: Part) -> str:
+    """The side copy, owned by the live database's owner (or, the live one gone, the role the
+    database is named after) and restored as that role, from the dump on the rest of stdin."""
+    db, copy = pg_literal(part.target), side(part.target)
+    owner_sql = (
+        "SELECT coalesce((SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database"
+        f" WHERE datname = {db}), (SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = {db}))"
+    )
+    create = f"SELECT pg_catalog.format('CREATE DATABASE %I OWNER %I', {pg_literal(copy)}, :'owner') \\gexec"
+    psql = _psql(RESTORE_USER, "postgres")
+    body = f"""owner=$({psql} -c {sh_quote(owner_sql)} </dev/null)
+[ -n "$owner" ] || {{ echo "no owner role for database {part.target}" >&2; exit 1; }}
+{psql} -c {sh_quote(f"DROP DATABASE IF EXISTS {pg_identifier(copy)}")} </dev/null
+printf '%s\\n' {sh_quote(create)} | {psql} -v owner="$owner"
+pg_restore --exit-on-error --no-owner --role="$owner" -U {RESTORE_USER} -d {sh_quote(copy)}
+"""
+    return _pg_script(body)
+
+
+def _pg_swap(part: Part) -> str:
+    live, copy, previous = (pg_identifier(n) for n in (part.target, side(part.target), old(part.target)))
+    name = pg_literal(part.target)
+    sql = f"""SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = {name};
+DROP DATABASE IF EXISTS {previous};
+SELECT 'ALTER DATABASE {live} RENAME TO {previous}'
+ WHERE EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = {name}) \\gexec
+ALTER DATABASE {copy} RENAME TO {live};
+DROP DATABASE IF EXISTS {previous};"""
+    return _pg_script(f"{_psql(RESTORE_USER, 'postgres')} >/dev/null <<'SQL'\n{sql}\nSQL\n")
+
+
+def _pg_discard(part: Part) -> str:
+    statement = f"DROP DATABASE IF EXISTS {pg_identifier(side(part.target))}"
+    return _pg_script(f"{_psql(RESTORE_USER, 'postgres')} -c {sh_quote(statement)} </dev/null\n")
+
+
+BACKUP = Backup(
+    parts=_pg_script(f"{_psql(BACKUP_USER, 'postgres')} -c {sh_quote(_PG_PARTS_SQL)} </dev/null\n"),
+    dump=lambda part: _pg_script(f"pg_dump -Fc -U {BACKUP_USER} -d {sh_quote(part.target)} </dev/null\n"),
+    fingerprint=_pg_fingerprint,
+    restore=_pg_restore,
+    swap=_pg_swap,
+    discard=_pg_discard,
+    version="pg_dump --version",
+)
+
 # --- The catalog entry ----------------------------------------------------------------------------
 
 POSTGRES = Service(
@@ -393,6 +522,9 @@ POSTGRES = Service(
         owner="postgres:postgres",
     ),
     tls=TlsSupport(owner=999, settings=_tls),
-    serves=AccountServer("postgres", port="postgres", setup=SETUP),
+    serves=AccountServer(
+        "postgres", port="postgres", setup=SETUP, backup_roles=(ClientRole.BACKUP, ClientRole.RESTORE)
+    ),
     tuning=_tuning,
+    backup=BACKUP,
 )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 
 from devstack.accounts import Account, AccountKind, check_unique, login_account, sh_quote, validate_name
+from devstack.backups import NO_PASSWORD
 from devstack.model import (
     MIGRATION_PORT,
     PLAIN_BESIDE_TLS,
@@ -14,6 +15,7 @@ from devstack.model import (
     STD_UP,
     TLS_PORT,
     AccountServer,
+    Backup,
     ConfigContext,
     ConfigFile,
     Credentials,
@@ -21,6 +23,7 @@ from devstack.model import (
     Healthcheck,
     Limits,
     Metrics,
+    Part,
     Port,
     SecretField,
     ServerTls,
@@ -186,6 +189,48 @@ SETUP = SetupScript(
 )
 
 
+# --- Backups: the definitions (users, vhosts, permissions, policies, queues, exchanges) ---------
+
+# rabbitmqctl in the container authenticates to the node with its Erlang cookie, as the account
+# step does: the HTTP API's definitions export would need an account with the administrator tag,
+# an administrator in all but name, so RabbitMQ has no backup account. The messages are not backed
+# up: a development broker's queues are transient work.
+_RMQ_SIDE = '"${RABBITMQ_SIDE_DIR:-/var/lib/rabbitmq}/devstack-restore"'
+
+
+def _rmq_fingerprint(part: Part, on_side: bool) -> str:
+    """The definitions' size and CRC (cksum): of a fresh export, or of the side copy. An export
+    is deterministic (sorted), so an unchanged broker exports the very bytes the dump held."""
+    source = f"cat {_RMQ_SIDE}/definitions.json" if on_side else "rabbitmqctl --silent export_definitions - </dev/null"
+    return (
+        NO_PASSWORD
+        + f"""{source} > "$secrets/definitions.json"
+sum=$(cksum < "$secrets/definitions.json")
+crc=${{sum%% *}}
+size=${{sum#* }}
+printf 'definitions\\t%s\\t%s\\n' "${{size%% *}}" "$crc"
+"""
+    )
+
+
+BACKUP = Backup(
+    parts="printf 'definitions.json\\t\\n'",
+    dump=lambda part: NO_PASSWORD + "rabbitmqctl --silent export_definitions - </dev/null\n",
+    fingerprint=_rmq_fingerprint,
+    restore=lambda part: (
+        NO_PASSWORD + f"rm -rf {_RMQ_SIDE} && mkdir -p {_RMQ_SIDE}\ncat > {_RMQ_SIDE}/definitions.json\n"
+    ),
+    # Imported definitions are merged in: what the backup holds comes back as it was; what was
+    # created since stays.
+    swap=lambda part: (
+        NO_PASSWORD
+        + f"rabbitmqctl --silent import_definitions {_RMQ_SIDE}/definitions.json </dev/null\nrm -rf {_RMQ_SIDE}\n"
+    ),
+    discard=lambda part: f"rm -rf {_RMQ_SIDE}\n",
+    version="rabbitmqctl version </dev/null 2>/dev/null || echo unknown",
+)
+
+
 # --- Tuning: settings from the container's own memory limit -------------------------------------
 
 RABBITMQ_MEMORY_CONF = "/etc/rabbitmq/conf.d/40-devstack-memory.conf"
@@ -268,6 +313,7 @@ RABBITMQ = Service(
         dashboard="rabbitmq.json",
     ),
     serves=AccountServer("rabbitmq", port="amqp", setup=SETUP),
+    backup=BACKUP,
     config_files=_config_files,
     tuning=_tuning,
 )

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from devstack.accounts import validate_name
+from devstack.backups import BACKUP_USER, NO_PASSWORD, PREAMBLE, RESTORE_USER
 from devstack.model import (
     MIN_UP,
     PLAIN_BESIDE_TLS,
@@ -21,6 +22,7 @@ from devstack.model import (
     TLS_PORT,
     USERS_FILE_KEY,
     AccountServer,
+    Backup,
     ClientRole,
     ClusterMember,
     ConfigContext,
@@ -31,6 +33,7 @@ from devstack.model import (
     Healthcheck,
     Limits,
     Login,
+    Part,
     Port,
     SecretField,
     ServerTls,
@@ -175,6 +178,8 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 class RedisRole(StrEnum):
     APP = "app"  # data commands on its own keys (<name>:*) and channels only
     EXPORTER = "exporter"  # read-only monitoring as redis_exporter needs it; no data access
+    BACKUP = "backup"  # the management's: the RDB through the replication handshake, the key count
+    RESTORE = "restore"  # the management's: keys restored (MIGRATE's RESTORE), nothing read
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,14 @@ _REDIS_EXPORTER_RULES = (
     " +slowlog|get +slowlog|len +latency|latest +latency|histogram"
 )
 
+# What `redis-cli --rdb` sends (REPLCONF capa/rdb-only, then SYNC) and the key count; no key,
+# no channel, nothing else: it cannot read a single value by name nor change anything.
+_REDIS_BACKUP_RULES = "resetkeys resetchannels -@all +auth +hello +ping +replconf +sync +psync +dbsize"
+
+# What a MIGRATE into the node runs as this user (RESTORE, RESTORE-ASKING in a cluster); it can
+# write any key that way but read none, and flush, configure or inspect nothing.
+_REDIS_RESTORE_RULES = "resetkeys ~* resetchannels -@all +auth +hello +ping +select +restore +restore-asking +asking"
+
 # Data commands on the client's own keys and channels; cluster topology for cluster clients; no
 # @admin or @dangerous command (KEYS, FLUSH*, CONFIG, DEBUG, SORT, MIGRATE, CLIENT KILL, INFO, ...)
 # and nothing that changes server-wide state (FUNCTION LOAD/DELETE/FLUSH, SCRIPT FLUSH/KILL).
@@ -247,6 +260,10 @@ def redis_acl_lines(admin_password_sha256: str, users: Sequence[RedisUser]) -> l
         verifier = f"#{user.password_sha256}"
         if user.role is RedisRole.EXPORTER:
             lines.append(f"user {user.name} reset on {verifier} {_REDIS_EXPORTER_RULES}")
+        elif user.role is RedisRole.BACKUP:
+            lines.append(f"user {user.name} reset on {verifier} {_REDIS_BACKUP_RULES}")
+        elif user.role is RedisRole.RESTORE:
+            lines.append(f"user {user.name} reset on {verifier} {_REDIS_RESTORE_RULES}")
         else:
             scope = f"resetkeys ~{user.name}:* resetchannels &{user.name}:*"
             lines.append(f"user {user.name} reset on {verifier} {scope} {_REDIS_APP_CATEGORIES}")
@@ -255,17 +272,97 @@ def redis_acl_lines(admin_password_sha256: str, users: Sequence[RedisUser]) -> l
 
 def users_file(admin_password: str, logins: Sequence[Login]) -> str:
     """A node's ACL file: the admin and each client, by password verifier only."""
+    roles = {
+        ClientRole.MONITOR: RedisRole.EXPORTER,
+        ClientRole.BACKUP: RedisRole.BACKUP,
+        ClientRole.RESTORE: RedisRole.RESTORE,
+    }
     users = [
-        RedisUser.with_password(
-            client.user, password, RedisRole.EXPORTER if client.role is ClientRole.MONITOR else RedisRole.APP
-        )
+        RedisUser.with_password(client.user, password, roles.get(client.role, RedisRole.APP))
         for client, password in logins
     ]
     return "\n".join(redis_acl_lines(sha256_hex(admin_password), users)) + "\n"
 
 
+# --- Backups: each node's RDB, through the backup user's replication handshake ------------------
+
+# The node's own plain port in its container; the tests name their loopback port in REDIS_PORT.
+_REDIS_CLI = 'redis-cli -p "${REDIS_PORT:-6379}" --no-auth-warning'
+
+
+SIDE_DIR = "devstack-restore"  # in the node's data volume: the RDB a restore checks
+_SIDE = '"${REDIS_SIDE_DIR:-/data}/' + SIDE_DIR + '"'
+
+# A scratch redis-server on a private socket that loads the side RDB: no port, no config file
+# (so no cluster, no ACL), no saving; stopped when the script ends.
+_SIDE_SERVER = f"""redis-server --port 0 --unixsocket "$secrets/side.sock" --dir {_SIDE} --dbfilename dump.rdb \\
+    --appendonly no --save '' --daemonize no --logfile "$secrets/side.log" </dev/null &
+side=$!
+stop_side() {{ redis-cli -s "$secrets/side.sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; wait "$side" || true; }}
+trap 'stop_side; rm -rf "$secrets"' EXIT
+tries=0
+until redis-cli -s "$secrets/side.sock" PING >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 100 ] || ! kill -0 "$side" 2>/dev/null; then cat "$secrets/side.log" >&2; exit 1; fi
+    sleep 0.1
+done
+"""
+
+
+def _redis_fingerprint(part: Part, on_side: bool) -> str:
+    """The keys the node holds, or (on the side) the keys of the restored RDB once the scratch
+    server has loaded it (the RDB's own CRC64 guards its content)."""
+    if on_side:
+        count = NO_PASSWORD + _SIDE_SERVER + 'n=$(redis-cli -s "$secrets/side.sock" DBSIZE)\n'
+    else:
+        count = PREAMBLE + f"""n=$(printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass DBSIZE)\n"""
+    return count + "printf 'keys\\t%s\\t-\\n' \"$n\"\n"
+
+
+def _redis_restore(part: Part) -> str:
+    """The RDB (the rest of stdin) into the side directory, checked by redis-check-rdb."""
+    return NO_PASSWORD + (
+        f"rm -rf {_SIDE} && mkdir -p {_SIDE}\n"
+        f"cat > {_SIDE}/dump.rdb\n"
+        f'redis-check-rdb {_SIDE}/dump.rdb >"$secrets/check.log" 2>&1 || {{ cat "$secrets/check.log" >&2; exit 1; }}\n'
+    )
+
+
+def _redis_swap(part: Part) -> str:
+    """Every key of the verified RDB into the live node, replacing what it holds under that name:
+    the scratch server MIGRATEs each key (COPY REPLACE) to the node, logged in as the restore
+    user. The commands, password included, reach redis-cli on its stdin (printf is the shell's own)."""
+    return (
+        PREAMBLE
+        + _SIDE_SERVER
+        + f"""redis-cli -s "$secrets/side.sock" --scan > "$secrets/keys"
+while IFS= read -r key; do
+    escaped=$(printf '%s' "$key" | sed 's/[\\\\"]/\\\\&/g')
+    printf 'MIGRATE 127.0.0.1 %s "" 0 10000 COPY REPLACE AUTH2 {RESTORE_USER} "%s" KEYS "%s"\\n' \\
+        "${{REDIS_PORT:-6379}}" "$password" "$escaped"
+done < "$secrets/keys" | redis-cli -s "$secrets/side.sock" > "$secrets/migrated"
+if grep -v '^OK$' "$secrets/migrated" >&2; then exit 1; fi
+"""
+    )
+
+
+BACKUP = Backup(
+    parts="printf 'dump.rdb\\t\\n'",
+    dump=lambda part: (
+        PREAMBLE + f"""printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass --rdb -\n"""
+    ),
+    fingerprint=_redis_fingerprint,
+    restore=_redis_restore,
+    swap=_redis_swap,
+    discard=lambda part: f"rm -rf {_SIDE}\n",
+    version="redis-cli --version",
+)
+
+
 # A cluster client is redirected to whichever node holds a key: it has an account on every node.
-SERVES = AccountServer("redis", port="redis", users_file=users_file, every_node=True)
+SERVES = AccountServer(
+    "redis", port="redis", users_file=users_file, every_node=True, backup_roles=(ClientRole.BACKUP, ClientRole.RESTORE)
+)
 
 # --- The catalog entries --------------------------------------------------------------------------
 
@@ -317,6 +414,7 @@ def node(index: int, host_id: int, host_port: int | None, tls_host_port: int | N
         tls=TlsSupport(owner=999, settings=_tls),
         config_files=_config_files,
         serves=SERVES,
+        backup=BACKUP,
         cluster=ClusterMember(plain_port="redis", tls_port="tls"),
         tuning=_tuning,
     )

@@ -152,7 +152,15 @@ VAULT = Service(
     # sys/metrics in Prometheus format, readable without a token on this port's listener only
     # (unauthenticated_metrics_access, above). A sealed Vault answers it with an error, so `up` falls to 0: the
     # "sealed or unreachable" alert is one rule on `up`.
-    metrics=Metrics("api", "/v1/sys/metrics", MappingProxyType({"format": "prometheus"})),
+    # The audit counters (hashicorp/vault audit broker: metrics "audit", "log_request_failure" and
+    # "log_response_failure", prefixed `vault_` by the Prometheus sink) are the contract with
+    # the audit device the operations features add.
+    metrics=Metrics(
+        "api",
+        "/v1/sys/metrics",
+        MappingProxyType({"format": "prometheus"}),
+        exported=("vault_audit_log_request_failure", "vault_audit_log_response_failure"),
+    ),
     joins_client_tiers=True,
 )
 

@@ -14,6 +14,7 @@ import yaml
 from devstack.alerting import INBOX_PATH
 from devstack.model import (
     FULL,
+    SECRETS_DIR,
     ClientRole,
     ConfigContext,
     ConfigFile,
@@ -74,6 +75,26 @@ def _loki_endpoint(selected: Sequence[Service], mode: TlsMode) -> tuple[str, boo
     return f"{'https' if https else 'http'}://{loki.name}:{loki.port(LOKI_FLOW.port).container}", https
 
 
+# Vector's `directory` secret backend (vectordotdev/vector: src/secrets/directory.rs; keys `path`,
+# `remove_trailing_whitespace`) reads the files the entrypoint wrapper wrote: SECRET[devstack.<key>]
+# in the config is the file's content, so no password is in the uploaded config.
+SECRET_BACKEND = "devstack"
+MONGODB_FLOW = Flow("mongodb", "mongodb")
+
+
+def mongodb_endpoint(mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
+    """Vector's monitoring login to MongoDB (its own `vector` user in admin, clusterMonitor: the
+    mongodb module's account step creates it), the password from the wrapper's file. Generated
+    passwords are alphanumeric, so they need no escaping in the URI. Once TLS is required the
+    driver verifies MongoDB against the CA (`tls`, `tlsCAFile` connection-string options)."""
+    user, password = (f"SECRET[{SECRET_BACKEND}.mongodb_{key}]" for key in ("user", "password"))
+    address = f"{MONGODB_FLOW.to}:27017"
+    options = "authSource=admin"
+    if mode is TlsMode.REQUIRED:
+        options += f"&tls=true&tlsCAFile={tls_dir}/{CA_FILE}"
+    return f"mongodb://{user}:{password}@{address}/?{options}"
+
+
 def vector_config(service: Service, selected: Sequence[Service], mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
     endpoint, https = _loki_endpoint(selected, mode)
     loki: dict = {
@@ -86,19 +107,29 @@ def vector_config(service: Service, selected: Sequence[Service], mode: TlsMode, 
     }
     if https:
         loki["tls"] = {"ca_file": f"{tls_dir}/{CA_FILE}", "verify_certificate": True, "verify_hostname": True}
-    config = {
-        "data_dir": "/var/lib/vector",
-        "api": {"enabled": True, "address": f"0.0.0.0:{service.port('api').container}"},
-        "sources": {
-            "docker_files": {"type": "file", "include": [f"{DOCKER_LOGS}/*/*-json.log"]},
-            "alertmanager": {
-                "type": "http_server",
-                "address": f"0.0.0.0:{service.port('alerts').container}",
-                "path": INBOX_PATH,
-                "decoding": {"codec": "json"},
-            },
-            "vector_metrics": {"type": "internal_metrics"},
+    sources: dict = {
+        "docker_files": {"type": "file", "include": [f"{DOCKER_LOGS}/*/*-json.log"]},
+        "alertmanager": {
+            "type": "http_server",
+            "address": f"0.0.0.0:{service.port('alerts').container}",
+            "path": INBOX_PATH,
+            "decoding": {"codec": "json"},
         },
+        "vector_metrics": {"type": "internal_metrics"},
+    }
+    metrics_inputs = ["vector_metrics"]
+    config: dict = {"data_dir": "/var/lib/vector"}
+    if any(s.name == MONGODB_FLOW.to for s in selected):
+        # MongoDB's serverStatus as mongodb_* metrics (src/sources/mongodb_metrics: `up` is 1 when
+        # the collection worked), through the same Prometheus endpoint as Vector's own.
+        sources["mongodb_metrics"] = {"type": "mongodb_metrics", "endpoints": [mongodb_endpoint(mode, tls_dir)]}
+        metrics_inputs.append("mongodb_metrics")
+        config["secret"] = {
+            SECRET_BACKEND: {"type": "directory", "path": SECRETS_DIR, "remove_trailing_whitespace": True}
+        }
+    config |= {
+        "api": {"enabled": True, "address": f"0.0.0.0:{service.port('api').container}"},
+        "sources": sources,
         "transforms": {
             "container_logs": {"type": "remap", "inputs": ["docker_files"], "source": _DOCKER_REMAP},
             "alerts": {"type": "remap", "inputs": ["alertmanager"], "source": _ALERTS_REMAP},
@@ -107,7 +138,7 @@ def vector_config(service: Service, selected: Sequence[Service], mode: TlsMode, 
             "loki": loki,
             "metrics": {
                 "type": "prometheus_exporter",
-                "inputs": ["vector_metrics"],
+                "inputs": metrics_inputs,
                 "address": f"0.0.0.0:{service.port('metrics').container}",
             },
         },
@@ -145,7 +176,7 @@ VECTOR = Service(
         VAULT_FLOW,
         LOKI_FLOW,
         Flow("postgres", "postgres"),
-        Flow("mongodb", "mongodb"),
+        MONGODB_FLOW,
         Flow("rabbitmq", "metrics"),
         Flow("cadvisor", "http"),
         *(Flow(exporter.name, "metrics") for exporter in EXPORTERS),
@@ -157,5 +188,11 @@ VECTOR = Service(
     alert_inbox="alerts",  # Alertmanager's webhook: each notification becomes a log line in Loki
     config_files=_config_files,
     # Its own counters (internal_metrics, namespace vector_), through the prometheus_exporter sink.
-    metrics=Metrics("metrics", exported=("vector_component_errors_total",)),
+    # MongoDB's, from the mongodb_metrics source (namespace `mongodb`; vectordotdev/vector:
+    # src/sources/mongodb_metrics/mod.rs, `up` and `connections` by state).
+    metrics=Metrics(
+        "metrics",
+        exported=("vector_component_errors_total", "mongodb_up", "mongodb_connections"),
+        dashboard="mongodb.json",
+    ),
 )

@@ -131,6 +131,26 @@ path "auth/approle/role/mysql" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "auth/approle/role/mysql-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "auth/approle/role/mysql-exporter/role-id" {
+  capabilities = ["read", "update"]
+}
+
+path "auth/approle/role/mysql-exporter/secret-id" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/mysql-exporter/secret-id/destroy" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/mysql-exporter/secret-id/lookup" {
+  capabilities = ["update"]
+}
+
 path "auth/approle/role/mysql/role-id" {
   capabilities = ["read", "update"]
 }
@@ -189,6 +209,26 @@ path "auth/approle/role/pgbouncer/secret-id/lookup" {
 
 path "auth/approle/role/postgres" {
   capabilities = ["create", "delete", "read", "update"]
+}
+
+path "auth/approle/role/postgres-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "auth/approle/role/postgres-exporter/role-id" {
+  capabilities = ["read", "update"]
+}
+
+path "auth/approle/role/postgres-exporter/secret-id" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/postgres-exporter/secret-id/destroy" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/postgres-exporter/secret-id/lookup" {
+  capabilities = ["update"]
 }
 
 path "auth/approle/role/postgres/role-id" {
@@ -467,11 +507,19 @@ path "secret/data/grafana" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "secret/data/management" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
 path "secret/data/mongodb" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
 path "secret/data/mysql" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "secret/data/mysql-exporter" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
@@ -484,6 +532,10 @@ path "secret/data/pgbouncer" {
 }
 
 path "secret/data/postgres" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "secret/data/postgres-exporter" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
@@ -551,11 +603,19 @@ path "secret/metadata/grafana" {
   capabilities = ["delete", "read", "update"]
 }
 
+path "secret/metadata/management" {
+  capabilities = ["delete", "read", "update"]
+}
+
 path "secret/metadata/mongodb" {
   capabilities = ["delete", "read", "update"]
 }
 
 path "secret/metadata/mysql" {
+  capabilities = ["delete", "read", "update"]
+}
+
+path "secret/metadata/mysql-exporter" {
   capabilities = ["delete", "read", "update"]
 }
 
@@ -568,6 +628,10 @@ path "secret/metadata/pgbouncer" {
 }
 
 path "secret/metadata/postgres" {
+  capabilities = ["delete", "read", "update"]
+}
+
+path "secret/metadata/postgres-exporter" {
   capabilities = ["delete", "read", "update"]
 }
 
@@ -675,6 +739,10 @@ path "sys/policies/acl/mysql" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "sys/policies/acl/mysql-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
 path "sys/policies/acl/nodejs-api" {
   capabilities = ["create", "delete", "read", "update"]
 }
@@ -684,6 +752,10 @@ path "sys/policies/acl/pgbouncer" {
 }
 
 path "sys/policies/acl/postgres" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "sys/policies/acl/postgres-exporter" {
   capabilities = ["create", "delete", "read", "update"]
 }
 

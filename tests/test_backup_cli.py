@@ -1,0 +1,261 @@
+"""The command line of tools.backup around the real restic: create, list, verify, restore, prune
+on a store made of plain files (a Backup whose scripts copy files), so every path of the
+machinery runs in seconds. The stores' own scripts meet real servers in test_backup_real.py; the
+docker and pulumi CLIs are stand-in scripts on PATH that record what they were asked."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from devstack.catalog import SERVICES, SERVICES_BY_NAME
+from devstack.model import Backup
+from tools import backup
+
+FILES = Backup(
+    parts='read -r password; for f in "$STORE"/*.txt; do n=${f##*/}; printf \'%s\\t%s\\n\' "$n" "${n%.txt}"; done',
+    dump=lambda part: f'read -r password; cat "$STORE/{part.target}.txt"',
+    fingerprint=lambda part, side: (
+        f'read -r password; f="$STORE/{part.target}.txt{".side" if side else ""}"; '
+        'printf "lines\\t%s\\t%s\\n" "$(wc -l < "$f" | tr -d " ")" "$(cksum < "$f" | cut -d" " -f1)"'
+    ),
+    restore=lambda part: f'read -r password; cat > "$STORE/{part.target}.txt.side"',
+    swap=lambda part: f'mv "$STORE/{part.target}.txt.side" "$STORE/{part.target}.txt"',
+    discard=lambda part: f'rm -f "$STORE/{part.target}.txt.side"',
+    version="echo files 1.0",
+)
+
+
+@pytest.fixture
+def restic_bin() -> str:
+    found = shutil.which("restic")
+    if found is None:
+        pytest.skip("restic missing: apt-get install restic")
+    return found
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> backup.Store:
+    data = tmp_path / "store"
+    data.mkdir()
+    (data / "a.txt").write_text("one\ntwo\n")
+    (data / "b.txt").write_text("three\n")
+    return backup.Store("files", FILES, backup.LocalExecutor({"STORE": str(data)}), {})
+
+
+def _run(tmp_path: Path, store: backup.Store, *argv: str) -> int:
+    args = backup.parser().parse_args(["--repo", str(tmp_path / "repo"), *argv])
+    return backup.execute(args, lambda: [store], lambda: backup.Meta("dev", 2, "abc"))
+
+
+@pytest.mark.real  # the real restic, a few seconds per run (its key derivation)
+def test_the_whole_cycle(
+    tmp_path: Path, store: backup.Store, restic_bin: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(tmp_path, store, "create") == 0
+    out = capsys.readouterr()
+    assert "files: 2 part(s), 14 bytes" in out.out
+    assert "note: no node-exporter service in the catalog" in out.err
+    key = tmp_path / "repo.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert _run(tmp_path, store, "create") == 0  # the repository exists: it opens
+    assert _run(tmp_path, store, "list") == 0
+    listed = capsys.readouterr().out.splitlines()[-2:]
+    assert all("files/a.txt, files/b.txt, manifest.json" in line for line in listed)
+
+    data = tmp_path / "store"
+    (data / "a.txt").write_text("wiped\n")
+    assert _run(tmp_path, store, "verify") == 0
+    assert "files/a.txt: ok" in capsys.readouterr().out
+    assert not (data / "a.txt.side").exists()
+    assert _run(tmp_path, store, "restore") == 0
+    assert (data / "a.txt").read_text() == "one\ntwo\n"
+
+    manifest = backup.read_manifest(
+        backup._restic(_args(tmp_path)), backup.backups(backup._restic(_args(tmp_path)))[listed[-1].split()[0]]
+    )
+    assert manifest["stack"] == "dev"
+    assert manifest["phase"] == 2
+    assert manifest["commit"] == "abc"
+    assert manifest["tools"]["files"] == "files 1.0"
+    assert manifest["tools"]["restic"].startswith("restic ")
+    assert manifest["stores"]["files"]["parts"]["a.txt"]["tables"]["lines"][0] == "2"
+
+    stamps = backup.last_success(backup._restic(_args(tmp_path)))
+    assert set(stamps) == {"files"}
+    assert _run(tmp_path, store, "prune", "--keep", "1") == 0
+    assert "forgot 1 backup(s), kept the newest 1" in capsys.readouterr().out
+    assert len(backup.backups(backup._restic(_args(tmp_path)))) == 1
+
+
+def _args(tmp_path: Path) -> argparse.Namespace:
+    return backup.parser().parse_args(["--repo", str(tmp_path / "repo"), "list"])
+
+
+@pytest.mark.real  # the real restic, a few seconds per run (its key derivation)
+def test_a_restore_that_does_not_verify_swaps_nothing(
+    tmp_path: Path, store: backup.Store, restic_bin: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(tmp_path, store, "create") == 0
+    data = tmp_path / "store"
+    (data / "a.txt").write_text("live\n")
+    lossy = Backup(
+        **{**FILES.__dict__, "restore": lambda part: f'read -r password; head -c 3 > "$STORE/{part.target}.txt.side"'}
+    )
+    broken = backup.Store("files", lossy, store.executor, {})
+    with pytest.raises(
+        backup.BackupError,
+        match=r"^nothing swapped in, the live data is untouched: files/a.txt: restored tables differ",
+    ):
+        backup.restore([broken], backup._restic(_args(tmp_path)), None)
+    assert (data / "a.txt").read_text() == "live\n"
+    assert not list(data.glob("*.side"))
+    assert _run(tmp_path, broken, "verify") == 1
+    assert "error: files/a.txt: restored tables differ" in capsys.readouterr().err
+
+
+@pytest.mark.real  # the real restic, a few seconds per run (its key derivation)
+def test_unknown_backup_and_empty_repository_are_one_line(tmp_path: Path, store: backup.Store, restic_bin: str) -> None:
+    restic = backup._restic(_args(tmp_path))
+    restic.ensure()
+    with pytest.raises(backup.BackupError, match=r"^no backup in "):
+        backup.verify([store], restic, None)
+    _run(tmp_path, store, "create")
+    with pytest.raises(backup.BackupError, match=r"^no backup 'nope' in "):
+        backup.verify([store], restic, "nope")
+
+
+def _stand_in(bin_dir: Path, name: str, body: str) -> None:
+    path = bin_dir / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    return directory
+
+
+def test_metric_is_copied_into_node_exporters_textfile_directory(
+    bin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = bin_dir / "record"
+    _stand_in(bin_dir, "docker", f'echo "$@" > {record}; cp "$2" {bin_dir}/copied\n')
+    monkeypatch.setitem(sys.modules, "devstack.services.node_exporter", SimpleNamespace(TEXTFILE_DIR="/textfile"))
+    catalog = {"node-exporter": SERVICES_BY_NAME["postgres"]}  # any entry: its container name is read
+    assert backup.publish_metric("m 1\n", catalog) == "dev-postgres:/textfile/devstack_backup.prom"
+    assert record.read_text().split()[-1] == "dev-postgres:/textfile/devstack_backup.prom"
+    assert (bin_dir / "copied").read_text() == "m 1\n"
+    _stand_in(bin_dir, "docker", "echo 'No such container' >&2; exit 1\n")
+    with pytest.raises(backup.BackupError, match="not written to dev-postgres: No such container"):
+        backup.publish_metric("m 1\n", catalog)
+
+
+def test_the_users_stores_are_the_running_containers(bin_dir: Path) -> None:
+    _stand_in(bin_dir, "docker", 'case "$4" in dev-postgres|dev-redis-1) echo true;; *) exit 1;; esac\n')
+    passwords = {"postgres_backup_password": "b", "postgres_restore_password": "r", "redis_backup_password": "x"}
+    stores = backup.user_stores(SERVICES, passwords)
+    assert [s.name for s in stores] == ["postgres", "redis-1"]
+    assert stores[0].passwords == {"devstack_backup": "b", "devstack_restore": "r"}
+    assert stores[0].executor == backup.DockerExecutor("dev-postgres")
+    _stand_in(bin_dir, "docker", "exit 1\n")
+    with pytest.raises(backup.BackupError, match=r"^no stack running"):
+        backup.user_stores(SERVICES, passwords)
+
+
+def test_docker_executor_runs_the_script_in_the_container(bin_dir: Path) -> None:
+    _stand_in(bin_dir, "docker", 'echo "container=$3"; shift 3; exec "$@"\n')
+    store = backup.Store("x", FILES, backup.DockerExecutor("dev-x"), {})
+    assert store.run("echo ran", None) == "container=dev-x\nran\n"
+
+
+def test_docker_missing_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backup.shutil, "which", lambda name: None)
+    with pytest.raises(backup.BackupError, match="docker CLI is not on PATH"):
+        backup.running("dev-postgres")
+
+
+def test_stack_outputs_come_from_pulumi(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _stand_in(bin_dir, "pulumi", """echo '{"phase": 2, "managementRoleId": "r"}'\n""")
+    assert backup.stack_outputs("dev") == {"phase": 2, "managementRoleId": "r"}
+    _stand_in(bin_dir, "pulumi", "echo 'error: no stack named dev found' >&2; exit 255\n")
+    with pytest.raises(backup.BackupError, match=r"^no stack 'dev' to back up: error: no stack named dev found$"):
+        backup.stack_outputs("dev")
+    monkeypatch.setattr(backup.shutil, "which", lambda name: None)
+    with pytest.raises(backup.BackupError, match="Pulumi CLI is not on PATH"):
+        backup.stack_outputs("dev")
+
+
+@pytest.mark.real  # the real restic, a few seconds per run (its key derivation)
+def test_main_reads_the_stack_then_vault(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store: backup.Store, restic_bin: str
+) -> None:
+    monkeypatch.setattr(backup, "running", lambda container: True)
+    monkeypatch.setattr(backup, "stack_outputs", lambda stack: {"phase": 2})
+    monkeypatch.setattr(backup, "management_secret", lambda outputs: {"k": "v"})
+    seen = {}
+
+    def stores(services: object, passwords: dict[str, str]) -> list[backup.Store]:
+        seen["passwords"] = passwords
+        return [store]
+
+    monkeypatch.setattr(backup, "user_stores", stores)
+    assert backup.main(["--repo", str(tmp_path / "repo"), "create"]) == 0
+    assert seen["passwords"] == {"k": "v"}
+    manifest_ids = list(backup.backups(backup._restic(_args(tmp_path))))
+    assert len(manifest_ids) == 1
+
+
+def test_git_commit_names_this_checkout() -> None:
+    assert len(backup.git_commit()) == 40
+    assert json.dumps(backup.git_commit())
+
+
+@pytest.mark.real  # the real restic
+def test_vault_recovery_file_goes_to_a_repository_with_another_key(
+    tmp_path: Path, store: backup.Store, restic_bin: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recovery_file = tmp_path / "vault-init.json"
+    recovery_file.write_text('{"unseal_keys_b64": ["k1"], "root_token": "t"}\n')
+    args = backup.parser().parse_args(
+        ["--repo", str(tmp_path / "repo"), "--recovery-password-file", str(tmp_path / "elsewhere" / "r.key"), "create"]
+    )
+    recovery = backup.recovery_restic(args)
+    meta = backup.Meta("dev", 2, "abc", recovery_file, recovery)
+    assert backup.execute(args, lambda: [store], lambda: meta) == 0
+    assert "Vault's recovery file: into " in capsys.readouterr().out
+    data = backup._restic(args)
+    assert recovery.repository == tmp_path / "repo-recovery"
+    # the data repository holds no recovery file, and its key does not open the recovery one
+    assert not any("vault-init" in f for b in backup.backups(data).values() for f in b["files"])
+    with pytest.raises(backup.BackupError, match=r"^wrong repository password"):
+        backup.Restic(recovery.repository, data.password_file, restic_bin).snapshots()
+    (snapshot,) = recovery.snapshots()
+    assert recovery.run("dump", snapshot["short_id"], "/vault-init.json") == recovery_file.read_text()
+
+    same_key = backup.Restic(tmp_path / "other", data.password_file, restic_bin)
+    with pytest.raises(backup.BackupError, match="must differ from the data repository's key"):
+        backup.backup_recovery_file(recovery_file, same_key, data, "x")
+    with pytest.raises(backup.BackupError, match="needs a repository of its own"):
+        backup.backup_recovery_file(recovery_file, backup.Restic(data.repository, recovery.password_file), data, "x")
+    with pytest.raises(backup.BackupError, match="recovery file cannot be read: No such file"):
+        backup.backup_recovery_file(tmp_path / "gone.json", recovery, data, "x")
+
+
+def test_the_stack_outputs_name_the_recovery_file(tmp_path: Path) -> None:
+    args = backup.parser().parse_args(["--repo", str(tmp_path / "repo"), "create"])
+    meta = backup._meta(args, {"phase": 2, "vaultRecoveryFile": "/s/dev/vault-init.json"})
+    assert meta.recovery_file == Path("/s/dev/vault-init.json")
+    assert meta.recovery is not None
+    assert meta.recovery.password_file == Path.home() / ".config" / "devstack" / "dev" / "recovery.key"
+    assert backup._meta(args, {}).recovery is None
