@@ -268,7 +268,6 @@ def test_access_command_prints_the_matrix_and_its_json(capsys: pytest.CaptureFix
     assert lines[0].split() == ["identity", "reads"]
     rows = [line.split(maxsplit=1) for line in lines[2:-2]]
     assert ["postgres", "secret/data/postgres"] in rows
-    assert ["management", "(no service secret)"] in rows
     assert lines[-1].endswith(" identities, 0 flagged")
     assert plan_main(["access", "--json", *args]) == 0
     document = json.loads(capsys.readouterr().out)
