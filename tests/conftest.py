@@ -1,17 +1,17 @@
 """Plans under the mocks. `plan(...)` runs __main__.py afresh for the test (use it when the test
-changes the result or compares runs); `shared_plan(...)` returns one run per distinct config for
-the whole session, for read-only checks, so the suite stays well under a minute."""
+patches the program or compares two runs of the same config); `shared_plan(...)` returns a copy of
+the session's one run of that exact config (tests/plancache.py), so the suite stays well under a
+minute and no test sees another's edits."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests import plancache
 from tools.engine import PlanRun, run_program
-from tools.stackconfig import apply_overrides, load_stack_config
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def make_plan(*overrides: str, stack: str = "dev") -> PlanRun:
-    return run_program(apply_overrides(load_stack_config(stack), overrides), stack=stack)
+    return run_program(plancache.config_for(*overrides, stack=stack), stack=stack)
 
 
 @pytest.fixture
@@ -52,19 +52,9 @@ def plan() -> PlanFactory:
     return make_plan
 
 
-_SHARED: dict[tuple[str, ...], PlanRun] = {}
-
-
-def _shared(*overrides: str, stack: str = "dev") -> PlanRun:
-    key = (stack, os.environ.get("DEVSTACK_NOW", ""), *sorted(overrides))  # the clock is an input too
-    if key not in _SHARED:
-        _SHARED[key] = make_plan(*overrides, stack=stack)
-    return _SHARED[key]
-
-
 @pytest.fixture
 def shared_plan() -> PlanFactory:
-    return _shared
+    return plancache.shared_plan
 
 
 def containers(run: PlanRun) -> dict[str, dict]:

@@ -4,38 +4,42 @@ plan's files). Every server listens on 127.0.0.1 on a free port (plus a Unix soc
 directory for the admin, as `docker exec` would use) and is stopped, and its directory removed,
 when its context manager exits, whatever happened inside. Run as root (CI), the servers run as
 `nobody`: PostgreSQL refuses to run as root. A missing binary raises ServerUnavailableError.
+The process handling itself is tools/servers.py's, shared with the benchmark.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
-import pwd
 import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-LOCALHOST = "127.0.0.1"
-START_TIMEOUT = 30.0
+# The server-process machinery lives in tools/servers.py (the benchmark runs servers the same
+# way); the names the test modules import from here stay as they were.
+from tools.servers import LOCALHOST, START_TIMEOUT, ServerUnavailableError, free_port, hardened
+from tools.servers import Identity as _Identity
+from tools.servers import checked as _check
+from tools.servers import clean_env as _clean_env
+from tools.servers import find as _find
+from tools.servers import postgres_bin as _postgres_bin
+from tools.servers import run_as_server as _run_as_server
+from tools.servers import server_dir as _server_dir
+from tools.servers import server_identity as _server_identity
+from tools.servers import server_process as _server_process
+from tools.servers import tail as _tail
+from tools.servers import wait_until as _wait_until
+from tools.servers import write_owned as _write_owned
+
+__all__ = [  # re-exported for the test modules that import them from here
+    "LOCALHOST", "START_TIMEOUT", "ServerUnavailableError", "_Identity", "_check", "_clean_env", "_find",
+    "_postgres_bin", "_run_as_server", "_server_dir", "_server_identity", "_server_process", "_tail",
+    "_wait_until", "_write_owned", "free_port", "hardened",
+]  # fmt: skip
+
 COMMAND_TIMEOUT = 30.0
-UNPRIVILEGED_USER = "nobody"
-
-
-class ServerUnavailableError(RuntimeError):
-    """A server binary is not installed here."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
 
 
 def psql_tls(
@@ -62,208 +66,7 @@ def psql_tls(
     )
 
 
-def _find(name: str, *extra_dirs: str) -> str:
-    path = os.pathsep.join([os.environ.get("PATH", ""), *extra_dirs, "/usr/sbin", "/usr/local/sbin"])
-    found = shutil.which(name, path=path)
-    if found is None:
-        raise ServerUnavailableError(f"{name} is not installed")
-    return found
-
-
-@dataclass(frozen=True)
-class _Identity:
-    uid: int
-    gid: int
-
-
-# Set by `hardened`: the catalog's uid:gid, the setpriv line that gives the server what a
-# hardened container gives it (no capability at all, no-new-privileges, no extra group), and the
-# environment that names the uid (the image's /etc/passwd has it; this host need not).
-_HARDENED: list[tuple[_Identity, tuple[str, ...], dict[str, str]]] = []
-NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
-
-
-@contextlib.contextmanager
-def hardened(uid: int, gid: int) -> Iterator[None]:
-    """Servers started inside run as uid:gid under setpriv, as a hardened container runs them.
-    Needs root, setpriv (util-linux) and nss_wrapper (libnss-wrapper: initdb looks its uid up)."""
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() != 0 or setpriv is None:
-        raise ServerUnavailableError("hardened servers need root and setpriv (util-linux)")
-    if not Path(NSS_WRAPPER).exists():
-        raise ServerUnavailableError("hardened servers need nss_wrapper: apt-get install libnss-wrapper")
-    names = Path(tempfile.mkdtemp(prefix="dsnss"))
-    names.chmod(0o755)
-    (names / "passwd").write_text(f"server:x:{uid}:{gid}:server:/nonexistent:/bin/sh\n")
-    (names / "group").write_text(f"server:x:{gid}:\n")
-    for name in ("passwd", "group"):
-        (names / name).chmod(0o644)
-    env = {
-        "LD_PRELOAD": NSS_WRAPPER,
-        "NSS_WRAPPER_PASSWD": str(names / "passwd"),
-        "NSS_WRAPPER_GROUP": str(names / "group"),
-    }
-    prefix = (
-        setpriv,
-        f"--reuid={uid}",
-        f"--regid={gid}",
-        "--clear-groups",
-        "--no-new-privs",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--",
-    )
-    _HARDENED.append((_Identity(uid, gid), prefix, env))
-    try:
-        yield
-    finally:
-        _HARDENED.pop()
-        shutil.rmtree(names, ignore_errors=True)
-
-
-def _launch(args: Sequence[str]) -> tuple[list[str], _Identity | None]:
-    """The command line that starts a server, and whom to start it as (None: as we are)."""
-    if _HARDENED:
-        return [*_HARDENED[-1][1], *args], None  # setpriv, run as root, drops everything itself
-    return list(args), _server_identity()
-
-
-def _server_identity() -> _Identity | None:
-    """Whom the servers run as: `nobody` when we are root, else ourselves (None); the hardened
-    identity inside `hardened`."""
-    if _HARDENED:
-        return _HARDENED[-1][0]
-    if os.geteuid() != 0:
-        return None
-    entry = pwd.getpwnam(UNPRIVILEGED_USER)
-    return _Identity(entry.pw_uid, entry.pw_gid)
-
-
-@contextlib.contextmanager
-def _server_dir(prefix: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=prefix))  # 0700, and short enough for socket paths
-    identity = _server_identity()
-    try:
-        if identity is not None:
-            os.chown(path, identity.uid, identity.gid)
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _write_owned(path: Path, text: str) -> None:
-    """Write a file the server's user owns (and only it can read)."""
-    path.write_text(text)
-    path.chmod(0o600)
-    identity = _server_identity()
-    if identity is not None:
-        os.chown(path, identity.uid, identity.gid)
-
-
-def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MYSQL", "REDISCLI"))}
-    env.update({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
-    if _HARDENED:
-        env.update(_HARDENED[-1][2])
-    if extra:
-        env.update(extra)
-    return env
-
-
-def _run_as_server(args: Sequence[str], log: Path) -> subprocess.CompletedProcess[str]:
-    command, identity = _launch(args)
-    with log.open("a") as out:
-        return subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=START_TIMEOUT,
-            env=_clean_env(),
-            user=identity.uid if identity else None,
-            group=identity.gid if identity else None,
-            extra_groups=[] if identity else None,
-            check=False,
-        )
-
-
-@contextlib.contextmanager
-def _server_process(
-    args: Sequence[str], log: Path, stop_signal: int, env: Mapping[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    command, identity = _launch(args)
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_clean_env(env),
-            user=identity.uid if identity else None,
-            group=identity.gid if identity else None,
-            extra_groups=[] if identity else None,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(stop_signal)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
-
-
-def _wait_until(
-    ready: Callable[[], bool],
-    process: subprocess.Popen[bytes],
-    log: Path,
-    what: str,
-    *,
-    timeout: float = START_TIMEOUT,
-    tail_lines: int = 30,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode}:\n{_tail(log, tail_lines)}")
-        if ready():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s:\n{_tail(log, tail_lines)}")
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _check(result: subprocess.CompletedProcess[str], what: str) -> None:
-    if result.returncode != 0:
-        raise RuntimeError(f"{what} failed with status {result.returncode}:\n{result.stdout}")
-
-
 # --- PostgreSQL -------------------------------------------------------------------------------
-
-
-def _postgres_bin() -> Path:
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True):
-        if (Path(candidate) / "postgres").is_file():
-            return Path(candidate)
-    initdb = shutil.which("initdb")
-    if initdb is not None:
-        return Path(os.path.realpath(initdb)).parent
-    raise ServerUnavailableError("PostgreSQL (postgres, initdb) is not installed")
-
-
-def _version_key(path: str) -> int:
-    version = Path(path).parent.name
-    return int(version) if version.isdigit() else 0
 
 
 @dataclass(frozen=True)

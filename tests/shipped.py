@@ -36,6 +36,7 @@ from typing import Any
 from devstack.catalog import SERVICES_BY_NAME
 from devstack.phases import TlsMode
 from devstack.settings import load_settings
+from tests import plancache
 from tests.fakevault import FakeVault
 from tests.realservers import (
     LOCALHOST,
@@ -53,7 +54,6 @@ from tests.realservers import (
     free_port,
 )
 from tools.engine import PlanRun, unwrap
-from tools.plan import plan_for
 
 CONTAINER = "docker:index/container:Container"
 WRAPPER = "/devstack/entrypoint.sh"
@@ -141,16 +141,11 @@ class Shipped:
         return words[words.index(container) + 1 :]
 
 
-@functools.cache
-def _plan(overrides: tuple[str, ...]) -> PlanRun:
-    return plan_for("dev", list(overrides))
-
-
 def shipped(service: str, *overrides: str) -> Shipped:
-    run = _plan(tuple(sorted(overrides)))
+    run = plan_run(*overrides)
     inputs = unwrap(run.one(CONTAINER, service).inputs)
     env = dict(entry.split("=", 1) for entry in inputs.get("envs", []))
-    secrets = vault_secrets(*overrides)
+    secrets = _secrets_of(run)
     accounts = [r for r in run.by_type(COMMAND) if r.name == f"{service}-accounts"]
     return Shipped(
         service=service,
@@ -172,13 +167,16 @@ def shipped(service: str, *overrides: str) -> Shipped:
 
 def vault_secrets(*overrides: str) -> dict[str, dict[str, str]]:
     """Every Vault KV secret of the plan by name: the credentials each client is given."""
-    run = plan_run(*overrides)
+    return _secrets_of(plan_run(*overrides))
+
+
+def _secrets_of(run: PlanRun) -> dict[str, dict[str, str]]:
     return {r.inputs["name"]: json.loads(unwrap(r.inputs["dataJson"])) for r in run.by_type(SECRET_V2)}
 
 
 def plan_run(*overrides: str) -> PlanRun:
-    """The (cached) plan `shipped` reads, for tests that need other resources of it."""
-    return _plan(tuple(sorted(overrides)))
+    """The plan `shipped` reads (the session's shared one), for tests that need other resources of it."""
+    return plancache.shared_plan(*overrides)
 
 
 # --- the loopback rules ----------------------------------------------------------------------

@@ -11,9 +11,11 @@ from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.credentials import client_accounts, needs_secret
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH
 from tests.conftest import CONTAINER, PlanFactory, containers
-from tools.access import ESCALATIONS, access_matrix
+from tests.plancache import own_plan
+from tools.access import ESCALATIONS, access_matrix, render_matrix
 from tools.diff import diff_plans
 from tools.engine import Secret, unwrap
+from tools.plan import main as plan_main
 from tools.vault_acl import PolicyError, capabilities, matches, merge, parse_policy
 
 ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
@@ -117,8 +119,8 @@ def test_an_identity_exists_only_for_a_container_that_runs(shared_plan: PlanFact
     assert {"postgres", "forgejo"} <= roles
 
 
-def test_access_matrix_flags_a_broad_policy(plan: PlanFactory) -> None:
-    run = plan("phase=1")
+def test_access_matrix_flags_a_broad_policy() -> None:
+    run = own_plan("phase=1")
     policy = run.one(POLICY, "forgejo")
     policy.inputs = {**policy.inputs, "policy": 'path "secret/data/*" { capabilities = ["read"] }\n'}
     role = run.one(ROLE, "mongodb")
@@ -222,7 +224,7 @@ def test_sub_step_1a_is_a_feature_override(shared_plan: PlanFactory) -> None:
 def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(shared_plan: PlanFactory) -> None:
     from tools.plan import plan_for
 
-    before = plan_for("dev", ["profiles=full,reference", "phase=0"])
+    before = own_plan("profiles=full,reference", "phase=0")
     after = plan_for("dev", ["profiles=full,reference", "phase=1"], state=before.state)
     diff = diff_plans(before, after)
     touched = {(c.type, c.name) for c in diff.changes if c.action in ("replace", "delete", "update")}
@@ -245,3 +247,48 @@ def test_a_new_rotation_period_mints_new_secret_ids(shared_plan: PlanFactory) ->
     assert changes[(SECRET_ID, "postgres")].properties == ("metadata",)
     assert changes[(CONTAINER, "postgres")].action == "replace"  # the new secret_id file
     assert (ROLE, "postgres") not in changes
+
+
+def test_access_matrix_flags_writes_on_its_own_path_and_a_missing_policy() -> None:
+    run = own_plan("phase=1")
+    policy = run.one(POLICY, "forgejo")
+    policy.inputs = {**policy.inputs, "policy": 'path "secret/data/forgejo" { capabilities = ["read", "update"] }\n'}
+    role = run.one(ROLE, "mongodb")
+    role.inputs = {**role.inputs, "tokenPolicies": ["mongodb", "no-such-policy"]}
+    matrix = access_matrix(run)
+    assert matrix["forgejo"].flags == ["grants ['update'] on its own path"]
+    assert matrix["forgejo"].reads == ["secret/data/forgejo"]
+    assert matrix["mongodb"].flags == ["policy 'no-such-policy' is not in the plan"]
+
+
+def test_access_command_prints_the_matrix_and_its_json(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--set", "phase=1", "--set", "profiles=minimal"]
+    assert plan_main(["access", *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["identity", "reads"]
+    rows = [line.split(maxsplit=1) for line in lines[2:-2]]
+    assert ["postgres", "secret/data/postgres"] in rows
+    assert lines[-1].endswith(" identities, 0 flagged")
+    assert plan_main(["access", "--json", *args]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["schema"] == "devstack-access/1"
+    postgres = document["identities"]["postgres"]
+    assert postgres["reads"] == ["secret/data/postgres"]
+    assert postgres["flags"] == []
+    assert set(postgres["escalations"]) == set(ESCALATIONS)
+    assert int(lines[-1].split()[0]) == len(document["identities"])
+
+
+def test_render_marks_each_flag_under_its_identity() -> None:
+    matrix = access_matrix(own_plan("phase=1", "profiles=minimal"))
+    matrix["postgres"].flags.append("reads secret/data/mysql")
+    lines = render_matrix(matrix).splitlines()
+    width = max(len(name) for name in matrix) + 2
+    at = lines.index(f"{'postgres':<{width}}secret/data/postgres")
+    assert lines[at + 1] == f"{'':<{width}}! reads secret/data/mysql"
+    assert lines[-1].endswith(" identities, 1 flagged")
+
+
+def test_access_command_without_approle_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan_main(["access", "--set", "profiles=minimal"]) == 0
+    assert capsys.readouterr().out.startswith("No AppRole identities in this plan")

@@ -79,3 +79,43 @@ def test_an_unknown_group_is_refused_in_one_line(capsys) -> None:
     assert main(["--only", "pgbench,nothing"]) == 2
     err = capsys.readouterr().err
     assert err == "error: --only: unknown nothing; allowed: pgbench, sysbench, redis-benchmark\n"
+
+
+def test_main_prints_each_ratio_and_writes_the_table_and_baseline(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The figures are made up here (run_all stands in for the servers: tests/test_bench_real.py
+    runs them); what is checked is what main does with them."""
+    from tools.bench import __main__ as bench
+
+    results = [Result("pgbench direct", "tps", "phase 2", 100.0, "phase 3 tuned", 80.0, 1.0)]
+    monkeypatch.setattr(bench, "run_all", lambda sizes, only: (results, ["sysbench: sysbench is not installed"]))
+    out, baseline = tmp_path / "results.md", tmp_path / "baseline.json"
+    args = ["--out", str(out), "--baseline", str(baseline)]
+    assert bench.main([*args, "--write-baseline"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == (
+        "pgbench direct: phase 2 100 tps, phase 3 tuned 80 tps, ratio 0.80 (target ≥ 1.00, MISSED; no baseline)"
+    )
+    assert printed[1] == "skipped: sysbench: sysbench is not installed"
+    assert "| pgbench direct | phase 2: 100 tps | phase 3 tuned: 80 tps | 0.80 |" in out.read_text()
+    assert baseline.read_text() == '{\n  "pgbench direct": 0.8\n}\n'
+    # The next run compares against the stored ratio.
+    results[0] = Result("pgbench direct", "tps", "phase 2", 100.0, "phase 3 tuned", 60.0, 1.0)
+    assert bench.main(args) == 0
+    assert capsys.readouterr().out.startswith(
+        "pgbench direct: phase 2 100 tps, phase 3 tuned 60 tps, ratio 0.60 (target ≥ 1.00, MISSED; baseline 0.80: LOWER"
+    )
+
+
+def test_main_reports_a_failed_run_or_an_unwritable_table_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    from tools.bench import __main__ as bench
+
+    def broken(sizes, only):
+        raise RuntimeError("postgres did not become ready within 60s")
+
+    monkeypatch.setattr(bench, "run_all", broken)
+    assert bench.main(["--smoke", "--out", str(tmp_path / "r.md")]) == 1
+    assert capsys.readouterr().err == "error: postgres did not become ready within 60s\n"
+    monkeypatch.setattr(bench, "run_all", lambda sizes, only: ([], []))
+    (tmp_path / "file").write_text("")
+    assert bench.main(["--smoke", "--out", str(tmp_path / "file" / "r.md")]) == 1
+    assert capsys.readouterr().err.startswith("error: ")

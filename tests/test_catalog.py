@@ -152,3 +152,13 @@ def test_vault_is_always_on_and_every_profile_is_used() -> None:
 def test_volumes_are_not_shared() -> None:
     names = [m.volume for s in SERVICES for m in s.volumes]
     assert len(names) == len(set(names))
+
+
+def test_a_service_module_the_catalog_names_must_exist() -> None:
+    from devstack import services
+
+    assert services.postgres.__name__ == "devstack.services.postgres"  # imported on first use
+    with pytest.raises(AttributeError, match=r"no service module devstack/services/nosuch\.py"):
+        _ = services.nosuch
+    with pytest.raises(AttributeError):
+        _ = services._private

@@ -10,6 +10,7 @@ from devstack.memory import allocate, default_budget, format_mib, minimum_budget
 from devstack.model import Healthcheck, Limits, Profile, Service, Tier
 from devstack.settings import Settings, load_settings
 from tests.conftest import CONTAINER, PlanFactory, containers
+from tests.plancache import own_plan
 from tools.diff import diff_plans
 from tools.plan import main as plan_main
 from tools.plan import plan_for
@@ -154,7 +155,7 @@ def test_a_new_budget_updates_limits_in_place() -> None:
 def test_with_tuning_a_new_budget_restarts_the_tuned_servers() -> None:
     """From phase 3 the servers' settings follow their limits: those containers are replaced."""
     base = ["profiles=full,reference", "phase=3"]
-    before = plan_for("dev", [*base, "memoryBudget=8GiB"])
+    before = own_plan(*base, "memoryBudget=8GiB")
     after = plan_for("dev", [*base, "memoryBudget=10GiB"], state=before.state)
     replaced = {c.name for c in diff_plans(before, after).of("replace") if c.type == CONTAINER}
     assert replaced == {s.name for s in services_for(settings_for(base).profiles) if s.tuning is not None}

@@ -16,6 +16,7 @@ from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.services.rabbitmq import RABBITMQ_CIPHERS
 from devstack.tls import CIPHERS, TLS_DIR
 from tests.conftest import CONTAINER, PlanFactory
+from tests.plancache import own_plan
 from tools.diff import diff_plans
 from tools.engine import PlanRun, Secret, unwrap
 from tools.plan import plan_for
@@ -131,7 +132,7 @@ def test_files_reach_the_containers_with_owner_and_mode(shared_plan: PlanFactory
 def test_a_certificate_is_replaced_once_in_its_renewal_window(clock: None) -> None:
     from tools.engine import tls_mocks
 
-    issued = plan_for("dev", ["phase=1", "profiles=minimal"])
+    issued = own_plan("phase=1", "profiles=minimal")
     # Ten days later nothing is due.
     os.environ["DEVSTACK_NOW"] = (T0 + timedelta(days=10)).isoformat()
     later = plan_for("dev", ["phase=1", "profiles=minimal"], state=issued.state)

@@ -80,14 +80,21 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
         ("colour=blue", "error: devstack:colour: unknown key"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(override: str, expected: str) -> None:
-    result = run_cli("--set", override)
+def test_bad_input_is_one_line_and_exit_2(override: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--set", override]) == 2  # any other exception would fail the test: no traceback
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(expected)
+
+
+def test_bad_input_as_a_user_runs_it() -> None:
+    """The process itself: exit status 2, nothing on stdout, one line and no traceback on stderr."""
+    result = run_cli("--set", "phase=7")
     assert result.returncode == 2
     assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(expected)
-    assert "Traceback" not in result.stderr
+    assert result.stderr == "error: devstack:phase: must be an integer from 0 to 4, got '7'\n"
 
 
 def test_unknown_stack_is_a_clear_error() -> None:

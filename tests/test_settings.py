@@ -103,6 +103,17 @@ def test_features_override_the_phase_row() -> None:
         ({"features": "tls=maybe"}, "devstack:features", "tls must be one of"),
         ({"features": "warp=true"}, "devstack:features", "unknown feature 'warp'"),
         ({"features": "approle=perhaps"}, "devstack:features", "true or false"),
+        ({"profiles": "[minimal"}, "devstack:profiles", "is not valid JSON"),
+        ({"profiles": "[]"}, "devstack:profiles", "needs at least one of"),
+        ({"hostPorts": "{postgres: 1"}, "devstack:hostPorts", "not valid JSON"),
+        ({"linkSubnet": "172.21.0.0/30"}, "devstack:linkSubnet", "too small"),
+        ({"linkSubnet": "172.20.0.0/16"}, "devstack:linkSubnet", "overlaps vaultSubnet"),
+        ({"staticIps": "postgres=banana"}, "devstack:staticIps", "not an IPv4 address"),
+        ({"staticIps": "postgres=172.20.2.200"}, "devstack:staticIps", "lower half of 172.20.2.0/24"),
+        ({"hostPorts": "vault=none"}, "devstack:hostPorts", "must stay published"),
+        ({"stateDir": "relative/dir"}, "devstack:stateDir", "absolute path"),
+        ({"secretIdRotationDays": "30"}, "devstack:secretIdRotationDays", "from 1 to 29"),
+        ({"redisReplicas": "maybe"}, "devstack:redisReplicas", "true or false"),
     ],
 )
 def test_bad_input_names_the_key(values: dict[str, str], key: str, fragment: str) -> None:
@@ -141,3 +152,19 @@ def test_the_configuration_reference_documents_every_key_with_its_default() -> N
     for key in CONFIG_KEYS:
         default = f"`{key.default}`" if key.default else "(none)"
         assert f"| [`{key.name}`](#{key.name.lower()}) | {key.type} | {default} |" in reference, key.name
+
+
+def test_vault_is_reached_through_the_bind_address() -> None:
+    assert load(bindAddress="::1").vault_host_address == "http://[::1]:8200"
+    assert load(bindAddress="127.0.0.3", phase="1").vault_host_address.startswith("https://127.0.0.3:")
+
+
+def test_a_bad_clock_override_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devstack import clock
+
+    monkeypatch.setenv("DEVSTACK_NOW", "tomorrow")
+    with pytest.raises(ConfigError) as caught:
+        clock.now()
+    assert str(caught.value).startswith("env:DEVSTACK_NOW: must be an ISO 8601 time")
+    monkeypatch.setenv("DEVSTACK_NOW", "2026-11-30T12:00:00")  # no zone: UTC
+    assert clock.now().isoformat() == "2026-11-30T12:00:00+00:00"

@@ -616,6 +616,48 @@ def test_refusals(chain: Chain) -> None:
     refused("unsupported elliptic curve", self_signed, privateKeyPem=secp256k1.decode())
 
 
+@pytest.mark.parametrize(
+    ("inputs", "match"),
+    [
+        ({"validityPeriodHours": "one"}, "validityPeriodHours must be a whole number"),
+        ({"validityPeriodHours": True}, "validityPeriodHours must be a whole number"),
+        ({"validityPeriodHours": None}, "validityPeriodHours is required"),
+        ({"allowedUses": "cert_signing"}, "allowedUses must be a list of strings"),
+        ({"ipAddresses": [""]}, "ipAddresses values must not be empty strings"),
+        ({"privateKeyPem": 5}, "privateKeyPem must be a string"),
+        ({"dnsNames": ["bücher.test"]}, "cannot be encoded as an IA5String"),
+        ({"uris": ["https://a.test/\x01"]}, "invalid control character in URL"),
+        ({"uris": [":no-scheme"]}, "missing protocol scheme"),
+        ({"uris": ["https://bücher.test/"]}, "cannot be encoded as an IA5String"),
+        ({"subject": "CN=x"}, "subject must be an object"),
+    ],
+)
+def test_a_self_signed_certificate_refuses_bad_inputs(inputs: dict[str, Any], match: str) -> None:
+    base = {
+        "privateKeyPem": key("s", algorithm="ECDSA", ecdsaCurve="P256")["privateKeyPem"],
+        "validityPeriodHours": 1,
+        "allowedUses": CA_USES,
+    }
+    with pytest.raises(ValueError, match=match):
+        tls_mocks.self_signed_cert(ctx(SELF_SIGNED_CERT, "s", {**base, **inputs}))
+
+
+def test_sans_are_written_as_go_writes_them() -> None:
+    """An IPv4-mapped IPv6 address is written in its 4-byte form; a URI's scheme in lower case."""
+    inputs = {
+        "privateKeyPem": key("s", algorithm="ECDSA", ecdsaCurve="P256")["privateKeyPem"],
+        "validityPeriodHours": 1,
+        "allowedUses": CA_USES,
+        "subject": {"commonName": "s"},
+        "ipAddresses": ["::ffff:10.0.0.1"],
+        "uris": ["HTTPS://a.test/x"],
+    }
+    _, state = tls_mocks.self_signed_cert(ctx(SELF_SIGNED_CERT, "s", inputs))
+    sans = extension(load(state["certPem"]), x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.0.0.1")]
+    assert sans.get_values_for_type(x509.UniformResourceIdentifier) == ["https://a.test/x"]
+
+
 # --- through the engine, with the real SDK -----------------------------------------------------
 
 PROGRAM = textwrap.dedent(

@@ -119,9 +119,9 @@ def test_rabbitmq_runs_with_the_planned_watermark() -> None:
 def test_pgbouncer_runs_with_the_planned_pools(planned: dict[str, dict]) -> None:
     """PgBouncer's phase-3 ini (localised as the benchmark does) before a real PostgreSQL; its
     admin console reports the pool limits PostgreSQL's max_connections was counted from."""
-    from tools.bench.servers import UnavailableError, find
     from tools.bench.suite import pgbouncer_for
     from tools.bench.suite import postgres as bench_postgres
+    from tools.servers import find
 
     ini = next(u["content"] for u in planned["dev-pgbouncer"]["uploads"] if u["file"] == INI_PATH)
     wanted = {}
@@ -141,7 +141,7 @@ def test_pgbouncer_runs_with_the_planned_pools(planned: dict[str, dict]) -> None
                 check=True,
                 env={"PATH": "/usr/bin:/bin", "PGSSLMODE": "disable"},
             ).stdout
-    except UnavailableError as error:
+    except ServerUnavailableError as error:
         pytest.skip(str(error))
     config = {line.split("=")[0]: line.split("=")[1] for line in shown.splitlines() if "=" in line}
     assert {key: config[key] for key in wanted} == wanted

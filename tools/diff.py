@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.engine import PlanRun, ResourceRecord, unwrap
+from tools.engine import PlanRun, ResourceRecord, make_urn, unwrap
 from tools.engine.provider_rules import changes_force_replacement, state_only
 
 
@@ -41,12 +41,8 @@ def _alias_urns(record: ResourceRecord, stack: str, project: str) -> list[str]:
         spec = dict(part.split("=", 1) for part in alias.split(",") if "=" in part)
         name = spec.get("name", record.name)
         type_ = spec.get("type", record.type)
-        parent = "" if spec.get("noParent") in ("True", "true") else spec.get("parentUrn", record.parent)
-        qualified = type_
-        if parent:
-            parent_type = parent.split("::")[2]
-            qualified = f"{parent_type}${type_}"
-        urns.append(f"urn:pulumi:{spec.get('stack', stack)}::{spec.get('project', project)}::{qualified}::{name}")
+        parent = "" if spec.get("noParent") in ("True", "true") else spec.get("parentUrn") or record.parent
+        urns.append(make_urn(spec.get("stack", stack), spec.get("project", project), parent, type_, name))
     return urns
 
 

@@ -75,11 +75,15 @@ class AutomationStack:
 
     def history(self) -> list[Update]:
         updates = []
-        for summary in self.stack.history(show_secrets=False):
+        summaries = self.stack.history(show_secrets=False)  # newest first
+        # The local file backend (devstack's) reports version 0 for every update: number them
+        # as Pulumi Cloud would, 1 for the oldest, so that --to names exactly one update.
+        numbered = all(s.version for s in summaries)
+        for position, summary in enumerate(summaries):
             environment = summary.environment or {}
             updates.append(
                 Update(
-                    version=summary.version or 0,
+                    version=(summary.version or 0) if numbered else len(summaries) - position,
                     kind=str(summary.kind),
                     result=str(summary.result),
                     start_time=str(summary.start_time),

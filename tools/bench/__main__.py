@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tools.bench.servers import cgroups_available
 from tools.bench.suite import BENCHES, FULL, SMOKE, Result, run_all
 from tools.cli import run
+from tools.servers import cgroups_available
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "benchmarks" / "baseline.json"

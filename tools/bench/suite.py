@@ -20,10 +20,23 @@ from pathlib import Path
 
 from devstack.services import mysql, pgbouncer, redis
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE
-from tools.bench import servers
-from tools.bench.servers import LOCALHOST, Limit, UnavailableError, accepts, find, free_port, process, workdir, write
 from tools.engine import unwrap
 from tools.plan import plan_for
+from tools.servers import (
+    LOCALHOST,
+    Limit,
+    ServerUnavailableError,
+    accepts,
+    checked,
+    find,
+    free_port,
+    postgres_bin,
+    run_as_server,
+    server_dir,
+    server_process,
+    wait_until,
+    write_owned,
+)
 
 CONTAINER = "docker:index/container:Container"
 SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
@@ -41,6 +54,7 @@ class Sizes:
 
 
 FULL = Sizes(rounds=3, seconds=4, pgbench_scale=10, sysbench_rows=20000, redis_requests=100000)
+START_TIMEOUT = 60.0  # a cold PostgreSQL or MariaDB on a busy 2-core machine
 SMOKE = Sizes(rounds=1, seconds=1, pgbench_scale=1, sysbench_rows=1000, redis_requests=2000)
 
 
@@ -151,42 +165,52 @@ def localise_pgbouncer(ini: str, port: int, pg_port: int, base: Path) -> str:
 
 
 @contextlib.contextmanager
+def _running(argv: list[str], log: Path, ready: Callable[[], bool], limit_mb: int) -> Iterator[None]:
+    """The server in its container's memory limit (where cgroups allow), ready, stopped after."""
+    with server_process(argv, log, limit=Limit(limit_mb)) as process:
+        wait_until(ready, process, log, Path(argv[0]).name, timeout=START_TIMEOUT)
+        yield
+
+
+@contextlib.contextmanager
 def postgres(args: list[str], limit_mb: int, tls: dict[str, str] | None = None) -> Iterator[int]:
-    bin_dir = servers.postgres_bin()
-    with workdir("devstack-bench-pg-") as base:
+    bin_dir = postgres_bin()
+    with server_dir("devstack-bench-pg-") as base:
         data, log = base / "data", base / "server.log"
-        servers.run_as_server([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"], log)
+        checked(
+            run_as_server([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"], log), "initdb"
+        )
         port = free_port()
         argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base)]
         argv += ["-c", f"listen_addresses={LOCALHOST}", *args]
         if tls:
             for name, text in tls.items():
-                write(base / name, text)
+                write_owned(base / name, text)
             argv += ["-c", "ssl=on", "-c", f"ssl_cert_file={base / CERT_FILE}", "-c", f"ssl_key_file={base / KEY_FILE}"]
-        with process(argv, log, lambda: accepts(port), Limit(limit_mb)):
+        with _running(argv, log, lambda: accepts(port), limit_mb):
             yield port
 
 
 @contextlib.contextmanager
 def pgbouncer_for(ini: str, pg_port: int, limit_mb: int) -> Iterator[int]:
-    with workdir("devstack-bench-pgb-") as base:
+    with server_dir("devstack-bench-pgb-") as base:
         port = free_port()
-        write(base / "pgbouncer.ini", localise_pgbouncer(ini, port, pg_port, base))
-        write(base / "userlist.txt", '"postgres" ""\n')
+        write_owned(base / "pgbouncer.ini", localise_pgbouncer(ini, port, pg_port, base))
+        write_owned(base / "userlist.txt", '"postgres" ""\n')
         argv = [find("pgbouncer"), str(base / "pgbouncer.ini")]
-        with process(argv, base / "server.log", lambda: accepts(port), Limit(limit_mb)):
+        with _running(argv, base / "server.log", lambda: accepts(port), limit_mb):
             yield port
 
 
 @contextlib.contextmanager
 def mariadb(args: list[str], limit_mb: int) -> Iterator[Path]:
-    with workdir("devstack-bench-my-") as base:
+    with server_dir("devstack-bench-my-") as base:
         data, log, sock = base / "data", base / "server.log", base / "mysqld.sock"
         install = [find("mariadb-install-db"), "--no-defaults", f"--datadir={data}", "--skip-test-db"]
-        servers.run_as_server([*install, "--auth-root-authentication-method=normal"], log)
+        checked(run_as_server([*install, "--auth-root-authentication-method=normal"], log), "mariadb-install-db")
         argv = [find("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={sock}", "--skip-networking"]
         argv += ["--skip-log-bin", f"--pid-file={base / 'mysqld.pid'}", *args]
-        with process(argv, log, lambda: _mariadb_ready(sock), Limit(limit_mb)):
+        with _running(argv, log, lambda: _mariadb_ready(sock), limit_mb):
             subprocess.run(
                 [find("mariadb"), "--no-defaults", "-uroot", f"--socket={sock}", "-e", "CREATE DATABASE sbtest"],
                 check=True,
@@ -209,13 +233,13 @@ def redis_nodes(conf: str, count: int, limit_mb: int, tls: dict[str, str] | None
     with contextlib.ExitStack() as stack:
         ports: list[int] = []
         for _ in range(count):
-            base = stack.enter_context(workdir("devstack-bench-redis-"))
+            base = stack.enter_context(server_dir("devstack-bench-redis-"))
             port, tls_port = free_port(), free_port() if tls else None
             for name, text in (tls or {}).items():
-                write(base / name, text)
-            write(base / "redis.conf", localise_redis(conf, port, base, tls_port))
+                write_owned(base / name, text)
+            write_owned(base / "redis.conf", localise_redis(conf, port, base, tls_port))
             argv = [find("redis-server"), str(base / "redis.conf")]
-            stack.enter_context(process(argv, base / "server.log", lambda p=port: accepts(p), Limit(limit_mb)))
+            stack.enter_context(_running(argv, base / "server.log", lambda p=port: accepts(p), limit_mb))
             ports += [port] if tls_port is None else [port, tls_port]
         if count > 1:
             addresses = [f"{LOCALHOST}:{p}" for p in ports]
@@ -330,8 +354,8 @@ def bench_postgres(plans: Plans, sizes: Sizes) -> list[Result]:
         results.append(Result("pgbench direct", "tps", "phase 2", a, "phase 3 tuned", b, 1.0))
         a, b = interleaved(sizes.rounds, lambda: pgbench(b2, sizes.seconds), lambda: pgbench(b3, sizes.seconds))
         results.append(Result("pgbench via PgBouncer", "tps", "phase 2", a, "phase 3 tuned", b, 1.0))
-        with workdir("devstack-bench-ca-") as cadir:
-            write(cadir / CA_FILE, tls[CA_FILE], 0o644)
+        with server_dir("devstack-bench-ca-") as cadir:
+            write_owned(cadir / CA_FILE, tls[CA_FILE], 0o644)
             secure = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(cadir / CA_FILE)}
             a, b = interleaved(
                 sizes.rounds,
@@ -381,8 +405,8 @@ def bench_redis(plans: Plans, sizes: Sizes) -> list[Result]:
         )
     results.append(Result("redis-benchmark cluster (3 nodes)", "ops/s", "phase 2", a, "phase 3 tuned", b, 1.0))
     tls = plans.tls_files("redis-1")
-    with redis_nodes(alone3, 1, alone_limit, tls) as (plain, secure), workdir("devstack-bench-ca-") as cadir:
-        write(cadir / CA_FILE, tls[CA_FILE], 0o644)
+    with redis_nodes(alone3, 1, alone_limit, tls) as (plain, secure), server_dir("devstack-bench-ca-") as cadir:
+        write_owned(cadir / CA_FILE, tls[CA_FILE], 0o644)
         a, b = interleaved(
             sizes.rounds, lambda: redis_benchmark(plain, n), lambda: redis_benchmark(secure, n, ca=cadir / CA_FILE)
         )
@@ -408,7 +432,7 @@ def run_all(sizes: Sizes, only: list[str] | None = None) -> tuple[list[Result], 
             continue
         try:
             results += bench(plans, sizes)
-        except UnavailableError as missing:
+        except ServerUnavailableError as missing:
             skipped.append(f"{name}: {missing}")
     return results, skipped
 

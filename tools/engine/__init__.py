@@ -6,7 +6,7 @@ commands in tools/ (plan, diff, access, certs, rollback) use this package; nothi
 imports them.
 """
 
-from tools.engine.runner import PROJECT_DIR, PlanRun, ResourceRecord, run_program
+from tools.engine.runner import PROJECT_DIR, PlanRun, ResourceRecord, make_urn, run_program
 from tools.engine.values import Secret, masked, unwrap
 
-__all__ = ["PROJECT_DIR", "PlanRun", "ResourceRecord", "Secret", "masked", "run_program", "unwrap"]
+__all__ = ["PROJECT_DIR", "PlanRun", "ResourceRecord", "Secret", "make_urn", "masked", "run_program", "unwrap"]

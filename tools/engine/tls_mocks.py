@@ -100,6 +100,11 @@ def set_clock(moment: datetime | None) -> None:
     _CLOCK.moment = moment
 
 
+def pinned_clock() -> datetime | None:
+    """The moment now() is pinned to, if any: an input of every run, as DEVSTACK_NOW is."""
+    return _CLOCK.moment
+
+
 def now() -> datetime:
     """The mocks' "now": the pinned time, else the program's clock (which honours DEVSTACK_NOW)."""
     if _CLOCK.moment is not None:
