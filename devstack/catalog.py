@@ -1,7 +1,7 @@
 """The platform's services, in catalog order: the one list a new service is registered in.
 
 Each entry comes from the service's own module in devstack/services/, which holds everything
-devstack knows about it (registering one is one line here: see the README's "Adding a
+devstack knows about it (registering one is one line here: see docs/architecture.md, "Adding a
 service"). The order is the catalog's: it fixes the start order of services that do not depend
 on each other, and the order of everything derived from the catalog (volumes, secrets, plans).
 """

@@ -186,11 +186,11 @@ MUTATIONS = (
         ("tests/test_tls_web.py", "-m", "real", "-k", "forward_secret_aead"),
     ),
     Mutation(
-        "rollback-destroys-flat-network",
-        "the rollback also destroying the flat network (and, with --target-dependents, every container)",
-        "if name != FLAT_NETWORK]",
-        "if name]",
-        ("tests/test_rollback.py",),
+        "tier-networks-outlive-the-flat-one",
+        "tier and link networks removed only at the end of the update, after Docker refused the flat network",
+        "name=spec.docker_name if first is None else _after(first, spec.docker_name),",
+        "name=spec.docker_name,",
+        ("tests/test_segmentation.py", "-k", "wait_for_the_first", "tests/test_engine_order_real.py"),
     ),
     Mutation(
         "identity-for-stopped-service",

@@ -1,6 +1,6 @@
 """One home per service: no code outside a service's own module decides anything by a service's
-name, and adding a service is one module plus one registration line (the README's walkthrough,
-followed here literally with a dummy service)."""
+name, and adding a service is one module plus one registration line (docs/architecture.md's
+walkthrough, followed here literally with a dummy service)."""
 
 from __future__ import annotations
 
@@ -108,9 +108,9 @@ def test_the_scan_leaves_messages_and_generic_code_alone() -> None:
     assert not name_dispatch("ok = service.tls is not None and service.name in selected")
 
 
-# --- Adding a service: the README's walkthrough, followed literally -------------------------------
+# --- Adding a service: docs/architecture.md's walkthrough, followed literally ---------------------
 
-README = ROOT / "README.md"
+GUIDE = ROOT / "docs" / "architecture.md"
 COPIED = (
     "__main__.py",
     "Pulumi.yaml",
@@ -125,8 +125,8 @@ COPIED = (
 
 
 def _walkthrough() -> tuple[str, str, str]:
-    """(module path, module source, registration line) from the README's "Adding a service"."""
-    section = README.read_text().split("## Adding a service", 1)[1].split("\n## ", 1)[0]
+    """(module path, module source, registration line) from docs/architecture.md's "Adding a service"."""
+    section = GUIDE.read_text().split("## Adding a service", 1)[1].split("\n## ", 1)[0]
     blocks = [body for lang, body in re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL) if lang == "python"]
     (module,) = [b for b in blocks if b.startswith("# devstack/services/")]
     (registration,) = [b for b in blocks if b.startswith("# devstack/catalog.py")]

@@ -51,6 +51,7 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
             "custom",
             "provider",
             "dependencies",
+            "property_dependencies",
             "inputs",
             "outputs",
             "options",

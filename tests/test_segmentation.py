@@ -122,9 +122,14 @@ def test_other_networks_wait_for_the_first(phase_runs: dict[int, PlanRun]) -> No
     run = phase_runs[1]
     first = run.one(NETWORK, "network")
     assert first.inputs["name"] == "dev-vault-network"
+    assert first.property_dependencies["name"] == []
     for network in run.by_type(NETWORK):
         if network is not first:
             assert first.urn in network.dependencies, network.name
+            # Its name comes from the first network: so a replacement of the first one (by the
+            # flat network, going back to phase 0) deletes it beforehand, in the same update
+            # (tests/test_engine_order_real.py runs that through the real engine).
+            assert network.property_dependencies["name"] == [first.urn], network.name
     for tier in Tier:
         spec = next(
             n for n in networks(load_settings(run.config, "dev")) if n.docker_name == f"dev-{tier.value}-network"

@@ -147,11 +147,11 @@ def test_every_stack_file_is_valid() -> None:
         load_settings({k: str(v) for k, v in config.items()}, stack=path.stem.split(".", 1)[1])
 
 
-def test_readme_documents_every_key_with_its_default() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_reference_documents_every_key_with_its_default() -> None:
+    reference = (ROOT / "docs" / "configuration.md").read_text()
     for key in CONFIG_KEYS:
         default = f"`{key.default}`" if key.default else "(none)"
-        assert f"| `{key.name}` | {default} |" in readme, key.name
+        assert f"| [`{key.name}`](#{key.name.lower()}) | {key.type} | {default} |" in reference, key.name
 
 
 def test_vault_is_reached_through_the_bind_address() -> None:

@@ -59,6 +59,15 @@ def test_cli_wrapper_module_requires_pkg_and_sdk_at_the_cli_version() -> None:
     assert "version.Version=v$PULUMI_CLI" in SCRIPT.read_text()
 
 
+def test_the_engine_replay_uses_the_engine_of_the_cli() -> None:
+    """tests/enginecheck builds the engine the CLI runs: the same pkg/v3 and sdk/v3."""
+    version = "v" + read_versions()["PULUMI_CLI"]
+    go_mod = (ROOT / "tests" / "enginecheck" / "go.mod").read_text()
+    for module in ("github.com/pulumi/pulumi/pkg/v3", "github.com/pulumi/pulumi/sdk/v3"):
+        required = re.findall(rf"^\s*{re.escape(module)} (\S+)", go_mod, flags=re.MULTILINE)
+        assert required == [version], (module, required)
+
+
 def test_every_plugin_the_program_pins_is_built_at_its_version_or_recorded_as_refused() -> None:
     # A built component has KEY=version in versions.env, a refused one REFUSED_KEY=module@version...
     versions = read_versions()

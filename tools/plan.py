@@ -7,6 +7,7 @@ python -m tools.plan diff --from-file base.yaml                # another version
 python -m tools.plan access [--set key=value ...] [--json]    # Vault identities and what they read
 python -m tools.plan certs [--set key=value ...] [--json]     # the certificate inventory
 python -m tools.plan budget [--set key=value ...] [--json]    # memory limits and derived caches
+python -m tools.plan graph [--set key=value ...] [--markdown] # the topology as a Mermaid flowchart
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tools.certs import inventory, inventory_json, render_inventory
 from tools.cli import run
 from tools.diff import PlanDiff, diff_plans
 from tools.engine import PlanRun, ResourceRecord, masked, run_program
+from tools.graph import mermaid, topology
 from tools.stackconfig import OverrideError, apply_overrides, load_stack_config, load_stack_file, refuse_encrypted
 
 SCHEMA = "devstack-plan/1"
@@ -102,6 +104,7 @@ def resource_json(record: ResourceRecord) -> dict[str, Any]:
         "custom": record.custom,
         "provider": record.provider,
         "dependencies": record.dependencies,
+        "property_dependencies": record.property_dependencies,
         "inputs": masked(record.inputs),
         "outputs": masked(record.outputs),
         "options": {
@@ -310,11 +313,26 @@ def _budget(argv: Sequence[str]) -> str:
     return json.dumps(budget_json(table), indent=2) if args.json else render_budget(table)
 
 
+def _graph(argv: Sequence[str]) -> str:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.plan graph",
+        description="The topology as a Mermaid flowchart: networks and subnets, each container's addresses, "
+        "the link networks, the containers in several tiers (Vault) and the ports published on the host.",
+    )
+    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml is read (default: dev)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--markdown", action="store_true", help="inside a ```mermaid fence, for a Markdown page")
+    args = parser.parse_args(argv)
+    chart = mermaid(topology(plan_for(args.stack, args.overrides)))
+    return f"```mermaid\n{chart}\n```" if args.markdown else chart
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {
     "diff": _diff,
     "access": _access,
     "certs": _certs,
     "budget": _budget,
+    "graph": _graph,
 }
 
 

@@ -9,10 +9,9 @@ alone), with `pulumi up`. You confirm first unless --yes. Volumes, the KV mount 
 credentials are never deleted by any phase (see README), so a rollback changes containers,
 networks and Vault identities, not data.
 
-From a segmented phase (1-4) back to the flat network of phase 0 the tier networks must go
-before the flat one (they overlap it): the rollback first removes those networks and the
-containers attached to them (`pulumi destroy --target ... --target-dependents`), then runs
-`pulumi up`.
+Back to phase 0 from a segmented phase is that one `pulumi up` too: the program has the engine
+delete the tier and link networks, which the flat network overlaps, before it creates the flat
+one (components/network.py; docs/phases.md, "Rolling back").
 """
 
 from __future__ import annotations
@@ -28,13 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from devstack.errors import ConfigError
-from devstack.settings import load_settings
 from tools.cli import run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-NETWORK_TYPE = "docker:index/network:Network"
-FLAT_NETWORK = "dev-network"
 
 
 @dataclass(frozen=True)
@@ -56,10 +51,6 @@ class StackAccess(Protocol):
     """What the rollback needs from Pulumi; the Automation API in real use, a fake in tests."""
 
     def history(self) -> list[Update]: ...
-
-    def network_urns(self) -> dict[str, str]: ...  # Docker network name -> URN, from the state
-
-    def destroy(self, targets: Sequence[str]) -> None: ...
 
     def up(self, work_dir: Path, config: Mapping[str, str]) -> None: ...
 
@@ -103,17 +94,6 @@ class AutomationStack:
             )
         return updates
 
-    def network_urns(self) -> dict[str, str]:
-        deployment = self.stack.export_stack().deployment or {}
-        return {
-            resource.get("inputs", {}).get("name", ""): resource["urn"]
-            for resource in deployment.get("resources", [])
-            if resource.get("type") == NETWORK_TYPE
-        }
-
-    def destroy(self, targets: Sequence[str]) -> None:
-        self.stack.destroy(target=list(targets), target_dependents=True, on_output=print)
-
     def up(self, work_dir: Path, config: Mapping[str, str]) -> None:
         stack = self._auto.select_stack(stack_name=self.name, work_dir=str(work_dir))
         stack.set_all_config({k: self._auto.ConfigValue(value=v) for k, v in config.items()})
@@ -136,18 +116,10 @@ def config_changes(current: Mapping[str, str], target: Mapping[str, str]) -> lis
     return changes
 
 
-def segmented(config: Mapping[str, str], stack: str) -> bool:
-    try:
-        return load_settings(config, stack=stack).features.segmentation
-    except ConfigError:
-        return True  # not readable by today's code: assume the safe (two-step) path
-
-
 @dataclass
 class RollbackPlan:
     target: Update
     changes: list[str]
-    networks_first: list[str]  # URNs removed (with dependents) before `pulumi up`
 
 
 def plan_rollback(access: StackAccess, version: int, stack: str) -> RollbackPlan:
@@ -158,12 +130,7 @@ def plan_rollback(access: StackAccess, version: int, stack: str) -> RollbackPlan
     if target.commit is None:
         raise SystemExit(f"error: update {version} recorded no git commit; roll back by config instead")
     current = max(updates, key=lambda u: u.version)
-    changes = config_changes(current.config, target.config)
-    networks_first: list[str] = []
-    if not segmented(target.config, stack):
-        # The flat network's subnet contains the tier networks': those must be gone first.
-        networks_first = [urn for name, urn in sorted(access.network_urns().items()) if name != FLAT_NETWORK]
-    return RollbackPlan(target, changes, networks_first)
+    return RollbackPlan(target, config_changes(current.config, target.config))
 
 
 @contextmanager
@@ -185,14 +152,9 @@ def execute(
 ) -> bool:
     print(f"Rolling back to update {plan.target.version} (phase {plan.target.phase}, commit {plan.target.commit}):")
     print("\n".join(plan.changes) or "  config unchanged")
-    if plan.networks_first:
-        print("First removed, with the containers attached (volumes and data stay):")
-        print("\n".join(f"  {urn}" for urn in plan.networks_first))
     if not confirm("Proceed? [y/N] "):
         print("Nothing changed.")
         return False
-    if plan.networks_first:
-        access.destroy(plan.networks_first)
     assert plan.target.commit is not None
     with checkout(plan.target.commit) as tree:
         access.up(Path(tree), plan.target.config)

@@ -2,7 +2,7 @@
 
 devstack.catalog registers each entry with one line, `services.<module>.<ENTRY>,`: a module is
 imported the first time the catalog names it (PEP 562), so a new module needs no import line.
-See the README's "Adding a service".
+See docs/architecture.md, "Adding a service".
 """
 
 from __future__ import annotations

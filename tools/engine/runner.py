@@ -51,6 +51,9 @@ class ResourceRecord:
     outputs: dict[str, Any]
     options: dict[str, Any]
     id: str = ""
+    # input property -> the URNs its value came from, every input listed as the SDK sends them (the
+    # engine falls back to "every property depends on every dependency" only when none is sent)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +122,9 @@ class RecordingMonitor(MockMonitor):
             custom=custom,
             provider=request.provider or (_default_provider(request.type) if custom else ""),
             dependencies=sorted(set(request.dependencies)),
+            property_dependencies={
+                key: sorted(set(deps.urns)) for key, deps in sorted(request.propertyDependencies.items())
+            },
             inputs=inputs,
             outputs={},
             options={
