@@ -9,9 +9,7 @@ import argparse
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -57,12 +55,14 @@ def _run(tmp_path: Path, store: backup.Store, *argv: str) -> int:
 
 @pytest.mark.real  # the real restic, a few seconds per run (its key derivation)
 def test_the_whole_cycle(
-    tmp_path: Path, store: backup.Store, restic_bin: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, store: backup.Store, restic_bin: str, bin_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _stand_in(bin_dir, "docker", f'cp "$2" {bin_dir}/copied\n')  # `docker cp FILE CONTAINER:PATH`
     assert _run(tmp_path, store, "create") == 0
     out = capsys.readouterr()
     assert "files: 2 part(s), 14 bytes" in out.out
-    assert "note: no node-exporter service in the catalog" in out.err
+    assert "metric written to dev-node-exporter:" in out.out, out.err
+    assert 'devstack_backup_last_success_timestamp_seconds{store="files"}' in (bin_dir / "copied").read_text()
     key = tmp_path / "repo.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert _run(tmp_path, store, "create") == 0  # the repository exists: it opens
@@ -146,19 +146,21 @@ def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-def test_metric_is_copied_into_node_exporters_textfile_directory(
-    bin_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_metric_is_copied_into_node_exporters_textfile_directory(bin_dir: Path) -> None:
     record = bin_dir / "record"
     _stand_in(bin_dir, "docker", f'echo "$@" > {record}; cp "$2" {bin_dir}/copied\n')
-    monkeypatch.setitem(sys.modules, "devstack.services.node_exporter", SimpleNamespace(TEXTFILE_DIR="/textfile"))
-    catalog = {"node-exporter": SERVICES_BY_NAME["postgres"]}  # any entry: its container name is read
-    assert backup.publish_metric("m 1\n", catalog) == "dev-postgres:/textfile/devstack_backup.prom"
-    assert record.read_text().split()[-1] == "dev-postgres:/textfile/devstack_backup.prom"
+    from devstack.services.node_exporter import TEXTFILE_DIR
+
+    target = f"dev-node-exporter:{TEXTFILE_DIR}/devstack_backup.prom"
+    assert backup.publish_metric("m 1\n", SERVICES_BY_NAME) == target
+    assert record.read_text().split()[-1] == target
     assert (bin_dir / "copied").read_text() == "m 1\n"
     _stand_in(bin_dir, "docker", "echo 'No such container' >&2; exit 1\n")
-    with pytest.raises(backup.BackupError, match="not written to dev-postgres: No such container"):
-        backup.publish_metric("m 1\n", catalog)
+    with pytest.raises(backup.BackupError, match="not written to dev-node-exporter: No such container"):
+        backup.publish_metric("m 1\n", SERVICES_BY_NAME)
+    without = {name: service for name, service in SERVICES_BY_NAME.items() if name != "node-exporter"}
+    with pytest.raises(backup.BackupError, match="no node-exporter service in the catalog"):
+        backup.publish_metric("m 1\n", without)
 
 
 def test_the_users_stores_are_the_running_containers(bin_dir: Path) -> None:
