@@ -36,7 +36,7 @@ from tests.dockerlab import docker
 pytestmark = pytest.mark.real
 
 PREFIX = f"hardening-{os.getpid()}"
-ALL = ("profiles=full,reference", "phase=4")
+ALL = ("profiles=full,reference", "phase=4", "databaseExporters=true")  # every container there is
 # Linux capability numbers (include/uapi/linux/capability.h) of the ones the catalog may grant.
 CAP_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "SETGID": 6, "SETUID": 7, "NET_RAW": 13, "SYS_CHROOT": 18}
 
@@ -106,7 +106,7 @@ def _status(name: str) -> dict[str, str]:
 
 def test_the_engine_runs_every_planned_hardening_as_shipped(busybox_image: str, shared_plan: PlanFactory) -> None:
     kinds, commands = _planned(shared_plan)
-    assert sum(len(services) for services in kinds.values()) == 24
+    assert sum(len(services) for services in kinds.values()) == 27  # 24, node-exporter, two database exporters
     for index, (kind, services) in enumerate(sorted(kinds.items(), key=str)):
         user, adds, _drops, read_only, tmpfs, _options, pids, sysctls = kind
         assert dict(sysctls) == {"net.ipv4.ping_group_range": "1 0"}, services
