@@ -29,7 +29,7 @@ from devstack.backups import BACKUP_USER, RESTORE_USER
 from devstack.services.mysql import BACKUP as MYSQL_BACKUP
 from devstack.services.postgres import BACKUP as POSTGRES_BACKUP
 from devstack.services.redis import BACKUP as REDIS_BACKUP
-from tests.realservers import LOCALHOST, MariaDb, Postgres, ServerUnavailableError
+from tests.realservers import LOCALHOST, MariaDb, Postgres, RespConnection, ServerUnavailableError
 from tests.shipped import scratch, shipped, start_mariadb, start_postgres, start_redis, vault_secrets
 from tools.backup import BackupError, LocalExecutor, Meta, Restic, Store, create, restore, verify
 
@@ -232,24 +232,39 @@ def test_mariadb_round_trip(mariadb: MariaDb, repo: Restic) -> None:
 # --- Redis ------------------------------------------------------------------------------------
 
 
-def _redis_keys(port: int, admin: str) -> dict[str, object]:
-    from tests.realservers import RespConnection
+def _redis_connect(port: int, ca: Path | None) -> RespConnection:
+    from tests import tlsprobe
 
-    with RespConnection(port) as redis:
+    return RespConnection(port, tlsprobe.context(ca) if ca is not None else None)
+
+
+def _redis_keys(port: int, ca: Path | None, admin: str) -> dict[str, object]:
+    with _redis_connect(port, ca) as redis:
         assert redis.call("AUTH", admin) == "OK"
         keys = redis.call("KEYS", "*")
         assert isinstance(keys, list)
         return {str(k): redis.call("DUMP", k.decode() if isinstance(k, bytes) else str(k)) for k in keys}
 
 
-def test_redis_round_trip_through_the_backup_and_restore_users(repo: Restic) -> None:
-    from tests.realservers import RespConnection
-
-    plan = ("phase=2", "profiles=minimal")
+@pytest.mark.parametrize(
+    "plan",
+    [("phase=2", "profiles=minimal"), ("phase=4", "profiles=minimal")],
+    ids=["phase2-plain", "phase4-tls-only"],
+)
+def test_redis_round_trip_through_the_backup_and_restore_users(repo: Restic, plan: tuple[str, ...]) -> None:
+    """At phase 4 the node's plain port is closed (`port 0`): the scripts find its tls-port and
+    CA in the node's own config and speak TLS, the swap's MIGRATE included."""
     try:
         with scratch(shipped("redis-1", *plan)) as s, start_redis(s):
-            port, admin = s.port(6379), vault_secrets(*plan)["redis-1"]["password"]
-            with RespConnection(port) as redis:
+            (conf,) = s.shipped.args_after("redis-server")
+            tls_only = "port 0" in s.shipped.text(conf).splitlines()
+            assert tls_only == ("phase=4" in plan)
+            ca = s.host("/devstack/tls/ca.crt") if tls_only else None
+            port, admin = s.port(6380 if tls_only else 6379), vault_secrets(*plan)["redis-1"]["password"]
+            if tls_only:  # the plain port is really closed
+                with pytest.raises(ConnectionRefusedError):
+                    RespConnection(s.port(6379)).close()
+            with _redis_connect(port, ca) as redis:
                 assert redis.call("AUTH", admin) == "OK"
                 for i in range(ROWS):
                     redis.call("SET", f"k:{i}", f"v{i}" * 10)
@@ -262,21 +277,21 @@ def test_redis_round_trip_through_the_backup_and_restore_users(repo: Restic) -> 
             }
             side_dir = s.root / "side"
             side_dir.mkdir()
-            executor = LocalExecutor({"REDIS_PORT": str(port), "REDIS_SIDE_DIR": str(side_dir)})
-            store = Store("redis-1", REDIS_BACKUP, executor, passwords)
-            before = _redis_keys(port, admin)
-            manifest = _timed("redis backup", lambda: create([store], repo, META))
+            where = {"REDIS_CONF": s.arg(conf), "REDIS_PORT": str(s.port(6379)), "REDIS_SIDE_DIR": str(side_dir)}
+            store = Store("redis-1", REDIS_BACKUP, LocalExecutor(where), passwords)
+            before = _redis_keys(port, ca, admin)
+            manifest = _timed(f"redis backup ({plan[0]})", lambda: create([store], repo, META))
             assert manifest["stores"]["redis-1"]["parts"]["dump.rdb"]["tables"] == {"keys": [str(ROWS + 2), "-"]}
 
-            with RespConnection(port) as redis:  # the wipe
+            with _redis_connect(port, ca) as redis:  # the wipe
                 assert redis.call("AUTH", admin) == "OK"
                 assert redis.call("FLUSHALL") == "OK"
                 redis.call("SET", "k:1", "changed")
-            report = _timed("redis restore", lambda: restore([store], repo, None))
+            report = _timed(f"redis restore ({plan[0]})", lambda: restore([store], repo, None))
             assert report == ["redis-1/dump.rdb: restored"]
-            assert _redis_keys(port, admin) == before
+            assert _redis_keys(port, ca, admin) == before
             # the backup user reads no value by name; the restore user reads nothing at all
-            with RespConnection(port) as redis:
+            with _redis_connect(port, ca) as redis:
                 assert redis.call("AUTH", BACKUP_USER, passwords[BACKUP_USER]) == "OK"
                 assert "NOPERM" in str(redis.call("GET", "k:1"))
                 assert "NOPERM" in str(redis.call("FLUSHALL"))
