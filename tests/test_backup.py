@@ -213,6 +213,37 @@ def test_store_run_reports_the_scripts_last_error_line() -> None:
     assert io  # keeps the import list honest for pyright
 
 
+def test_restic_dying_of_a_full_disk_mid_dump_is_one_line(tmp_path: Path) -> None:
+    """A stand-in restic that fails with ENOSPC before reading a byte: the real one against a
+    real full disk (tests/test_backup_real.py) may or may not have read the whole pipe when it
+    dies, so only a stand-in breaks the pipe every time."""
+    from dataclasses import replace
+
+    fake = tmp_path / "restic"
+    fake.write_text("#!/bin/sh\necho 'Fatal: write /repo/data/x: no space left on device' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    restic = backup.Restic(tmp_path / "repo", tmp_path / "key", str(fake))
+    big = replace(REDIS_BACKUP, dump=lambda part: "read -r _; head -c 8000000 /dev/zero")
+    store = backup.Store("redis-1", big, backup.LocalExecutor({}), {})
+    with pytest.raises(backup.BackupError) as failed:
+        backup._stream_into_restic(store, Part("dump.rdb", ""), restic, "id")
+    assert str(failed.value).startswith(f"store redis-1: the disk holding the backup repository {tmp_path}/repo")
+    assert "is full: free space there" in str(failed.value)
+
+
+def test_a_backup_without_its_manifest_is_never_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A create that stopped (a full disk in its second store) left snapshots but no manifest."""
+    restic = backup.Restic(Path("/repo"), Path("/key"))
+    done = {"time": "1", "files": {"redis-1/dump.rdb": "a1", backup.MANIFEST: "a2"}}
+    found = {"old": done, "partial": {"time": "2", "files": {"redis-1/dump.rdb": "b1"}}}
+    monkeypatch.setattr(backup, "backups", lambda _: found)
+    assert backup._pick(restic, None) == ("old", done)
+    assert backup._pick(restic, "partial")[0] == "partial"  # asked for by name, it is tried
+    found.pop("old")
+    with pytest.raises(backup.BackupError, match=r"^no complete backup in /repo"):
+        backup._pick(restic, None)
+
+
 def test_store_scripts_pass_shellcheck_as_posix_sh(tmp_path: Path) -> None:
     """They run under busybox sh, dash or bash in the containers: POSIX sh, no warning."""
     if shutil.which("shellcheck") is None:

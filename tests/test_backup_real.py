@@ -29,9 +29,9 @@ from devstack.backups import BACKUP_USER, RESTORE_USER
 from devstack.services.mysql import BACKUP as MYSQL_BACKUP
 from devstack.services.postgres import BACKUP as POSTGRES_BACKUP
 from devstack.services.redis import BACKUP as REDIS_BACKUP
-from tests.realservers import LOCALHOST, MariaDb, Postgres, ServerUnavailableError
+from tests.realservers import LOCALHOST, MariaDb, Postgres, RespConnection, ServerUnavailableError
 from tests.shipped import scratch, shipped, start_mariadb, start_postgres, start_redis, vault_secrets
-from tools.backup import BackupError, LocalExecutor, Meta, Restic, Store, create, restore, verify
+from tools.backup import MANIFEST, BackupError, LocalExecutor, Meta, Restic, Store, create, restore, verify
 
 pytestmark = pytest.mark.real
 
@@ -232,24 +232,39 @@ def test_mariadb_round_trip(mariadb: MariaDb, repo: Restic) -> None:
 # --- Redis ------------------------------------------------------------------------------------
 
 
-def _redis_keys(port: int, admin: str) -> dict[str, object]:
-    from tests.realservers import RespConnection
+def _redis_connect(port: int, ca: Path | None) -> RespConnection:
+    from tests import tlsprobe
 
-    with RespConnection(port) as redis:
+    return RespConnection(port, tlsprobe.context(ca) if ca is not None else None)
+
+
+def _redis_keys(port: int, ca: Path | None, admin: str) -> dict[str, object]:
+    with _redis_connect(port, ca) as redis:
         assert redis.call("AUTH", admin) == "OK"
         keys = redis.call("KEYS", "*")
         assert isinstance(keys, list)
         return {str(k): redis.call("DUMP", k.decode() if isinstance(k, bytes) else str(k)) for k in keys}
 
 
-def test_redis_round_trip_through_the_backup_and_restore_users(repo: Restic) -> None:
-    from tests.realservers import RespConnection
-
-    plan = ("phase=2", "profiles=minimal")
+@pytest.mark.parametrize(
+    "plan",
+    [("phase=2", "profiles=minimal"), ("phase=4", "profiles=minimal")],
+    ids=["phase2-plain", "phase4-tls-only"],
+)
+def test_redis_round_trip_through_the_backup_and_restore_users(repo: Restic, plan: tuple[str, ...]) -> None:
+    """At phase 4 the node's plain port is closed (`port 0`): the scripts find its tls-port and
+    CA in the node's own config and speak TLS, the swap's MIGRATE included."""
     try:
         with scratch(shipped("redis-1", *plan)) as s, start_redis(s):
-            port, admin = s.port(6379), vault_secrets(*plan)["redis-1"]["password"]
-            with RespConnection(port) as redis:
+            (conf,) = s.shipped.args_after("redis-server")
+            tls_only = "port 0" in s.shipped.text(conf).splitlines()
+            assert tls_only == ("phase=4" in plan)
+            ca = s.host("/devstack/tls/ca.crt") if tls_only else None
+            port, admin = s.port(6380 if tls_only else 6379), vault_secrets(*plan)["redis-1"]["password"]
+            if tls_only:  # the plain port is really closed
+                with pytest.raises(ConnectionRefusedError):
+                    RespConnection(s.port(6379)).close()
+            with _redis_connect(port, ca) as redis:
                 assert redis.call("AUTH", admin) == "OK"
                 for i in range(ROWS):
                     redis.call("SET", f"k:{i}", f"v{i}" * 10)
@@ -262,21 +277,21 @@ def test_redis_round_trip_through_the_backup_and_restore_users(repo: Restic) -> 
             }
             side_dir = s.root / "side"
             side_dir.mkdir()
-            executor = LocalExecutor({"REDIS_PORT": str(port), "REDIS_SIDE_DIR": str(side_dir)})
-            store = Store("redis-1", REDIS_BACKUP, executor, passwords)
-            before = _redis_keys(port, admin)
-            manifest = _timed("redis backup", lambda: create([store], repo, META))
+            where = {"REDIS_CONF": s.arg(conf), "REDIS_PORT": str(s.port(6379)), "REDIS_SIDE_DIR": str(side_dir)}
+            store = Store("redis-1", REDIS_BACKUP, LocalExecutor(where), passwords)
+            before = _redis_keys(port, ca, admin)
+            manifest = _timed(f"redis backup ({plan[0]})", lambda: create([store], repo, META))
             assert manifest["stores"]["redis-1"]["parts"]["dump.rdb"]["tables"] == {"keys": [str(ROWS + 2), "-"]}
 
-            with RespConnection(port) as redis:  # the wipe
+            with _redis_connect(port, ca) as redis:  # the wipe
                 assert redis.call("AUTH", admin) == "OK"
                 assert redis.call("FLUSHALL") == "OK"
                 redis.call("SET", "k:1", "changed")
-            report = _timed("redis restore", lambda: restore([store], repo, None))
+            report = _timed(f"redis restore ({plan[0]})", lambda: restore([store], repo, None))
             assert report == ["redis-1/dump.rdb: restored"]
-            assert _redis_keys(port, admin) == before
+            assert _redis_keys(port, ca, admin) == before
             # the backup user reads no value by name; the restore user reads nothing at all
-            with RespConnection(port) as redis:
+            with _redis_connect(port, ca) as redis:
                 assert redis.call("AUTH", BACKUP_USER, passwords[BACKUP_USER]) == "OK"
                 assert "NOPERM" in str(redis.call("GET", "k:1"))
                 assert "NOPERM" in str(redis.call("FLUSHALL"))
@@ -340,3 +355,86 @@ def _definitions(text: str) -> dict[str, object]:
     for vhost in definitions["vhosts"]:
         vhost["metadata"]["tags"] = vhost["metadata"]["tags"] or []
     return definitions
+
+
+# --- A full disk --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB filesystem (tmpfs): writes past it fail with ENOSPC, as on a full disk."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is made with `mount -t tmpfs -o size=2m`, which needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=False)
+    if result.returncode != 0:
+        pytest.skip("mount -t tmpfs refused (no CAP_SYS_ADMIN here): a full disk cannot be made")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_records_nothing_and_swaps_nothing_in(repo: Restic, small_disk: Path, tmp_path: Path) -> None:
+    """create into a repository on a full disk, and restore whose side copy finds no room: one
+    line naming the store and what to do, no manifest recorded, the live data untouched."""
+    from tools.backup import backups, last_success
+
+    plan = ("phase=2", "profiles=minimal")
+    try:
+        with scratch(shipped("redis-1", *plan)) as s, start_redis(s):
+            port, admin = s.port(6379), vault_secrets(*plan)["redis-1"]["password"]
+            with RespConnection(port) as redis:  # an RDB of ~6 MB that compresses little
+                assert redis.call("AUTH", admin) == "OK"
+                assert redis.call("SET", "big", os.urandom(3_000_000).hex()) == "OK"
+            management = vault_secrets(*plan)["management"]
+            passwords = {
+                BACKUP_USER: management["redis_backup_password"],
+                RESTORE_USER: management["redis_restore_password"],
+            }
+            (conf,) = s.shipped.args_after("redis-server")
+
+            def store(side_dir: Path) -> Store:
+                where = {"REDIS_CONF": s.arg(conf), "REDIS_PORT": str(port), "REDIS_SIDE_DIR": str(side_dir)}
+                return Store("redis-1", REDIS_BACKUP, LocalExecutor(where), passwords)
+
+            side = tmp_path / "side"
+            side.mkdir()
+            full = Restic(small_disk / "repo", repo.password_file, repo.binary)
+            with pytest.raises(BackupError) as failed:
+                create([store(side)], full, META)
+            assert "\n" not in str(failed.value)
+            assert str(failed.value).startswith("store redis-1: the disk holding the backup repository")
+            assert "is full: free space there" in str(failed.value)
+            assert all(MANIFEST not in b["files"] for b in backups(full).values())  # nothing complete
+            assert last_success(full) == {}
+
+            create([store(side)], repo, META)  # the same backup, on a disk with room
+            with RespConnection(port) as redis:
+                assert redis.call("AUTH", admin) == "OK"
+                assert redis.call("FLUSHALL") == "OK"
+                redis.call("SET", "k:1", "changed")
+            with pytest.raises(BackupError) as failed:
+                restore([store(small_disk)], repo, None)
+            assert "\n" not in str(failed.value)
+            assert str(failed.value).startswith(
+                "nothing swapped in, the live data is untouched: store redis-1 has no room for the side copy"
+            )
+            assert "free space where redis-1 keeps its data" in str(failed.value)
+            assert _live(port, admin) == ([b"k:1"], b"changed")
+            assert list(small_disk.iterdir()) == [small_disk / "repo"]  # the side copy is gone
+
+            assert restore([store(side)], repo, None) == ["redis-1/dump.rdb: restored"]  # room: it restores
+            assert b"big" in _live(port, admin)[0]  # type: ignore[operator]  # restores merge: k:1 stays
+    except ServerUnavailableError as missing:
+        pytest.skip(f"Redis missing ({missing}): apt-get install redis-server")
+
+
+def _live(port: int, admin: str) -> tuple[object, object]:
+    """The node's keys, and the value of k:1."""
+    with RespConnection(port) as redis:
+        assert redis.call("AUTH", admin) == "OK"
+        return redis.call("KEYS", "*"), redis.call("GET", "k:1")

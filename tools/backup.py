@@ -163,6 +163,11 @@ class Restic:
         return out.decode()
 
     def _explain(self, message: str) -> str:
+        if _disk_full(message):
+            return (
+                f"the disk holding the backup repository {self.repository} is full: free space there"
+                " (or `python -m tools.backup prune`) and run it again; nothing of this backup was recorded"
+            )
         if not (self.repository / "config").exists():
             return f"no backup repository at {self.repository}: run `python -m tools.backup create` first"
         if "wrong password" in message:
@@ -186,6 +191,10 @@ class Restic:
 
     def snapshots(self) -> list[dict[str, Any]]:
         return json.loads(self.run("snapshots", "--json", "--tag", TAG) or "[]")
+
+
+def _disk_full(message: str) -> bool:
+    return "no space left on device" in message.lower()
 
 
 def require_restic() -> str:
@@ -230,17 +239,20 @@ def _stream_into_restic(store: Store, part: Part, restic: Restic, backup_id: str
     )
     assert target.stdin is not None
     digest, size = hashlib.sha256(), 0
-    while chunk := dump.stdout.read(CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-        target.stdin.write(chunk)
-    target.stdin.close()
+    try:
+        while chunk := dump.stdout.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            target.stdin.write(chunk)
+        target.stdin.close()
+    except BrokenPipeError:  # restic ended early (a full disk, say): its status says why
+        dump.kill()
     dumped, stored = dump.wait(), target.wait()
-    if dumped != 0:
-        target.kill()
-        raise BackupError(f"store {store.name} is down or its dump failed ({_stderr(dump)})")
     if stored != 0:
-        raise BackupError(restic._explain(_stderr(target)))
+        _stderr(dump)  # its last words matter less than restic's
+        raise BackupError(f"store {store.name}: {restic._explain(_stderr(target))}")
+    if dumped != 0:
+        raise BackupError(f"store {store.name} is down or its dump failed ({_stderr(dump)})")
     return {"file": name, "size": size, "sha256": digest.hexdigest()}
 
 
@@ -324,7 +336,10 @@ def _pick(restic: Restic, backup_id: str | None) -> tuple[str, dict[str, Any]]:
     found = backups(restic)
     if not found:
         raise BackupError(f"no backup in {restic.repository}: run `python -m tools.backup create` first")
-    chosen = backup_id or list(found)[-1]
+    complete = [name for name, backup in found.items() if MANIFEST in backup["files"]]
+    if backup_id is None and not complete:
+        raise BackupError(f"no complete backup in {restic.repository} (none got its manifest): run create again")
+    chosen = backup_id or complete[-1]  # the newest that finished: a partial one is never the default
     if chosen not in found:
         raise BackupError(f"no backup {chosen!r} in {restic.repository}; `python -m tools.backup list` shows them")
     return chosen, found[chosen]
@@ -367,6 +382,11 @@ def _restore_to_side(store: Store, part: Part, entry: dict[str, Any], restic: Re
         store.run(store.backup.restore(part), RESTORE_USER, chunks())
     except BackupError as error:
         checked.problem = str(error)
+        if _disk_full(checked.problem):
+            checked.problem = (
+                f"store {store.name} has no room for the side copy of {part.name} ({error}): free space"
+                f" where {store.name} keeps its data (the side copy needs about the dump's size) and run it again"
+            )
     for _ in chunks():  # what the script left unread still counts towards the checksum
         pass
     if source.wait() != 0:

@@ -286,17 +286,35 @@ def users_file(admin_password: str, logins: Sequence[Login]) -> str:
 
 # --- Backups: each node's RDB, through the backup user's replication handshake ------------------
 
-# The node's own plain port in its container; the tests name their loopback port in REDIS_PORT.
-_REDIS_CLI = 'redis-cli -p "${REDIS_PORT:-6379}" --no-auth-warning'
+# Where the node listens, read from its own config (the tests name their copy in REDIS_CONF):
+# its plain port (REDIS_PORT in the tests), or once TLS is required (`port 0`) its tls-port,
+# spoken with --tls against the stack's CA. The node asks no client certificate
+# (tls-auth-clients no): the accounts prove themselves with their ACL passwords. redis-cli's
+# TLS options go in "$@"; the scratch server's (to MIGRATE over TLS) in a config file of its own.
+_NODE = f"""conf="${{REDIS_CONF:-{CONF_PATH}}}"
+node_port="${{REDIS_PORT:-6379}}"
+: > "$secrets/side-tls.conf"
+set --
+if grep -qsx 'port 0' "$conf"; then
+    node_port=$(sed -n 's/^tls-port //p' "$conf")
+    set -- --tls --cacert "$(sed -n 's/^tls-ca-cert-file //p' "$conf")" --sni localhost
+    for option in tls-cert-file tls-key-file tls-ca-cert-file; do
+        printf '%s "%s"\\n' "$option" "$(sed -n "s/^$option //p" "$conf")" >> "$secrets/side-tls.conf"
+    done
+    printf 'tls-cluster yes\\n' >> "$secrets/side-tls.conf"
+fi
+"""
+_REDIS_CLI = 'redis-cli -p "$node_port" "$@" --no-auth-warning'
 
 
 SIDE_DIR = "devstack-restore"  # in the node's data volume: the RDB a restore checks
 _SIDE = '"${REDIS_SIDE_DIR:-/data}/' + SIDE_DIR + '"'
 
-# A scratch redis-server on a private socket that loads the side RDB: no port, no config file
-# (so no cluster, no ACL), no saving; stopped when the script ends.
-_SIDE_SERVER = f"""redis-server --port 0 --unixsocket "$secrets/side.sock" --dir {_SIDE} --dbfilename dump.rdb \\
-    --appendonly no --save '' --daemonize no --logfile "$secrets/side.log" </dev/null &
+# A scratch redis-server on a private socket that loads the side RDB: no port, no config but its
+# TLS client lines (so no cluster, no ACL), no saving; stopped when the script ends.
+_SIDE_SERVER = f"""redis-server "$secrets/side-tls.conf" --port 0 --unixsocket "$secrets/side.sock" \\
+    --dir {_SIDE} --dbfilename dump.rdb --appendonly no --save '' --daemonize no \\
+    --logfile "$secrets/side.log" </dev/null &
 side=$!
 stop_side() {{ redis-cli -s "$secrets/side.sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; wait "$side" || true; }}
 trap 'stop_side; rm -rf "$secrets"' EXIT
@@ -313,9 +331,11 @@ def _redis_fingerprint(part: Part, on_side: bool) -> str:
     """The keys the node holds, or (on the side) the keys of the restored RDB once the scratch
     server has loaded it (the RDB's own CRC64 guards its content)."""
     if on_side:
-        count = NO_PASSWORD + _SIDE_SERVER + 'n=$(redis-cli -s "$secrets/side.sock" DBSIZE)\n'
+        no_tls = ': > "$secrets/side-tls.conf"\n'  # the scratch server only answers here
+        count = NO_PASSWORD + no_tls + _SIDE_SERVER + 'n=$(redis-cli -s "$secrets/side.sock" DBSIZE)\n'
     else:
-        count = PREAMBLE + f"""n=$(printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass DBSIZE)\n"""
+        ask = f"{_REDIS_CLI} --user {BACKUP_USER} --askpass DBSIZE"
+        count = PREAMBLE + _NODE + f"""n=$(printf '%s\\n' "$password" | {ask})\n"""
     return count + "printf 'keys\\t%s\\t-\\n' \"$n\"\n"
 
 
@@ -334,12 +354,13 @@ def _redis_swap(part: Part) -> str:
     user. The commands, password included, reach redis-cli on its stdin (printf is the shell's own)."""
     return (
         PREAMBLE
+        + _NODE
         + _SIDE_SERVER
         + f"""redis-cli -s "$secrets/side.sock" --scan > "$secrets/keys"
 while IFS= read -r key; do
     escaped=$(printf '%s' "$key" | sed 's/[\\\\"]/\\\\&/g')
     printf 'MIGRATE 127.0.0.1 %s "" 0 10000 COPY REPLACE AUTH2 {RESTORE_USER} "%s" KEYS "%s"\\n' \\
-        "${{REDIS_PORT:-6379}}" "$password" "$escaped"
+        "$node_port" "$password" "$escaped"
 done < "$secrets/keys" | redis-cli -s "$secrets/side.sock" > "$secrets/migrated"
 if grep -v '^OK$' "$secrets/migrated" >&2; then exit 1; fi
 """
@@ -349,7 +370,7 @@ if grep -v '^OK$' "$secrets/migrated" >&2; then exit 1; fi
 BACKUP = Backup(
     parts="printf 'dump.rdb\\t\\n'",
     dump=lambda part: (
-        PREAMBLE + f"""printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass --rdb -\n"""
+        PREAMBLE + _NODE + f"""printf '%s\\n' "$password" | {_REDIS_CLI} --user {BACKUP_USER} --askpass --rdb -\n"""
     ),
     fingerprint=_redis_fingerprint,
     restore=_redis_restore,
