@@ -63,6 +63,31 @@ def test_small_helpers(tmp_path: Path) -> None:
     assert not servers.accepts(port)  # nothing listens there
 
 
+def test_free_port_never_hands_out_a_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel may offer a port again before the first server told it has bound it."""
+    offered = iter([40001, 40001, 40002])
+
+    class Socket:
+        def __init__(self, *_: object) -> None:
+            self.port = next(offered)
+
+        def __enter__(self) -> Socket:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            return None
+
+        def bind(self, _: object) -> None:
+            return None
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(servers, "_ISSUED", set())
+    monkeypatch.setattr(servers.socket, "socket", Socket)
+    assert [servers.free_port(), servers.free_port()] == [40001, 40002]
+
+
 def test_a_one_off_command_runs_with_the_clients_settings_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,12 +58,18 @@ def _version_key(path: str) -> int:
     return int(version) if version.isdigit() else 0
 
 
+_ISSUED: set[int] = set()  # ports this process has handed out: a server may not have bound one yet
+
+
 def free_port() -> int:
+    """A port nothing listens on now and this process has not handed out before (two servers
+    started together, each told a port before either binds, must not be told the same one)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((LOCALHOST, 0))
             port = sock.getsockname()[1]
-        if port < HIGHEST_PORT:
+        if port < HIGHEST_PORT and port not in _ISSUED:
+            _ISSUED.add(port)
             return port
 
 
