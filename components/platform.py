@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pulumi
@@ -31,9 +32,9 @@ from devstack.credentials import (
     needs_secret,
     secret_keys,
 )
-from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery
+from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery, render
 from devstack.hardening import container_hardening
-from devstack.model import APP_DIR, USERS_FILE_KEY, ConfigContext, Service
+from devstack.model import APP_DIR, SECRETS_DIR, TEMPLATE_DIR, USERS_FILE_KEY, ConfigContext, Service
 from devstack.monitoring import APPROLE_RULES, CERTIFICATE_RULES, RULES_DIR, approle_rules, certificate_rules
 from devstack.phases import TlsMode
 from devstack.services import vault as vault_service
@@ -347,7 +348,13 @@ class Platform(pulumi.ComponentResource):
             depends += [self.account_setups[s] for s in account.servers if s in self.account_setups]
         extra: dict[str, object] = {}
         uploads: list[Upload] = []
-        if service.name in self.secrets:
+        if service.name in self.secrets and service.credentials and service.credentials.uploaded_because:
+            credentials = service.credentials
+            extra |= {"entrypoint": credentials.entrypoint, "command": self._tuning_args(service) + tls.args}
+            extra["env"] = dict(credentials.env)
+            uploads += self._uploaded_secret(service, tls.files)
+            depends.append(self.secrets[service.name].secret)
+        elif service.name in self.secrets:
             secret = self.secrets[service.name]
             identity = self.identities.get(service.name)
             strict = self.settings.features.strict
@@ -373,12 +380,7 @@ class Platform(pulumi.ComponentResource):
         uploads += self._tls_uploads(service)
         if service.scrapes_metrics and self.settings.features.alerting:
             uploads += self._generated_rules()
-        if service.app:
-            uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
-        if service.system_ca_bundle and vault_tls is not TlsMode.OFF:
-            # Alpine's busybox wget verifies only against this bundle (see the catalog): from
-            # dual mode on, when the wrapper reaches Vault over HTTPS.
-            uploads.append(Upload(SYSTEM_CA_BUNDLE, self.authority.root_pem))
+        uploads += self._app_and_bundle(service, vault_tls)
         if tls.command is not None:
             extra["command"] = tls.command
         if tls.healthcheck is not None:
@@ -393,6 +395,36 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _app_and_bundle(self, service: Service, vault_tls: TlsMode) -> list[Upload]:
+        uploads = []
+        if service.app:
+            uploads.append(Upload(f"{APP_DIR}/{service.app}", (APPS / service.app).read_text()))
+        if service.system_ca_bundle and vault_tls is not TlsMode.OFF:
+            # Alpine's busybox wget verifies only against this bundle (see the catalog): from
+            # dual mode on, when the wrapper reaches Vault over HTTPS.
+            uploads.append(Upload(SYSTEM_CA_BUNDLE, self.authority.root_pem))
+        return uploads
+
+    def _uploaded_secret(self, service: Service, tls_files: Mapping[str, str]) -> list[Upload]:
+        """The secret of an image that cannot verify Vault (Credentials.uploaded_because): each
+        value, and each template filled in, as a Pulumi-secret file only the service's user
+        reads, where the wrapper would have written them; no wrapper, no Vault login."""
+        credentials = service.credentials
+        assert credentials is not None
+        owner = self._server_uid(service, credentials.run_as_uid)
+        values = self.secrets[service.name].values
+        uploads = [
+            Upload(f"{SECRETS_DIR}/{key}", pulumi.Output.secret(value), permissions="0400", owner=owner)
+            for key, value in values.items()
+        ]
+        for template in credentials.templates:
+            text = tls_files.get(f"{TEMPLATE_DIR}/{template.name}", template.content)  # the TLS mode's own
+            filled = pulumi.Output.all(**values).apply(
+                lambda v, text=text, syntax=template.syntax: render(text, v, syntax)
+            )
+            uploads.append(Upload(template.dest, pulumi.Output.secret(filled), permissions="0400", owner=owner))
+        return uploads
 
     def _config_uploads(self, service: Service, selected: tuple[Service, ...]) -> list[Upload]:
         """The service's own config files, for its TLS mode and its memory limit."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from devstack.model import SECRETS_DIR, TEMPLATE_DIR, ConfigFile, Service
+from devstack.model import SECRETS_DIR, TEMPLATE_DIR, ConfigFile, Service, ValueSyntax
 from devstack.phases import TlsMode
 from devstack.services.vault import VAULT
 from devstack.tls import CA_FILE, TLS_DIR
@@ -94,3 +94,18 @@ def delivery(
         tmpfs=MappingProxyType(tmpfs),
         file_owner=uid,
     )
+
+
+def render(template: str, values: Mapping[str, str], syntax: ValueSyntax) -> str:
+    """A template filled in by the platform, for a service whose values are uploaded
+    (Credentials.uploaded_because): the wrapper's {{key}} placeholders, LINE syntax only (the
+    one such templates use), a value with a control character refused as the wrapper does."""
+    if syntax is not ValueSyntax.LINE:
+        raise ValueError(f"uploaded templates are LINE only, not {syntax}")
+    for key, value in values.items():
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(f"secret key {key} has a control character")
+        template = template.replace("{{" + key + "}}", value)
+    if "{{" in template:
+        raise ValueError("template uses a key the secret does not have")
+    return template

@@ -149,6 +149,10 @@ class Credentials:
     owner: str | None = None  # user:group the image's process reads the files as
     run_as_uid: int = 0  # the image's USER, which owns the tmpfs
     shared_with: str | None = None  # services of one group share the generated values (a cluster)
+    # Why the platform uploads the values as files itself (Pulumi secrets, 0400) instead of the
+    # wrapper reading them from Vault: an image with no client that verifies Vault's certificate.
+    # None: the wrapper reads them (every other image).
+    uploaded_because: str | None = None
 
 
 @dataclass(frozen=True)

@@ -71,9 +71,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "databaseExporters",
         "boolean",
-        "false",
-        "The PostgreSQL and MySQL metrics exporters (full profile; their images reach Vault only over "
-        "plain HTTP: phase 0).",
+        "true",
+        "The PostgreSQL and MySQL metrics exporters (full profile; their password is uploaded as a secret file).",
     ),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}

@@ -125,8 +125,10 @@ class Shipped:
         return self.uploads[path].content
 
     def args_after(self, program: str) -> list[str]:
-        """The command's arguments after the image's program (e.g. after `postgres`)."""
-        return list(self.command[self.command.index(program) + 1 :])
+        """The arguments after the image's program (e.g. after `postgres`): in the command, or in
+        the entrypoint itself for an image that runs without the wrapper (uploaded secrets)."""
+        argv = self.entrypoint + self.command
+        return list(argv[argv.index(program) + 1 :])
 
     def container_ports(self) -> list[int]:
         return [port.container for port in SERVICES_BY_NAME[self.service].ports]

@@ -10,6 +10,7 @@ from components.identity import POLICY_DIR
 from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.credentials import client_accounts, needs_secret
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH
+from devstack.model import SECRETS_DIR
 from tests.conftest import CONTAINER, PlanFactory, containers
 from tests.plancache import own_plan
 from tools.access import ESCALATIONS, access_matrix, render_matrix
@@ -157,8 +158,11 @@ def test_every_credentialed_container_has_its_own_role(shared_plan: PlanFactory)
     for secret_id in run.by_type(SECRET_ID):
         value = unwrap(secret_id.outputs["secretId"])
         holders = [name for name, files in uploads.items() if any(value in u["content"] for u in files.values())]
-        if secret_id.inputs["roleName"] == "management" or secret_id.inputs["roleName"] not in uploads:
-            assert holders == []  # no container: management's, or a service behind a switch (redisReplicas)
+        role = secret_id.inputs["roleName"]
+        if role == "management" or role not in uploads or _uploaded(role):
+            # no container: management's, or a service behind a switch (redisReplicas); or one
+            # whose secret is uploaded (Credentials.uploaded_because): it never logs in
+            assert holders == []
             continue
         assert holders == [secret_id.inputs["roleName"]]
         upload = uploads[holders[0]][SECRET_ID_PATH]
@@ -187,6 +191,11 @@ def plan_address(run, name: str) -> str:
     return load_settings(run.config, stack=run.stack).static_ip(SERVICES_BY_NAME[name])
 
 
+def _uploaded(name: str) -> bool:
+    credentials = SERVICES_BY_NAME[name].credentials
+    return credentials is not None and credentials.uploaded_because is not None
+
+
 def test_no_root_token_in_any_container_at_phase1(shared_plan: PlanFactory) -> None:
     run = shared_plan("phase=1", "profiles=full,reference")
     token = json.loads(run.one("command:local:Command", "vault-init").outputs["stdout"].value)["root_token"]
@@ -198,7 +207,13 @@ def test_no_root_token_in_any_container_at_phase1(shared_plan: PlanFactory) -> N
         assert not [e for e in env if e.startswith(("VAULT_TOKEN=", "DEVSTACK_TOKEN_FILE="))], record.name
         uploads = {u["file"]: u for u in inputs.get("uploads", [])}
         assert TOKEN_PATH not in uploads
-        if needs_secret(SERVICES_BY_NAME[record.name], client_accounts(SERVICES)):
+        if _uploaded(record.name):  # no Vault login: its values as 0400 secret files
+            secrets = [u for path, u in uploads.items() if path.startswith(SECRETS_DIR)]
+            assert secrets
+            assert all(isinstance(u["content"], Secret) and u["permissions"] == "0400" for u in secrets)
+            assert ROLE_ID_PATH not in uploads
+            assert not any(e.startswith("DEVSTACK_") for e in env)
+        elif needs_secret(SERVICES_BY_NAME[record.name], client_accounts(SERVICES)):
             for path in (ROLE_ID_PATH, SECRET_ID_PATH):
                 assert isinstance(uploads[path]["content"], Secret)
                 assert uploads[path]["permissions"] == "0400"

@@ -37,6 +37,8 @@ EXPECTED = {
     "cadvisor",
     "vector",
     "alertmanager",
+    "postgres-exporter",  # databaseExporters, on by default
+    "mysql-exporter",
 }
 MINIMAL = {"vault", "postgres", "pgbouncer", "forgejo", "redis-1"}
 STANDARD = MINIMAL | {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
@@ -44,6 +46,7 @@ OBSERVABILITY = (
     {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"}
     | {f"redis-exporter-{n}" for n in (1, 2, 3)}
     | {"node-exporter"}
+    | {"postgres-exporter", "mysql-exporter"}  # databaseExporters, on by default
 )
 APIS = {"reference-api", "api-first", "golang-api", "nodejs-api", "rust-api"}
 EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
@@ -61,7 +64,7 @@ DATABASE_EXPORTERS = {"postgres-exporter", "mysql-exporter"}
 
 def test_the_27_services_and_the_optional_replicas() -> None:
     assert len(SERVICES) == 30
-    assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS | DATABASE_EXPORTERS
+    assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS
     # never without redisReplicas / databaseExporters
     assert {s.name for s in SERVICES if s.switch} == REPLICAS | DATABASE_EXPORTERS
 
@@ -77,8 +80,10 @@ def test_replicas_join_the_cluster_profiles_with_their_key(profiles: str, expect
 
 
 def test_the_database_exporters_come_with_their_key() -> None:
-    config = {"devstack:profiles": "full", "devstack:databaseExporters": "true"}
+    config = {"devstack:profiles": "full"}  # on by default
     assert {s.name for s in selected_services(load_settings(config, stack="test"))} >= DATABASE_EXPORTERS
+    off = {**config, "devstack:databaseExporters": "false"}
+    assert not DATABASE_EXPORTERS & {s.name for s in selected_services(load_settings(off, stack="test"))}
     config["devstack:profiles"] = "standard"  # full profile only
     assert not DATABASE_EXPORTERS & {s.name for s in selected_services(load_settings(config, stack="test"))}
 

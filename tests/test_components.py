@@ -20,10 +20,12 @@ TOKEN = re.compile(r"^devstack:[a-z]+:[A-Z][A-Za-z]+$")
 def test_full_plan_has_the_24_containers_with_their_networks_and_volumes(shared_plan: PlanFactory) -> None:
     run = shared_plan(f"--set={ALL}".removeprefix("--set="))
     by_name = containers(run)
-    # every catalog service but those behind a switch (redisReplicas) or a feature phase 0 lacks
-    # (node-exporter: backups), off by default
+    # every catalog service but those behind a switch off by default (redisReplicas; the database
+    # exporters' databaseExporters is on) or a feature phase 0 lacks (node-exporter: backups)
     assert set(by_name) == {
-        f"dev-{s.name}" for s in SERVICES_BY_NAME.values() if s.switch is None and s.feature is None
+        f"dev-{s.name}"
+        for s in SERVICES_BY_NAME.values()
+        if s.switch in (None, "databaseExporters") and s.feature is None
     }
     for name, inputs in by_name.items():
         service = SERVICES_BY_NAME[name.removeprefix("dev-")]
@@ -78,7 +80,7 @@ def test_tls_ports_only_exist_when_tls_is_on(shared_plan: PlanFactory) -> None:
 
 def test_images_are_pinned_exact_tags(shared_plan: PlanFactory) -> None:
     images = shared_plan(ALL).by_type("docker:index/remoteImage:RemoteImage")
-    assert len(images) == 24  # phase 0: no node-exporter (backups), no database exporters (off)
+    assert len(images) == 26  # phase 0: no node-exporter (backups); the two database exporters (on)
     for image in images:
         reference = image.inputs["name"]
         repository, _, tag = reference.rpartition(":")

@@ -32,7 +32,6 @@ from tests.shipped import Scratch, scratch, shipped, start_mariadb, start_postgr
 pytestmark = pytest.mark.real
 
 PROFILES = "profiles=full"
-SWITCH = "databaseExporters=true"
 PACKAGES = {
     "prometheus-postgres-exporter": "prometheus-postgres-exporter",
     "prometheus-mysqld-exporter": "prometheus-mysqld-exporter",
@@ -114,7 +113,7 @@ def _pg_env(s: Scratch, pg_port: int, password_file: str | None = None) -> dict[
 @pytest.mark.parametrize("phase", [2, 4])
 def test_postgres_exporter_logs_in_with_its_monitoring_account(phase: int) -> None:
     _need("prometheus-postgres-exporter", "initdb")
-    overrides = (f"phase={phase}", PROFILES, SWITCH)
+    overrides = (f"phase={phase}", PROFILES)
     with (
         scratch(shipped("postgres", *overrides)) as pg,
         start_postgres(pg) as server,
@@ -141,7 +140,7 @@ def test_postgres_exporter_logs_in_with_its_monitoring_account(phase: int) -> No
 def test_postgres_exporter_reports_down_with_a_wrong_password() -> None:
     """The check above can fail: with another password the same exporter reports pg_up 0."""
     _need("prometheus-postgres-exporter", "initdb")
-    overrides = ("phase=2", PROFILES, SWITCH)
+    overrides = ("phase=2", PROFILES)
     with (
         scratch(shipped("postgres", *overrides)) as pg,
         start_postgres(pg) as server,
@@ -161,7 +160,7 @@ def test_postgres_exporter_reports_down_with_a_wrong_password() -> None:
 @pytest.mark.parametrize("phase", [2, 4])
 def test_mysql_exporter_logs_in_with_its_monitoring_account(phase: int) -> None:
     _need("prometheus-mysqld-exporter", "mariadbd")
-    overrides = (f"phase={phase}", PROFILES, SWITCH)
+    overrides = (f"phase={phase}", PROFILES)
     with (
         scratch(shipped("mysql", *overrides)) as my,
         start_mariadb(my) as server,

@@ -11,6 +11,7 @@ import pytest
 from devstack.catalog import SERVICES, SERVICES_BY_NAME
 from devstack.credentials import client_accounts, needs_secret
 from devstack.delivery import TOKEN_PATH, WRAPPER_PATH
+from devstack.model import SECRETS_DIR
 from tests.conftest import CONTAINER, PlanFactory, containers
 from tools.engine import PlanRun, Secret, masked, unwrap
 from tools.engine.provider_rules import SECRET_OUTPUTS
@@ -138,9 +139,15 @@ def test_containers_get_credentials_as_files_only(shared_plan: PlanFactory) -> N
         for value in secrets:
             assert not any(value in e for e in env), record.name
             assert not any(value in a for a in argv), record.name
-        if record.name in CREDENTIALED:
+        credentials = SERVICES_BY_NAME[record.name].credentials
+        if credentials is not None and credentials.uploaded_because:
+            # No wrapper: the image's own entrypoint, its values uploaded as 0400 secret files.
+            assert inputs["entrypoints"] == list(credentials.entrypoint)
+            uploads = [u for u in inputs["uploads"] if u["file"].startswith(SECRETS_DIR)]
+            assert uploads
+            assert all(isinstance(u["content"], Secret) and u["permissions"] == "0400" for u in uploads)
+        elif record.name in CREDENTIALED:
             assert inputs["entrypoints"] == ["/bin/sh", WRAPPER_PATH]
-            credentials = SERVICES_BY_NAME[record.name].credentials
             assert credentials is not None
             assert inputs["command"] == list(credentials.entrypoint)
             uploads = {u["file"]: u for u in inputs["uploads"]}

@@ -8,10 +8,13 @@ ENTRYPOINT is the exporter and whose USER is nobody (65534). Their metrics liste
 HTTPS once TLS is required, through the exporter-toolkit --web.config.file Prometheus's own
 listener takes; their database connection is verified against the CA from then on too.
 
-Both stay off unless `databaseExporters` is set: those busybox images have no client that
-verifies a certificate (no curl, no openssl, no Alpine ssl_client), so the entrypoint wrapper
-cannot read their secret once containers reach Vault over HTTPS (phase 1 on). Until an image
-with one is pinned (or the password reaches them another way), they work at phase 0 only.
+Those busybox images have no client that verifies a certificate (no curl, no openssl, no Alpine
+ssl_client), so the entrypoint wrapper could not read their secret once containers reach Vault
+over HTTPS (phase 1 on). Their credentials say so (UPLOADED_BECAUSE): the platform uploads the
+account's user and password (and the filled-in my.cnf) as Pulumi-secret files, 0400 to nobody,
+at the paths the wrapper would have written; they run the image's own entrypoint, with no
+Vault login at all. The files sit in the container's writable layer, not a tmpfs (Docker
+uploads before the tmpfs is mounted): the price of an image that cannot verify Vault.
 
 MongoDB's metrics come from Vector instead (devstack.services.vector): the well-kept exporter
 (percona/mongodb_exporter) takes its password only from the environment or a command-line
@@ -50,8 +53,9 @@ from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, TLS_DIR, https_url, merged, with_probe
 
 NOBODY = 65534  # the images' USER
-SWITCH = "databaseExporters"  # off by default: see above
+SWITCH = "databaseExporters"  # on by default; off spares two containers
 WEB_CONFIG = "exporter-web.yml"
+UPLOADED_BECAUSE = "busybox image: no client that verifies Vault's certificate"
 
 
 def web_tls(service: Service, mode: TlsMode, tls_dir: str = TLS_DIR) -> ServerTls:
@@ -115,6 +119,7 @@ POSTGRES_EXPORTER = Service(
         # postgres_exporter@v0.15.0:cmd/postgres_exporter/datasource.go: *_FILE wins over the value
         env=secret_files(DATA_SOURCE_USER_FILE="postgres_user", DATA_SOURCE_PASS_FILE="postgres_password"),
         run_as_uid=NOBODY,
+        uploaded_because=UPLOADED_BECAUSE,
     ),
     tls=TlsSupport(owner=NOBODY, settings=_postgres_tls),
     metrics=Metrics(
@@ -177,6 +182,7 @@ MYSQL_EXPORTER = Service(
         # alphanumeric, so no `#` can start a comment in the option file.
         templates=(Template("my.cnf", MY_CNF, mysql_client_cnf(TlsMode.OFF), ValueSyntax.LINE),),
         run_as_uid=NOBODY,
+        uploaded_because=UPLOADED_BECAUSE,
     ),
     tls=TlsSupport(owner=NOBODY, settings=_mysql_tls),
     metrics=Metrics(
