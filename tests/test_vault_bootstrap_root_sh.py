@@ -15,6 +15,7 @@ import os
 import signal
 import stat
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -79,9 +80,7 @@ def login(vault: FakeVault, ids: dict[str, str]) -> str:
     return answer["auth"]["client_token"]
 
 
-def _headers(token: str = "") -> object:
-    from email.message import Message
-
+def _headers(token: str = "") -> Message:
     message = Message()
     if token:
         message["X-Vault-Token"] = token
@@ -89,7 +88,7 @@ def _headers(token: str = "") -> object:
 
 
 def lookup(vault: FakeVault, token: str) -> int:
-    status, _ = vault.handle("GET", "/v1/auth/token/lookup-self", _headers(token), b"")  # type: ignore[arg-type]
+    status, _ = vault.handle("GET", "/v1/auth/token/lookup-self", _headers(token), b"")
     return status
 
 
@@ -203,7 +202,7 @@ def busybox_mode(bootstrap: Bootstrap) -> int:
 def test_an_unfinished_generation_is_cancelled_first(busybox_curl: Bootstrap, vault: FakeVault) -> None:
     assert keep(busybox_curl, vault).returncode == 0
     assert retire(busybox_curl, vault).returncode == 0
-    status, _ = vault.handle("PUT", "/v1/sys/generate-root/attempt", _headers(), b"{}")  # type: ignore[arg-type]
+    status, _ = vault.handle("PUT", "/v1/sys/generate-root/attempt", _headers(), b"{}")
     assert status == 200
     run = keep(busybox_curl, vault)
     assert run.returncode == 0, run.stderr
