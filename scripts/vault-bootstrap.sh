@@ -348,6 +348,15 @@ fi
 [ -r "$init_file" ] || die 3 "cannot read the recovery file $init_file"
 # No root token is fine (retired at strict): one is generated below when needed.
 root_token=$(json_field root_token "$init_file")
+# an empty read is "retired" only when the file has no root_token at all (shell builtins say): a
+# failing tool must never make a working token look gone (a new one would be made beside it)
+if [ -z "$root_token" ]; then
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+            *'"root_token"'*) die 3 "cannot read the root_token in $init_file" ;;
+        esac
+    done <"$init_file"
+fi
 case $root_token in
     *[!A-Za-z0-9._-]*) die 3 "the recovery file $init_file has a malformed root_token; restore it from your backup" ;;
 esac
