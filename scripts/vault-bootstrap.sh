@@ -27,7 +27,8 @@
 #                              with the unseal keys (sys/generate-root) when the file has none or
 #                              Vault refuses it; retire (the strict feature): make sure the
 #                              provisioner exists, revoke the root token and print the
-#                              provisioner's role_id and secret_id instead
+#                              provisioner's role_id and secret_id instead; none: unseal only,
+#                              leave the root token as it is and print {} (by hand, at strict)
 #   DEVSTACK_PROVISIONER_POLICY  the provisioner's policy document (retire: required)
 #   DEVSTACK_PROVISIONER_FILE  where the provisioner's role_id and secret_id are kept (0600; default:
 #                              vault-provisioner.json beside the recovery file)
@@ -89,8 +90,8 @@ is_count "$key_shares" || die 1 "DEVSTACK_KEY_SHARES must be a whole number, got
 is_count "$key_threshold" || die 1 "DEVSTACK_KEY_THRESHOLD must be a whole number, got '$key_threshold'"
 root_mode=${DEVSTACK_ROOT_TOKEN:-keep}
 case $root_mode in
-    keep | retire) ;;
-    *) die 1 "DEVSTACK_ROOT_TOKEN must be keep or retire, got '$root_mode'" ;;
+    keep | retire | none) ;;
+    *) die 1 "DEVSTACK_ROOT_TOKEN must be keep, retire or none, got '$root_mode'" ;;
 esac
 creds_file=${DEVSTACK_PROVISIONER_FILE:-$(dirname "$init_file")/vault-provisioner.json}
 policy_file=${DEVSTACK_PROVISIONER_POLICY:-}
@@ -633,6 +634,10 @@ setup_provisioner() {
     log "the provisioner's role_id and secret_id are in $creds_file (mode 0600)"
 }
 
+if [ "$root_mode" = none ]; then
+    printf '{}\n'
+    exit 0
+fi
 if [ "$root_mode" = keep ]; then
     if [ -n "$root_token" ] && [ "$client" = curl ] && ! token_works "$root_token"; then
         log "Vault refuses the root token in $init_file (revoked at strict?)"

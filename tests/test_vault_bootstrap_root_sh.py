@@ -220,7 +220,20 @@ def test_retire_needs_curl_and_the_policy(toolboxes: Path, tmp_path: Path, vault
     assert "missing or unreadable" in missing.stderr
     bad = wget.run(vault.address, DEVSTACK_ROOT_TOKEN="sometimes")
     assert bad.returncode == 1
-    assert "keep or retire" in bad.stderr
+    assert "keep, retire or none" in bad.stderr
+
+
+def test_unseal_only_leaves_a_retired_token_retired(busybox_curl: Bootstrap, vault: FakeVault) -> None:
+    """The docs' unseal-by-hand line (DEVSTACK_ROOT_TOKEN=none) after a restart at strict."""
+    assert keep(busybox_curl, vault).returncode == 0
+    assert retire(busybox_curl, vault).returncode == 0
+    vault.seal()
+    run = busybox_curl.run(vault.address, DEVSTACK_NO_INIT="1", DEVSTACK_ROOT_TOKEN="none")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "{}\n"
+    assert not vault.sealed
+    assert vault.count("sys/generate-root/attempt") == 0
+    assert "root_token" not in recovery(busybox_curl)
 
 
 # -- faults: the keys are never lost, and a later run always finds its way ----------------------
