@@ -157,12 +157,13 @@ def test_a_changed_policy_is_applied_again_with_a_new_root_token(
     busybox_curl: Bootstrap, vault: FakeVault, tmp_path: Path
 ) -> None:
     assert keep(busybox_curl, vault).returncode == 0
-    assert retire(busybox_curl, vault).returncode == 0
+    ids = json.loads(retire(busybox_curl, vault).stdout)
     changed = tmp_path / "provisioner.hcl"
     changed.write_text(POLICY.read_text() + 'path "sys/mounts/extra" {\n  capabilities = ["read"]\n}\n')
     run = retire(busybox_curl, vault, changed)
     assert run.returncode == 0, run.stderr
     assert vault.policies["provisioner"]["sys/mounts/extra"] == ["read"]
+    assert json.loads(run.stdout) == ids  # the ids still log in: kept, no new secret_id
     assert vault.count("sys/generate-root/update", "PUT") == 3
     assert "root_token" not in recovery(busybox_curl)
     assert not [t for t, e in vault.tokens.items() if "root" in e.policies]  # the new one is revoked too
@@ -292,7 +293,10 @@ def test_every_request_of_the_switch_fails_in_turn(busybox_curl: Bootstrap, dire
             offset = len(vault.log)
             vault.before_request = lambda n, m, p, at=offset + number: Fault(500) if n == at else None
             run = keep(busybox_curl, vault) if direction == "keep" else retire(busybox_curl, vault)
-            assert run.returncode != 0 or run.stdout, what
+            faulted = vault.log[offset + number - 1]
+            assert ((faulted.method, faulted.path), faulted.status) == (steps[number - 1], 500), what
+            # it stops (or, for a status poll, tries again): never a success with nothing to show
+            assert run.returncode != 0 or json.loads(run.stdout), what
             assert_way_back(busybox_curl, vault, what)
         _reset(busybox_curl)
 
