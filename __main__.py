@@ -27,9 +27,8 @@ pulumi.export("endpoints", platform.endpoints)
 pulumi.export("networks", platform.topology.names)
 pulumi.export("vaultAddress", platform.vault.address)
 pulumi.export("vaultRecoveryFile", settings.vault_init_file)
-if not settings.features.strict:
-    # At strict the stack hands the root token to no one (the recovery file still holds it:
-    # docs/vault.md, on retiring it).
+if platform.vault.root_token is not None:
+    # At strict there is none: the bootstrap revokes it (docs/vault.md, "Retiring the root token").
     pulumi.export("vaultRootToken", platform.vault.root_token)
 if MANAGEMENT in platform.identities:
     pulumi.export("managementRoleId", platform.identities[MANAGEMENT].role_id)

@@ -165,6 +165,7 @@ class Platform(pulumi.ComponentResource):
                 container_port=VAULT.port(vault_service.host_port_name(settings.features.tls)).container,
                 # An audit trail from the operations features on (backups, DR, alerting).
                 audit_file=vault_service.AUDIT_FILE if settings.features.backups else None,
+                provisioner_file=settings.vault_provisioner_file if settings.features.strict else None,
                 ca_file=settings.vault_ca_file,
                 ca_pem=ca_pem,
             ),
@@ -371,7 +372,10 @@ class Platform(pulumi.ComponentResource):
                 depends.append(identity)
             else:
                 # Phase 0 posture on purpose: the root token, as a file only the service's user reads.
-                uploads.append(Upload(TOKEN_PATH, self.vault.root_token, permissions="0400", owner=owner))
+                # (None only at strict, which needs approle: settings refuse anything else.)
+                token = self.vault.root_token
+                assert token is not None, "a root token is retired only at strict, which needs approle"
+                uploads.append(Upload(TOKEN_PATH, token, permissions="0400", owner=owner))
             depends.append(secret.secret)
         elif self._tuning_args(service):
             extra["command"] = service.command + self._tuning_args(service)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -13,6 +14,9 @@ from components.service import ServiceContainer, ServiceContainerArgs
 
 BOOTSTRAP = "sh ./scripts/vault-bootstrap.sh"
 KV_PATH = "secret"
+# The provisioner (strict): its policy document, and the AppRole mount it logs in on.
+PROVISIONER_POLICY = "./policies/vault/provisioner.hcl"
+PROVISIONER_LOGIN = "auth/approle-provisioner/login"
 # The CA is public data, but written whole or not at all: a half-written CA would fail every TLS
 # check. Its folder is the recovery file's (0700, as the bootstrap makes it): this step may run
 # first, so it creates the missing folders 0700 whatever the caller's umask, and makes its own
@@ -31,6 +35,9 @@ class VaultServerArgs:
     run_id: str  # differs on every `pulumi up`, so the unseal step runs each time
     container_port: int  # the port of Vault's container behind host_address
     audit_file: str | None = None  # the file audit device's log in the container; None: no device
+    # strict: the bootstrap sets up the provisioner, keeps its ids in this file (0600) and revokes
+    # the root token; the provider logs in as the provisioner. None: a root token, as below strict.
+    provisioner_file: str | None = None
     # TLS on: where this machine keeps the CA that Vault's certificate chains to, and its PEM.
     ca_file: str | None = None
     ca_pem: pulumi.Input[str] | None = None
@@ -38,6 +45,10 @@ class VaultServerArgs:
 
 def _root_token(stdout: str) -> str:
     return str(json.loads(stdout)["root_token"])
+
+
+def _login_field(name: str) -> Callable[[str], str]:
+    return lambda stdout: str(json.loads(stdout)[name])
 
 
 class VaultServer(pulumi.ComponentResource):
@@ -53,7 +64,13 @@ class VaultServer(pulumi.ComponentResource):
             "DEVSTACK_VAULT_INIT_FILE": args.init_file,
             "DEVSTACK_VAULT_CONTAINER": self.server.container.id,
             "DEVSTACK_VAULT_CONTAINER_PORT": str(args.container_port),
+            # keep: a root token that works (made anew with the unseal keys if it was revoked);
+            # retire (strict): the provisioner's ids instead, and the root token revoked
+            "DEVSTACK_ROOT_TOKEN": "keep" if args.provisioner_file is None else "retire",
         }
+        if args.provisioner_file is not None:
+            environment["DEVSTACK_PROVISIONER_FILE"] = args.provisioner_file
+            environment["DEVSTACK_PROVISIONER_POLICY"] = PROVISIONER_POLICY
         init_depends: list[pulumi.Resource] = [self.server.container]
         self.ca_file = None
         if args.ca_file is not None and args.ca_pem is not None:
@@ -87,13 +104,29 @@ class VaultServer(pulumi.ComponentResource):
             logging=command.local.Logging.STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init], additional_secret_outputs=["stdout"]),
         )
-        self.root_token = pulumi.Output.secret(self.init.stdout.apply(_root_token))
+        # What the provider uses comes from the step that runs on every `pulumi up` (it checks the
+        # root token and makes a new one if Vault refuses it), never from the first init alone:
+        # the state never pins a revoked token. At strict that step prints no token at all.
+        self.root_token: pulumi.Output[str] | None = None
+        auth_login = None
+        if args.provisioner_file is None:
+            self.root_token = pulumi.Output.secret(self.unseal.stdout.apply(_root_token))
+        else:
+            auth_login = vault.ProviderAuthLoginArgs(
+                path=PROVISIONER_LOGIN,
+                parameters={
+                    name: pulumi.Output.secret(self.unseal.stdout.apply(_login_field(name)))
+                    for name in ("role_id", "secret_id")
+                },
+            )
         self.address = args.host_address
         self.provider = vault.Provider(
             name,
             address=args.host_address,
             token=self.root_token,
-            # The root token is used as is: no child token is minted on every run.
+            auth_login=auth_login,
+            # The token is used as is: no child token is minted on every run (the provisioner
+            # may not create tokens at all).
             skip_child_token=True,
             ca_cert_file=args.ca_file,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.unseal]),

@@ -78,4 +78,8 @@ def resolve_features(phase: int, overrides: Mapping[str, str]) -> Features:
         if name not in known:
             raise ConfigError("features", f"unknown feature '{name}'; allowed: {', '.join(known)}")
         changes[name] = _parse_feature_value(name, raw)
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    features = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    if features.strict and not features.approle:
+        # strict retires the root token: every container must have an identity of its own
+        raise ConfigError("features", "strict needs approle=true (strict revokes the root token)")
+    return features

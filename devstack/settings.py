@@ -124,6 +124,11 @@ class Settings:
         return str(Path(self.state_dir) / self.stack / "vault-init.json")
 
     @property
+    def vault_provisioner_file(self) -> str:
+        """The provisioner's role_id and secret_id (strict), beside the recovery file."""
+        return str(Path(self.state_dir) / self.stack / "vault-provisioner.json")
+
+    @property
     def vault_host_address(self) -> str:
         """How `pulumi up`, on this machine, reaches Vault's published port."""
         host = self.bind_address

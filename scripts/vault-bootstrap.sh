@@ -23,10 +23,21 @@
 #                              published at VAULT_ADDR's address and port, so that the keys (over
 #                              plain HTTP at phase 0) go to that container and nowhere else
 #   DEVSTACK_VAULT_CONTAINER_PORT  the container port behind VAULT_ADDR (e.g. 8200)
+#   DEVSTACK_ROOT_TOKEN        keep (default): print a root token that works, generating a new one
+#                              with the unseal keys (sys/generate-root) when the file has none or
+#                              Vault refuses it; retire (the strict feature): make sure the
+#                              provisioner exists, revoke the root token and print the
+#                              provisioner's role_id and secret_id instead; none: unseal only,
+#                              leave the root token as it is and print {} (by hand, at strict)
+#   DEVSTACK_PROVISIONER_POLICY  the provisioner's policy document (retire: required)
+#   DEVSTACK_PROVISIONER_FILE  where the provisioner's role_id and secret_id are kept (0600; default:
+#                              vault-provisioner.json beside the recovery file)
 #
 # Steps: wait until sys/seal-status answers; check that the port is our container's (with
 # DEVSTACK_VAULT_CONTAINER); initialise if needed; unseal with the file's keys if
-# sealed; wait until Vault is active; print {"root_token":"..."} as the only line on stdout.
+# sealed; wait until Vault is active; then (keep) print {"root_token":"..."} as the only line on
+# stdout, or (retire) {"role_id":"...","secret_id":"..."}. Requests that carry a token need curl
+# (the token goes in a header read from a file: wget would put it on its command line).
 # An unsealed Vault is left alone; no key or token is ever written to stderr or put in argv
 # (request bodies go through 0600 temporary files).
 #
@@ -38,7 +49,9 @@
 # Exit status: 0 done; 1 bad settings, no HTTP client or an unexpected answer from Vault;
 # 2 Vault did not answer (or become active) in time; 3 Vault is initialised but the recovery
 # file is missing or unreadable; 4 the file's keys do not unseal Vault; 5 Vault is not
-# initialised and DEVSTACK_NO_INIT=1; 6 VAULT_ADDR is not Vault's container's published port.
+# initialised and DEVSTACK_NO_INIT=1; 6 VAULT_ADDR is not Vault's container's published port;
+# 7 no root token could be had (none works and generating one failed) or the provisioner could
+# not be set up; the unseal keys are untouched in the recovery file either way.
 
 umask 077
 set -f # $with_timeout is split on purpose, never globbed
@@ -75,6 +88,17 @@ key_threshold=${DEVSTACK_KEY_THRESHOLD:-3}
 is_count "$wait_seconds" || die 1 "DEVSTACK_WAIT_SECONDS must be a whole number of seconds, got '$wait_seconds'"
 is_count "$key_shares" || die 1 "DEVSTACK_KEY_SHARES must be a whole number, got '$key_shares'"
 is_count "$key_threshold" || die 1 "DEVSTACK_KEY_THRESHOLD must be a whole number, got '$key_threshold'"
+root_mode=${DEVSTACK_ROOT_TOKEN:-keep}
+case $root_mode in
+    keep | retire | none) ;;
+    *) die 1 "DEVSTACK_ROOT_TOKEN must be keep, retire or none, got '$root_mode'" ;;
+esac
+creds_file=${DEVSTACK_PROVISIONER_FILE:-$(dirname "$init_file")/vault-provisioner.json}
+policy_file=${DEVSTACK_PROVISIONER_POLICY:-}
+if [ "$root_mode" = retire ]; then
+    [ -n "$policy_file" ] || die 1 "DEVSTACK_ROOT_TOKEN=retire needs DEVSTACK_PROVISIONER_POLICY (the provisioner's policy document)"
+    [ -r "$policy_file" ] || die 1 "the provisioner's policy $policy_file is missing or unreadable"
+fi
 base_url=${VAULT_ADDR%/}/v1
 ca_file=
 case $VAULT_ADDR in
@@ -131,8 +155,19 @@ holds_keys() {
 
 tmp_dir=$(mktemp -d "${TMPDIR:-/tmp}/devstack-vault.XXXXXX") || die 1 "cannot create a temporary directory"
 init_tmp=
+rewrite_tmp=
 cleanup() {
     rm -rf "$tmp_dir"
+    # a rewrite of the recovery file (new root token, or none) that did not land: the recovery
+    # file still holds the keys, so the copy goes; should it not, the copy stays and is named
+    if [ -n "$rewrite_tmp" ] && [ -f "$rewrite_tmp" ]; then
+        if holds_keys "$init_file"; then
+            rm -f "$rewrite_tmp"
+        else
+            printf '%s: error: the unseal keys are in %s: keep that file (rename it to %s)\n' \
+                "$prog" "$rewrite_tmp" "$init_file" >&2
+        fi
+    fi
     # Vault's init answer is removed only when it holds no key (Vault refused, or never answered)
     if [ -n "$init_tmp" ] && [ -f "$init_tmp" ]; then
         if holds_keys "$init_tmp"; then
@@ -150,6 +185,8 @@ trap 'exit 129' HUP
 answer=$tmp_dir/answer.json
 errors=$tmp_dir/errors.txt
 body=$tmp_dir/body.json
+header=$tmp_dir/token.header # "X-Vault-Token: ...", for curl -H @file
+auth=                        # set to $header: the next requests carry that token
 
 # request METHOD PATH BODYFILE OUTFILE: the answer goes to OUTFILE; http_status is set
 # ("000": no answer); returns 0 for a 2xx status. Bodies are only ever passed as files.
@@ -159,11 +196,13 @@ request() {
     if [ "$client" = curl ]; then
         if [ -n "$3" ]; then
             http_status=$(curl -q -sS --noproxy "*" ${tls_flag:+"$tls_flag" "$ca_file"} --connect-timeout 5 --max-time 30 -o "$4" -w '%{http_code}' \
-                -X "$1" -H 'Content-Type: application/json' --data-binary "@$3" "$base_url/$2" 2>"$errors")
+                ${auth:+-H "@$auth"} -X "$1" -H 'Content-Type: application/json' --data-binary "@$3" "$base_url/$2" 2>"$errors")
         else
             http_status=$(curl -q -sS --noproxy "*" ${tls_flag:+"$tls_flag" "$ca_file"} --connect-timeout 5 --max-time 30 -o "$4" -w '%{http_code}' \
-                "$base_url/$2" 2>"$errors")
+                ${auth:+-H "@$auth"} -X "$1" "$base_url/$2" 2>"$errors")
         fi
+    elif [ -n "$auth" ]; then
+        die 1 "internal error: a request with a token needs curl"
     else
         # wget sends a body with POST, which Vault treats as PUT
         if [ -n "$3" ]; then
@@ -308,9 +347,19 @@ if [ ! -s "$init_file" ]; then
     die 3 "Vault at $VAULT_ADDR is initialised but its recovery file $init_file is missing; restore that file from your backup (or rename a $init_file.new.* file beside it, left by an interrupted first run) and run again (without its keys Vault cannot be unsealed: the only other way out is to remove the dev-vault-data volume, losing every secret in it)"
 fi
 [ -r "$init_file" ] || die 3 "cannot read the recovery file $init_file"
+# No root token is fine (retired at strict): one is generated below when needed.
 root_token=$(json_field root_token "$init_file")
+# an empty read is "retired" only when the file has no root_token at all (shell builtins say): a
+# failing tool must never make a working token look gone (a new one would be made beside it)
+if [ -z "$root_token" ]; then
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+            *'"root_token"'*) die 3 "cannot read the root_token in $init_file" ;;
+        esac
+    done <"$init_file"
+fi
 case $root_token in
-    '' | *[!A-Za-z0-9._-]*) die 3 "the recovery file $init_file has no usable root_token; restore it from your backup" ;;
+    *[!A-Za-z0-9._-]*) die 3 "the recovery file $init_file has a malformed root_token; restore it from your backup" ;;
 esac
 
 # -- 4. unseal --------------------------------------------------------------------------------
@@ -344,7 +393,7 @@ if [ "$sealed" = true ]; then
     log "Vault unsealed with $used of the keys"
 fi
 
-# -- 5. wait until active, then hand the root token to Pulumi ---------------------------------
+# -- 5. wait until active --------------------------------------------------------------------
 
 active_wait=$((started + wait_seconds - $(date +%s)))
 [ "$active_wait" -ge 10 ] || active_wait=10
@@ -356,4 +405,267 @@ until request GET sys/health "" "$answer"; do
     sleep 1
 done
 
-printf '{"root_token":"%s"}\n' "$root_token"
+# -- 6. the root token, or the provisioner in its place ----------------------------------------
+
+# use_token TOKEN: the following requests carry TOKEN (a header in a 0600 file; printf is a
+# builtin, so the token is on no command line); no argument: none
+use_token() {
+    if [ -n "${1:-}" ]; then
+        printf 'X-Vault-Token: %s\n' "$1" >"$header"
+        auth=$header
+    else
+        rm -f "$header"
+        auth=
+    fi
+}
+
+# token_works TOKEN: 0 when Vault accepts TOKEN, 1 when it refuses it (403); anything else stops
+token_works() {
+    use_token "$1"
+    if request GET auth/token/lookup-self "" "$answer"; then
+        use_token
+        return 0
+    fi
+    use_token
+    [ "$http_status" = 403 ] && return 1
+    die 7 "checking the root token failed ($(describe_failure "$answer"))"
+}
+
+# write_recovery TOKEN: the recovery file again, with the same keys and TOKEN as its root_token
+# (none: no root_token), written beside it and renamed over it in one step
+write_recovery() {
+    hex_keys=$(json_strings keys "$init_file")
+    b64_keys=$(json_strings keys_base64 "$init_file")
+    [ -n "$hex_keys$b64_keys" ] || die 4 "the recovery file $init_file has no unseal keys; restore it from your backup"
+    rewrite_tmp=$(mktemp "$init_file.new.XXXXXX") || die 1 "cannot create a file beside $init_file"
+    {
+        sep='{'
+        for field in keys keys_base64; do
+            if [ "$field" = keys ]; then list=$hex_keys; else list=$b64_keys; fi
+            [ -n "$list" ] || continue
+            printf '%s"%s":[' "$sep" "$field"
+            comma=
+            for k in $list; do
+                printf '%s"%s"' "$comma" "$k"
+                comma=,
+            done
+            printf ']'
+            sep=,
+        done
+        if [ -n "$1" ]; then
+            printf ',"root_token":"%s"' "$1"
+        fi
+        printf '}\n'
+    } >"$rewrite_tmp" || die 1 "cannot write $rewrite_tmp"
+    [ "$(json_strings keys "$rewrite_tmp")$(json_strings keys_base64 "$rewrite_tmp")" = "$hex_keys$b64_keys" ] ||
+        die 1 "rewriting $init_file lost a key: the file is left as it was"
+    mv -f "$rewrite_tmp" "$init_file" || die 1 "cannot rename $rewrite_tmp to $init_file"
+    rewrite_tmp=
+    if command -v sync >/dev/null 2>&1; then
+        sync
+    fi
+}
+
+b64_alphabet=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/
+
+# decode_token ENCODED OTP: the root token that sys/generate-root/update answered, decoded as the
+# vault CLI does (raw base64, then XOR with the OTP); shell builtins only, so neither the OTP nor
+# the token is ever an argument of a program. Vault's own sys/decode-token needs a token, which
+# is exactly what there is none of here.
+decode_token() {
+    encoded=$1
+    otp=$2
+    bits=0
+    nbits=0
+    decoded=
+    while [ -n "$encoded" ]; do
+        c=${encoded%"${encoded#?}"}
+        encoded=${encoded#?}
+        [ "$c" = = ] && continue
+        before=${b64_alphabet%%"$c"*}
+        [ "$before" != "$b64_alphabet" ] || return 1
+        bits=$(((bits << 6) | ${#before}))
+        nbits=$((nbits + 6))
+        if [ "$nbits" -ge 8 ]; then
+            nbits=$((nbits - 8))
+            byte=$(((bits >> nbits) & 255))
+            bits=$((bits & ((1 << nbits) - 1)))
+            [ -n "$otp" ] || return 1
+            o=${otp%"${otp#?}"}
+            otp=${otp#?}
+            code=$(printf '%d' "'$o")
+            # shellcheck disable=SC2059 # an octal escape made here, from a number
+            decoded=$decoded$(printf "\\$(printf '%03o' $((byte ^ code)))")
+        fi
+    done
+    [ -z "$otp" ] || return 1
+    case $decoded in
+        '' | *[!A-Za-z0-9._-]*) return 1 ;;
+    esac
+    printf '%s' "$decoded"
+}
+
+# generate_root: a new root token from the recovery file's unseal keys (sys/generate-root, which
+# needs no token), written into the recovery file; sets root_token
+generate_root() {
+    [ "$client" = curl ] || die 7 "no working root token, and generating one needs curl"
+    keys=$(json_strings keys_base64 "$init_file")
+    [ -n "$keys" ] || keys=$(json_strings keys "$init_file")
+    [ -n "$keys" ] || die 4 "the recovery file $init_file has no unseal keys; restore it from your backup"
+    request GET sys/generate-root/attempt "" "$answer" || die 7 "reading the root generation status failed ($(describe_failure "$answer"))"
+    if [ "$(json_field started "$answer")" = true ]; then
+        # an attempt left by an interrupted run: its OTP is gone, so it cannot be finished
+        log "cancelling an unfinished root token generation"
+        request DELETE sys/generate-root/attempt "" "$answer" || die 7 "cancelling it failed ($(describe_failure "$answer"))"
+    fi
+    printf '{}' >"$body"
+    request PUT sys/generate-root/attempt "$body" "$answer" || die 7 "starting a root token generation failed ($(describe_failure "$answer"))"
+    otp=$(json_field otp "$answer")
+    nonce=$(json_field nonce "$answer")
+    case "$otp:$nonce" in
+        :* | *: | *[!A-Za-z0-9:-]*) die 7 "unexpected answer to the root generation start" ;;
+    esac
+    log "generating a root token with the unseal keys"
+    # From the key that completes it, Vault holds a new root token only this run can decode: a
+    # signal waits until it is in the recovery file (an error still stops at once).
+    pending=
+    trap 'pending=130' INT
+    trap 'pending=143' TERM
+    trap 'pending=129' HUP
+    used=0
+    complete=false
+    for key in $keys; do
+        case $key in
+            *[!A-Za-z0-9+/=]*) die 4 "the recovery file $init_file holds a malformed unseal key" ;;
+        esac
+        printf '{"key":"%s","nonce":"%s"}' "$key" "$nonce" >"$body"
+        used=$((used + 1))
+        request PUT sys/generate-root/update "$body" "$answer" ||
+            die 7 "Vault refused unseal key $used for the root token ($(describe_failure "$answer"))"
+        complete=$(json_field complete "$answer")
+        [ "$complete" = true ] && break
+    done
+    rm -f "$body"
+    key=
+    keys=
+    [ "$complete" = true ] || die 7 "the $used unseal keys in $init_file did not complete the root token"
+    encoded=$(json_field encoded_token "$answer")
+    rm -f "$answer"
+    root_token=$(decode_token "$encoded" "$otp") || die 7 "the new root token did not decode"
+    otp=
+    write_recovery "$root_token"
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+    [ -z "$pending" ] || exit "$pending"
+    log "a new root token is in $init_file"
+}
+
+# provisioner_works: whether the provisioner's kept role_id and secret_id log in (then login_ok=1)
+# and its policy in Vault is the document's (the copy applied last time, beside them, is the same)
+login_ok=
+provisioner_works() {
+    [ -s "$creds_file" ] && [ -r "$creds_file" ] || return 1
+    role_id=$(json_field role_id "$creds_file")
+    secret_id=$(json_field secret_id "$creds_file")
+    case "$role_id:$secret_id" in
+        :* | *: | *[!A-Za-z0-9:-]*) return 1 ;;
+    esac
+    printf '{"role_id":"%s","secret_id":"%s"}' "$role_id" "$secret_id" >"$body"
+    if ! request PUT auth/approle-provisioner/login "$body" "$answer"; then
+        rm -f "$body" "$answer"
+        [ "$http_status" = 400 ] || [ "$http_status" = 403 ] || [ "$http_status" = 404 ] ||
+            die 7 "the provisioner's login failed ($(describe_failure))"
+        return 1
+    fi
+    rm -f "$body" "$answer"
+    login_ok=1
+    [ -s "$creds_file.policy" ] && [ "$(cat "$creds_file.policy")" = "$(cat "$policy_file")" ]
+}
+
+# write_private FILE: stdin into FILE (0600), whole or not at all
+write_private() {
+    private_tmp=$(mktemp "$1.new.XXXXXX") || die 1 "cannot create a file beside $1"
+    if ! cat >"$private_tmp" || ! mv -f "$private_tmp" "$1"; then
+        rm -f "$private_tmp"
+        die 1 "cannot write $1"
+    fi
+}
+
+# setup_provisioner: with the root token, the provisioner's policy, its own AppRole mount and
+# role, and its role_id and secret_id (a kept secret_id that still logs in is kept)
+setup_provisioner() {
+    use_token "$root_token"
+    { printf '{"policy":"' && sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' "$policy_file" | while IFS= read -r line || [ -n "$line" ]; do
+        printf '%s\\n' "$line"
+    done && printf '"}'; } >"$body" || die 1 "cannot read $policy_file"
+    request PUT sys/policies/acl/provisioner "$body" "$answer" || die 7 "writing the provisioner's policy failed ($(describe_failure "$answer"))"
+    request GET sys/auth "" "$answer" || die 7 "listing the auth methods failed ($(describe_failure "$answer"))"
+    case $(tr -d '\n\r' <"$answer") in
+        *'"approle-provisioner/"'*) enabled=true ;;
+        *) enabled=false ;;
+    esac
+    if [ "$enabled" = false ]; then
+        printf '{"type":"approle","description":"The Vault provider'"'"'s own login (devstack, strict)"}' >"$body"
+        request POST sys/auth/approle-provisioner "$body" "$answer" ||
+            die 7 "enabling auth/approle-provisioner failed ($(describe_failure "$answer"))"
+    fi
+    # its tokens carry its policy only, last a `pulumi up` at most; the secret_id does not expire
+    printf '{"token_policies":["provisioner"],"token_no_default_policy":true,"token_ttl":7200,"token_max_ttl":7200,"secret_id_ttl":0,"secret_id_num_uses":0}' >"$body"
+    request POST auth/approle-provisioner/role/provisioner "$body" "$answer" ||
+        die 7 "writing the provisioner's role failed ($(describe_failure "$answer"))"
+    request GET auth/approle-provisioner/role/provisioner/role-id "" "$answer" ||
+        die 7 "reading the provisioner's role_id failed ($(describe_failure "$answer"))"
+    new_role_id=$(json_field role_id "$answer")
+    if [ "$new_role_id" != "${role_id:-}" ] || [ -z "${login_ok:-}" ]; then
+        printf '{}' >"$body"
+        request POST auth/approle-provisioner/role/provisioner/secret-id "$body" "$answer" ||
+            die 7 "minting the provisioner's secret_id failed ($(describe_failure))"
+        secret_id=$(json_field secret_id "$answer")
+        rm -f "$answer"
+    fi
+    role_id=$new_role_id
+    case "$role_id:$secret_id" in
+        :* | *: | *[!A-Za-z0-9:-]*) die 7 "unexpected role_id or secret_id from Vault" ;;
+    esac
+    use_token
+    printf '{"role_id":"%s","secret_id":"%s"}\n' "$role_id" "$secret_id" | write_private "$creds_file"
+    write_private "$creds_file.policy" <"$policy_file"
+    log "the provisioner's role_id and secret_id are in $creds_file (mode 0600)"
+}
+
+if [ "$root_mode" = none ]; then
+    printf '{}\n'
+    exit 0
+fi
+if [ "$root_mode" = keep ]; then
+    if [ -n "$root_token" ] && [ "$client" = curl ] && ! token_works "$root_token"; then
+        log "Vault refuses the root token in $init_file (revoked at strict?)"
+        root_token=
+    fi
+    [ -n "$root_token" ] || generate_root
+    printf '{"root_token":"%s"}\n' "$root_token"
+    exit 0
+fi
+
+[ "$client" = curl ] || die 1 "the strict feature needs curl: a token goes in a header read from a file, which wget cannot do"
+if ! provisioner_works; then
+    if [ -n "$root_token" ] && ! token_works "$root_token"; then
+        root_token=
+    fi
+    [ -n "$root_token" ] || generate_root
+    setup_provisioner
+fi
+if [ -n "$root_token" ]; then
+    # the provider logs in as the provisioner from now on: the root token goes
+    use_token "$root_token"
+    printf '{}' >"$body"
+    if ! request POST auth/token/revoke-self "$body" "$answer" && [ "$http_status" != 403 ]; then
+        die 7 "revoking the root token failed ($(describe_failure "$answer")); it is still in $init_file"
+    fi
+    use_token
+    root_token=
+    write_recovery ""
+    log "the root token is revoked and gone from $init_file (the unseal keys make a new one: docs/vault.md)"
+fi
+printf '{"role_id":"%s","secret_id":"%s"}\n' "$(json_field role_id "$creds_file")" "$(json_field secret_id "$creds_file")"

@@ -9,8 +9,19 @@ port. What it serves, with Vault's status codes and JSON shapes:
 - ``auth/token/lookup-self``;
 - a KV version 2 engine mounted at ``secret/`` (``secret/data/<path>``: read, create, update);
 - once :meth:`FakeVault.enable_approle` has run, the AppRole auth method at ``auth/approle/``:
-  ``login``, ``role/<name>/role-id`` (read) and ``role/<name>/secret-id`` (generate). Roles and
-  secret IDs are made with :meth:`FakeVault.create_role` and :meth:`FakeVault.create_secret_id`.
+  ``login``, ``role/<name>`` (write), ``role/<name>/role-id`` (read) and ``role/<name>/secret-id``
+  (generate). Roles and secret IDs are made with :meth:`FakeVault.create_role` and
+  :meth:`FakeVault.create_secret_id`, or through the API;
+- ``sys/auth`` (list) and ``sys/auth/<path>`` (enable, ``type`` approle only: another AppRole
+  mount, e.g. ``auth/approle-provisioner/``, with roles of its own);
+- ``sys/policies/acl/<name>`` and the older ``sys/policy/<name>`` (write, read, delete; HCL
+  parsed as :func:`parse_policy_hcl`);
+- ``auth/token/revoke-self`` (the token is gone at once: 403 afterwards);
+- root token generation as http/sys_generate_root.go serves it: ``sys/generate-root/attempt``
+  (read, start with a generated OTP, cancel) and ``sys/generate-root/update`` (one unseal key per
+  call; at the threshold a new root token, XOR'd with the OTP and raw-base64 encoded), neither
+  needing a token; and ``sys/decode-token``, which does need one (Vault's sys backend does not list
+  it among its unauthenticated paths).
 
 Every other path answers as Vault does for a path with no handler. Requests to anything but
 ``sys/`` are refused with 503 while Vault is sealed (or not initialised), then need a token
@@ -61,6 +72,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar
@@ -203,6 +215,13 @@ class AppRole:
     secret_id_num_uses: int  # 0: unlimited
     secret_id_bound_cidrs: tuple[str, ...]
     token_bound_cidrs: tuple[str, ...]
+    mount: str = "approle"  # the auth mount the role lives on
+    no_default_policy: bool = False  # token_no_default_policy
+
+
+def role_key(mount: str, name: str) -> str:
+    """Where FakeVault.approles keeps a role: its name on ``approle``, ``<mount>/<name>`` elsewhere."""
+    return name.lower() if mount == "approle" else f"{mount}/{name.lower()}"
 
 
 @dataclass
@@ -285,6 +304,25 @@ def allowed(rules: Mapping[str, Iterable[str]], path: str, capability: str) -> b
             return False
         chosen = set(rules[max(globs, key=_glob_priority)])
     return "deny" not in chosen and capability in chosen
+
+
+def encode_root_token(token: str, otp: str) -> str:
+    """vault/generate_root.go: the token XOR'd with the OTP (same length), raw standard base64."""
+    if len(token) != len(otp):
+        raise ValueError("the OTP and the token differ in length")
+    mixed = bytes(a ^ b for a, b in zip(token.encode(), otp.encode(), strict=True))
+    return base64.b64encode(mixed).decode().rstrip("=")
+
+
+def decode_root_token(encoded: str, otp: str) -> str:
+    """sdk/helper/roottoken.DecodeToken with an OTP length: raw base64, then XOR with the OTP."""
+    try:
+        mixed = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise VaultError(400, "error decoding base64'd token: illegal base64 data") from None
+    if len(mixed) != len(otp):
+        raise VaultError(400, "length of byte slices is not equivalent")
+    return bytes(a ^ b for a, b in zip(mixed, otp.encode(), strict=True)).decode("latin-1")
 
 
 def _in_cidrs(address: str, cidrs: Iterable[str]) -> bool:
@@ -546,12 +584,18 @@ class FakeVault:
         self.kv: dict[str, list[KvVersion]] = {}
         self.policy_texts: dict[str, str] = {}  # the documents load_policy_hcl was given
         self.approle_enabled = False
-        self.approles: dict[str, AppRole] = {}
+        self.auth_mounts: dict[str, str] = {"token": "token"}  # path (no slash) -> type
+        self.approles: dict[str, AppRole] = {}  # role_key(mount, name) ->
         self.secret_ids: dict[tuple[str, str], SecretIdEntry] = {}  # (role name, secret ID) ->
         self.clock = Clock()
+        self.revoked_by_request: set[str] = set()  # tokens revoked through auth/token/revoke-self
         # volatile state (lost on seal)
         self._unseal_parts: list[bytes] = []
         self._unseal_nonce = ""
+        # the root generation attempt in progress: its nonce, OTP and the keys given so far
+        self.generate_root_nonce = ""
+        self.generate_root_otp = ""
+        self._generate_root_parts: list[bytes] = []
         # bookkeeping for assertions
         self.counts: Counter[tuple[str, str]] = Counter()
         self.log: list[RequestRecord] = []
@@ -735,25 +779,38 @@ class FakeVault:
 
     # -- AppRole (test helpers) --------------------------------------------------------------
 
-    def enable_approle(self) -> None:
-        """``vault auth enable approle``: serves ``auth/approle/``."""
+    def enable_approle(self, mount: str = "approle") -> None:
+        """``vault auth enable [-path=<mount>] approle``: serves ``auth/<mount>/``."""
         with self._lock:
-            if self.approle_enabled:
+            if mount in self.auth_mounts:
                 return
-            self.approle_enabled = True
-            self.add_route(["PUT", "POST"], r"auth/approle/login", self._approle_login)
+            self.auth_mounts[mount] = "approle"
+            if mount == "approle":
+                self.approle_enabled = True
+            base = "auth/" + re.escape(mount)
+            login = partial(self._approle_login, mount=mount)
+            self.add_route(["PUT", "POST"], base + r"/login", login)
+            self.add_route(
+                ["PUT", "POST"],
+                base + r"/role/(?P<role>[^/]+)",
+                partial(self._approle_write_role, mount=mount),
+                capability=lambda r: (r.path, "update" if self._role_of(mount, r) else "create"),
+            )
             self.add_route(
                 ["GET"],
-                r"auth/approle/role/(?P<role>[^/]+)/role-id",
-                self._approle_role_id,
+                base + r"/role/(?P<role>[^/]+)/role-id",
+                partial(self._approle_role_id, mount=mount),
                 capability=lambda r: (r.path, "read"),
             )
             self.add_route(
                 ["PUT", "POST"],
-                r"auth/approle/role/(?P<role>[^/]+)/secret-id",
-                self._approle_new_secret_id,
+                base + r"/role/(?P<role>[^/]+)/secret-id",
+                partial(self._approle_new_secret_id, mount=mount),
                 capability=lambda r: (r.path, "update"),
             )
+
+    def _role_of(self, mount: str, request: Request) -> AppRole | None:
+        return self.approles.get(role_key(mount, request.params["role"]))
 
     def create_role(
         self,
@@ -767,18 +824,20 @@ class FakeVault:
         secret_id_bound_cidrs: Iterable[str] = (),
         token_bound_cidrs: Iterable[str] = (),
         role_id: str | None = None,
+        mount: str = "approle",
+        no_default_policy: bool = False,
     ) -> str:
-        """``vault write auth/approle/role/<name> ...``; returns the role's role_id (a UUID)."""
+        """``vault write auth/<mount>/role/<name> ...``; returns the role's role_id (a UUID)."""
         with self._lock:
-            if not self.approle_enabled:
-                raise RuntimeError("AppRole is not enabled: call enable_approle() first")
+            if self.auth_mounts.get(mount) != "approle":
+                raise RuntimeError(f"AppRole is not enabled at {mount}: call enable_approle() first")
             if min(token_ttl, token_max_ttl, secret_id_ttl, secret_id_num_uses) < 0:
                 raise VaultError(400, "TTLs and secret_id_num_uses cannot be negative")
             if token_max_ttl and token_ttl > token_max_ttl:
                 raise VaultError(400, "token_ttl should not be greater than token_max_ttl")
-            previous = self.approles.get(name.lower())
+            previous = self.approles.get(role_key(mount, name))
             role = AppRole(
-                name=name.lower(),
+                name=role_key(mount, name),
                 role_id=role_id or (previous.role_id if previous else str(uuid.uuid4())),
                 policies=tuple(dict.fromkeys(p.lower() for p in policies)),
                 token_ttl=token_ttl,
@@ -787,8 +846,12 @@ class FakeVault:
                 secret_id_num_uses=secret_id_num_uses,
                 secret_id_bound_cidrs=_cidr_list(secret_id_bound_cidrs, "secret_id_bound_cidrs"),
                 token_bound_cidrs=_cidr_list(token_bound_cidrs, "token_bound_cidrs"),
+                mount=mount,
+                no_default_policy=no_default_policy,
             )
-            if any(r.role_id == role.role_id and r.name != role.name for r in self.approles.values()):
+            if any(
+                r.role_id == role.role_id and r.name != role.name and r.mount == mount for r in self.approles.values()
+            ):
                 raise VaultError(400, "role_id already in use")
             self.approles[role.name] = role
             return role.role_id
@@ -986,7 +1049,8 @@ class FakeVault:
         for name in entry.policies:
             for rule_path, caps in self.policies.get(name, {}).items():
                 merged.setdefault(rule_path, set()).update(caps)
-        if not allowed(merged, acl_path, capability):
+        # "update+sudo": every one of them (a root-protected path needs sudo besides its own)
+        if not all(allowed(merged, acl_path, wanted) for wanted in capability.split("+")):
             raise VaultError(403, ACL_DENIED)
         return entry
 
@@ -998,7 +1062,31 @@ class FakeVault:
         self.add_route(["GET"], r"sys/seal-status", self._seal_status_endpoint, sealed_ok=True)
         self.add_route(["PUT", "POST"], r"sys/unseal", self._unseal, sealed_ok=True)
         self.add_route(["GET"], r"auth/token/lookup-self", self._lookup_self, capability=lambda r: (r.path, "read"))
+        self.add_route(
+            ["PUT", "POST"], r"auth/token/revoke-self", self._revoke_self, capability=lambda r: (r.path, "update")
+        )
+        self.add_route(["GET"], r"sys/auth", self._list_auth, capability=lambda r: (r.path, "read"))
+        # "auth/*" is among the sys backend's root paths: enabling an auth method needs sudo
+        self.add_route(["PUT", "POST"], r"sys/auth/(?P<mount>[^/]+)", self._enable_auth, capability=self._sudo)
+        for prefix in (r"sys/policies/acl/", r"sys/policy/"):
+            self.add_route(
+                ["GET", "PUT", "POST", "DELETE"], prefix + r"(?P<name>[^/]+)", self._policy, capability=self._policy_acl
+            )
+        self.add_route(["GET", "PUT", "POST", "DELETE"], r"sys/generate-root/attempt", self._generate_root_attempt)
+        self.add_route(["PUT", "POST"], r"sys/generate-root/update", self._generate_root_update)
+        self.add_route(
+            ["PUT", "POST"], r"sys/decode-token", self._decode_token, capability=lambda r: (r.path, "update")
+        )
         self.add_route(["GET", "PUT", "POST"], r"secret/data/(?P<path>.+)", self._kv_data, capability=self._kv_acl)
+
+    def _sudo(self, request: Request) -> tuple[str, str]:
+        """A root-protected path: the request's own capability and sudo."""
+        exists = request.params.get("mount", "").strip("/") in self.auth_mounts
+        return request.path, _method_capability(request.method, exists) + "+sudo"
+
+    def _policy_acl(self, request: Request) -> tuple[str, str]:
+        exists = request.params["name"].lower() in self.policies
+        return request.path, _method_capability(request.method, exists)
 
     def _kv_acl(self, request: Request) -> tuple[str, str]:
         exists = bool(self.kv.get(request.params["path"].strip("/")))
@@ -1132,14 +1220,140 @@ class FakeVault:
             ),
         )
 
+    def _revoke_self(self, request: Request) -> Response:
+        """auth/token/revoke-self: the token (and, for a root token, nothing else) stops working."""
+        token = request.token or ""
+        self.revoked_tokens[token] = self.tokens.pop(token)
+        self.revoked_by_request.add(token)
+        return Response(204)
+
+    def _list_auth(self, request: Request) -> Response:
+        mounts = {
+            f"{path}/": {"type": kind, "description": "", "accessor": f"auth_{kind}_{abs(hash(path)) % 10**8:08d}"}
+            for path, kind in self.auth_mounts.items()
+        }
+        return Response(200, {**mounts, **self._envelope(mounts, mount_type="system")})
+
+    def _enable_auth(self, request: Request) -> Response:
+        mount = request.params["mount"].strip("/")
+        kind = str(request.body.get("type") or "")
+        if not kind:
+            raise VaultError(400, "backend type must be specified as a string")
+        if mount in self.auth_mounts:
+            raise VaultError(400, f"path is already in use at {mount}/")
+        if kind != "approle":
+            raise VaultError(400, f'the fake serves only approle auth methods, not "{kind}"')
+        self.enable_approle(mount)
+        return Response(204)
+
+    def _policy(self, request: Request) -> Response:
+        name = request.params["name"].lower()
+        if request.method == "GET":
+            if name not in self.policies:
+                raise VaultError(404)
+            text = self.policy_texts.get(name, json.dumps({"path": self.policies[name]}))
+            return Response(200, self._envelope({"name": name, "policy": text, "rules": text}, mount_type="system"))
+        if request.method == "DELETE":
+            if name in ("default", "root"):
+                raise VaultError(400, f'cannot delete "{name}" policy')
+            self.policies.pop(name, None)
+            self.policy_texts.pop(name, None)
+            return Response(204)
+        if name == "root":
+            raise VaultError(400, "cannot update root policy")
+        text = request.body.get("policy", request.body.get("rules"))
+        if not isinstance(text, str) or not text.strip():
+            raise VaultError(400, "'policy' parameter not supplied or empty")
+        self.load_policy_hcl(name, text)
+        return Response(204)
+
+    # -- root token generation (http/sys_generate_root.go, vault/generate_root.go) -----------
+
+    OTP_LENGTH: ClassVar[int] = 28  # TokenLength 24 + the "hvs." prefix
+
+    def _generate_root_status(self, otp: str = "") -> dict[str, Any]:
+        return {
+            "started": bool(self.generate_root_nonce),
+            "nonce": self.generate_root_nonce,
+            "progress": len(self._generate_root_parts),
+            "required": self.secret_threshold,
+            "complete": False,
+            "encoded_token": "",
+            "encoded_root_token": "",
+            "pgp_fingerprint": "",
+            "otp": otp,
+            "otp_length": self.OTP_LENGTH,
+        }
+
+    def _cancel_generate_root(self) -> None:
+        self.generate_root_nonce = ""
+        self.generate_root_otp = ""
+        self._generate_root_parts = []
+
+    def _generate_root_attempt(self, request: Request) -> Response:
+        if not self.initialized:
+            raise VaultError(400, "Vault is not initialized")
+        if request.method == "GET":
+            return Response(200, self._generate_root_status())
+        if request.method == "DELETE":
+            self._cancel_generate_root()
+            return Response(204)
+        if request.body.get("pgp_key"):
+            raise VaultError(400, "the fake does not encrypt root tokens with PGP: leave pgp_key out")
+        if self.generate_root_nonce:
+            raise VaultError(400, "root generation already in progress")
+        otp = str(request.body.get("otp") or "")
+        generated = not otp
+        if generated:
+            otp = _random_id(self.OTP_LENGTH)
+        elif len(otp) != self.OTP_LENGTH:
+            raise VaultError(400, f"OTP string is wrong length: expected {self.OTP_LENGTH}")
+        self.generate_root_nonce = str(uuid.uuid4())
+        self.generate_root_otp = otp
+        self._generate_root_parts = []
+        return Response(200, self._generate_root_status(otp if generated else ""))
+
+    def _generate_root_update(self, request: Request) -> Response:
+        key = str(request.body.get("key") or "").strip()
+        nonce = str(request.body.get("nonce") or "")
+        if not key:
+            raise VaultError(400, "'key' must be specified in request body as JSON")
+        if not self.generate_root_nonce:
+            raise VaultError(400, "no root generation in progress")
+        if nonce != self.generate_root_nonce:
+            raise VaultError(400, f"incorrect nonce supplied; nonce for this root generation operation is {nonce}")
+        part = self._decode_key(key)
+        if part in self._generate_root_parts:
+            raise VaultError(400, "given key has already been provided during this generation operation")
+        self._generate_root_parts.append(part)
+        status = self._generate_root_status()
+        if len(self._generate_root_parts) < self.secret_threshold:
+            return Response(200, status)
+        genuine = all(p in self.unseal_keys for p in self._generate_root_parts)
+        otp = self.generate_root_otp
+        self._cancel_generate_root()  # the attempt ends at the threshold, whatever the outcome
+        if not genuine:
+            raise VaultError(400, "unable to authenticate: cipher: message authentication failed")
+        token = "hvs." + _random_id(self.OTP_LENGTH - 4)
+        self.tokens[token] = TokenEntry(token, ("root",))
+        encoded = encode_root_token(token, otp)
+        return Response(200, {**status, "complete": True, "encoded_token": encoded, "encoded_root_token": encoded})
+
+    def _decode_token(self, request: Request) -> Response:
+        encoded = str(request.body.get("encoded_token") or "")
+        otp = str(request.body.get("otp") or "")
+        if not encoded or not otp:
+            raise VaultError(400, "provided 'encoded_token' or 'otp' is empty")
+        return Response(200, self._envelope({"token": decode_root_token(encoded, otp)}, mount_type="system"))
+
     # -- AppRole endpoints ------------------------------------------------------------------
 
-    def _approle_login(self, request: Request) -> Response:
+    def _approle_login(self, request: Request, mount: str = "approle") -> Response:
         """builtin/credential/approle/path_login.go, in its order of checks."""
         role_id = str(request.body.get("role_id") or "").strip()
         if not role_id:
             raise VaultError(400, "missing role_id")
-        role = next((r for r in self.approles.values() if r.role_id == role_id), None)
+        role = next((r for r in self.approles.values() if r.role_id == role_id and r.mount == mount), None)
         if role is None:
             raise VaultError(400, INVALID_ROLE_OR_SECRET_ID)
         secret_id = str(request.body.get("secret_id") or "").strip()
@@ -1174,7 +1388,7 @@ class FakeVault:
             raise VaultError(
                 400, f'source address "{address}" unauthorized by CIDR restrictions on the role: {_GO_NIL_ERROR}'
             )
-        policies = tuple(sorted({"default", *role.policies}))
+        policies = tuple(sorted({*(() if role.no_default_policy else ("default",)), *role.policies}))
         ttl = role.token_ttl or SYSTEM_MAX_TTL
         ttl = min(ttl, role.token_max_ttl or SYSTEM_MAX_TTL)
         token = self._issue_token(
@@ -1183,7 +1397,7 @@ class FakeVault:
             bound_cidrs=entry.token_bound_cidrs or role.token_bound_cidrs,
             renewable=True,
             meta={"role_name": role.name},
-            path="auth/approle/login",
+            path=f"auth/{mount}/login",
         )
         auth = {
             "client_token": token.token,
@@ -1201,20 +1415,57 @@ class FakeVault:
         }
         return Response(200, self._envelope(None, mount_type="approle", auth=auth))
 
-    def _approle_role(self, request: Request) -> AppRole:
-        role = self.approles.get(request.params["role"].lower())
+    def _approle_role(self, request: Request, mount: str) -> AppRole:
+        role = self._role_of(mount, request)
         if role is None:
             raise VaultError(400, f'role "{request.params["role"]}" does not exist')
         return role
 
-    def _approle_role_id(self, request: Request) -> Response:
-        role = self.approles.get(request.params["role"].lower())
+    def _approle_write_role(self, request: Request, mount: str) -> Response:
+        """``auth/<mount>/role/<name>`` (path_role.go): create or update; unset fields keep theirs."""
+        body = request.body
+        previous = self._role_of(mount, request)
+
+        def number(key: str, default: int) -> int:
+            value = body.get(key)
+            if value is None:
+                return default
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                raise VaultError(400, f'error converting input for field "{key}": not a number of seconds') from None
+
+        def strings(key: str, default: Iterable[str]) -> list[str]:
+            value = body.get(key)
+            if value is None:
+                return list(default)
+            items = value.split(",") if isinstance(value, str) else value
+            return [str(v).strip() for v in items if str(v).strip()]
+
+        self.create_role(
+            request.params["role"],
+            strings("token_policies", previous.policies if previous else ()),
+            token_ttl=number("token_ttl", previous.token_ttl if previous else 0),
+            token_max_ttl=number("token_max_ttl", previous.token_max_ttl if previous else 0),
+            secret_id_ttl=number("secret_id_ttl", previous.secret_id_ttl if previous else 0),
+            secret_id_num_uses=number("secret_id_num_uses", previous.secret_id_num_uses if previous else 0),
+            secret_id_bound_cidrs=strings("secret_id_bound_cidrs", previous.secret_id_bound_cidrs if previous else ()),
+            token_bound_cidrs=strings("token_bound_cidrs", previous.token_bound_cidrs if previous else ()),
+            mount=mount,
+            no_default_policy=bool(
+                body.get("token_no_default_policy", previous.no_default_policy if previous else False)
+            ),
+        )
+        return Response(204)
+
+    def _approle_role_id(self, request: Request, mount: str = "approle") -> Response:
+        role = self._role_of(mount, request)
         if role is None:
             raise VaultError(404)
         return Response(200, self._envelope({"role_id": role.role_id}, mount_type="approle"))
 
-    def _approle_new_secret_id(self, request: Request) -> Response:
-        role = self._approle_role(request)
+    def _approle_new_secret_id(self, request: Request, mount: str = "approle") -> Response:
+        role = self._approle_role(request, mount)
         cidrs = request.body.get("cidr_list") or []
         token_cidrs = request.body.get("token_bound_cidrs") or []
         if isinstance(cidrs, str):

@@ -47,6 +47,7 @@ SHIPPED = "tests/test_shipped_real.py"
 _CIPHERS = 'CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!3DES:!RC4:!SHA1"'
 EXPOSURE = "tests/test_docker_inspect.py"
 RABBITMQ = "tests/test_tls_rabbitmq_real.py"
+ROOT_SH = "tests/test_vault_bootstrap_root_sh.py"
 
 MUTATIONS = (
     Mutation(
@@ -240,6 +241,34 @@ MUTATIONS = (
         'drops=("ALL",),\n        read_only=read_only,',
         "drops=(),\n        read_only=read_only,",
         ("tests/test_hardening_docker.py", "-k", "engine_runs"),
+    ),
+    Mutation(
+        "root-token-not-revoked",
+        "at strict the bootstrap sets up the provisioner but never revokes the root token",
+        'request POST auth/token/revoke-self "$body" "$answer"',
+        'request GET auth/token/lookup-self "" "$answer"',
+        (ROOT_SH, "-k", "retire_sets_up"),
+    ),
+    Mutation(
+        "provisioner-ids-readable",
+        "the provisioner's role_id and secret_id file left readable by every local user",
+        '    write_private "$creds_file.policy" <"$policy_file"\n',
+        '    write_private "$creds_file.policy" <"$policy_file"\n    chmod 644 "$creds_file"\n',
+        (ROOT_SH, "-k", "retire_sets_up"),
+    ),
+    Mutation(
+        "no-root-token-back",
+        "below strict the bootstrap prints the revoked (or no) root token instead of making a new one",
+        '    [ -n "$root_token" ] || generate_root\n    printf',
+        "    printf",
+        (ROOT_SH, "-k", "below_strict"),
+    ),
+    Mutation(
+        "provider-root-token-at-strict",
+        "the Vault provider keeps logging in with a root token at strict",
+        "        if args.provisioner_file is None:\n            self.root_token =",
+        "        if True:\n            self.root_token =",
+        ("tests/test_root_token_retirement.py", "-k", "provisioner"),
     ),
 )
 

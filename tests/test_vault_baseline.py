@@ -96,9 +96,11 @@ def test_provider_waits_for_the_bootstrap_and_holds_the_token_as_a_secret(shared
     init = run.one(COMMAND, "vault-init")
     unseal = run.one(COMMAND, "vault-unseal")
     assert unseal.urn in provider.dependencies
-    assert init.urn in provider.dependencies
-    assert init.urn in unseal.dependencies
+    assert init.urn in unseal.dependencies  # the provider waits for both
+    # the token is the one the every-run step printed (a valid one), not the first init's
     assert isinstance(provider.inputs["token"], Secret)
+    assert unwrap(provider.inputs["token"]) == json.loads(unwrap(unseal.outputs["stdout"]))["root_token"]
+    assert unseal.inputs["environment"]["DEVSTACK_ROOT_TOKEN"] == "keep"
     assert provider.inputs["address"] == "http://127.0.0.1:8200"
     vault = run.one(CONTAINER, "vault")
     assert vault.urn in init.dependencies

@@ -2,12 +2,12 @@
 container before it sends anything more (the unseal keys go over plain HTTP at phase 0).
 
 The container is a busybox stand-in (no Vault image can be pulled here) publishing its 8200 on
-127.0.0.1 as the plan publishes Vault's, answering sys/seal-status (unsealed) and sys/health
-with static files: through it the script's check passes against real `docker inspect` and
-`docker port` answers. The sealed Vault the keys must never reach is tests/fakevault.py on
-another loopback port: no Vault binary exists here, and the point is a sealed server that
-counts the unseal requests it receives. Objects are named `vaultstrict-<pid>-...`; traffic stays
-on 127.0.0.1 and the test's own container.
+127.0.0.1 as the plan publishes Vault's, answering sys/seal-status (unsealed), sys/health and
+auth/token/lookup-self (the root token check) with static files: through it the script's check
+passes against real `docker inspect` and `docker port` answers. The sealed Vault the keys must
+never reach is tests/fakevault.py on another loopback port: no Vault binary exists here, and the
+point is a sealed server that counts the unseal requests it receives. Objects are named
+`vaultstrict-<pid>-...`; traffic stays on 127.0.0.1 and the test's own container.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ NAME = f"vaultstrict-{os.getpid()}-bootstrap"
 TOKEN = "hvs.standintoken"
 SEAL_STATUS = '{"type":"shamir","initialized":true,"sealed":false,"t":3,"n":5,"progress":0}'
 SERVE = (
-    "mkdir -p /www/v1/sys"
+    "mkdir -p /www/v1/sys /www/v1/auth/token"
     f" && printf '%s' '{SEAL_STATUS}' >/www/v1/sys/seal-status && printf '{{}}' >/www/v1/sys/health"
+    # the bootstrap checks its root token (keep mode): the stand-in accepts it, as Vault would
+    " && printf '{}' >/www/v1/auth/token/lookup-self"
     " && exec httpd -f -p 8200 -h /www"
 )
 

@@ -77,10 +77,13 @@ def _random_string(ctx: MockContext) -> tuple[str, dict[str, Any]]:
 
 
 def _command(ctx: MockContext) -> tuple[str, dict[str, Any]]:
-    # What the bootstrap script prints against a fresh Vault: one JSON line with the root token.
+    # What the bootstrap script prints against a fresh Vault: one JSON line with the root token,
+    # or at strict (DEVSTACK_ROOT_TOKEN=retire) the provisioner's role_id and secret_id.
     environment = ctx.inputs.get("environment") or {}
     stdout = ""
-    if "DEVSTACK_VAULT_INIT_FILE" in environment:
+    if environment.get("DEVSTACK_ROOT_TOKEN") == "retire":
+        stdout = f'{{"role_id":"{_uuid(ctx, "provisioner-role-id")}","secret_id":"{_uuid(ctx, "provisioner-secret")}"}}'
+    elif "DEVSTACK_VAULT_INIT_FILE" in environment:
         stdout = '{"root_token":"hvs.' + ctx.hex("root-token", length=24) + '"}'
     return _echo(ctx, ctx.hex("id", length=16), stdout=stdout, stderr="")
 
