@@ -117,6 +117,7 @@ def test_store_scripts_never_carry_a_password() -> None:
             continue
         scripts = [spec.parts, spec.dump(part), spec.fingerprint(part, True), spec.restore(part), spec.discard(part)]
         scripts.append(spec.swap(part))
+        scripts += [spec.pause.stop, spec.pause.resume] if spec.pause is not None else []
         for script in scripts:
             assert "password" not in script or "read -r password" in script or '"$password"' in script
 
@@ -255,6 +256,7 @@ def test_store_scripts_pass_shellcheck_as_posix_sh(tmp_path: Path) -> None:
             continue
         scripts = [spec.parts, spec.dump(part), spec.fingerprint(part, False), spec.fingerprint(part, True)]
         scripts += [spec.restore(part), spec.swap(part), spec.discard(part), spec.version]
+        scripts += [spec.pause.stop, spec.pause.resume] if spec.pause is not None else []
         for index, script in enumerate(scripts):
             path = tmp_path / f"{service.name}-{index}.sh"
             path.write_text("#!/bin/sh\n" + script)

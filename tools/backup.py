@@ -16,6 +16,7 @@ into `restic backup --stdin`: nothing touches a disk in clear.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -270,19 +271,79 @@ def create(stores: Sequence[Store], restic: Restic, meta: Meta, now: Callable[[]
         "tools": {"restic": restic.version()},
         "stores": {},
     }
-    for store in stores:
-        parts = store.parts()
+    listed = [(store, store.parts()) for store in stores]
+    claimed = _claimed(listed)
+    taken = {(other.name, part.name) for parts in claimed.values() for other, part in parts}
+    for store, parts in listed:
         manifest["tools"][store.name] = store.run(store.backup.version, None).strip()
-        entries = {}
-        for part in parts:
-            tables = store.fingerprint(part, on_side=False)
-            entry = _stream_into_restic(store, part, restic, backup_id)
-            entries[part.name] = {**entry, "target": part.target, "tables": tables}
-        manifest["stores"][store.name] = {"parts": entries, "seconds": round(now() - started, 3)}
+        own = [(store, part) for part in parts if (store.name, part.name) not in taken]
+        with _paused([store]) as paused:
+            for owner, part in own + claimed.get(store.name, []):
+                tables = owner.fingerprint(part, on_side=False)
+                entry = _stream_into_restic(owner, part, restic, backup_id)
+                parts_of = manifest["stores"].setdefault(owner.name, {"parts": {}})["parts"]
+                parts_of[part.name] = {**entry, "target": part.target, "tables": tables}
+        entry = manifest["stores"].setdefault(store.name, {"parts": {}})
+        entry["seconds"] = round(now() - started, 3)
+        if paused:
+            entry["paused_seconds"] = round(paused[0], 3)
     if meta.recovery_file is not None and meta.recovery is not None:
         manifest["recovery"] = backup_recovery_file(meta.recovery_file, meta.recovery, restic, backup_id)
     _save_manifest(restic, manifest)
     return manifest
+
+
+def _claimed(listed: Sequence[tuple[Store, Sequence[Part]]]) -> dict[str, list[tuple[Store, Part]]]:
+    """Per store that pauses its writers, the other stores' parts it names (Backup.pause), which
+    are dumped inside its pause instead of with their own store."""
+    claimed: dict[str, list[tuple[Store, Part]]] = {}
+    for store, _ in listed:
+        if store.backup.pause is not None:
+            wanted = store.backup.pause.with_parts
+            claimed[store.name] = [(o, p) for o, parts in listed for p in parts if (o.name, p.target) in wanted]
+    return claimed
+
+
+class PauseError(BackupError):
+    """A store's writers could not be paused: nothing was dumped or swapped in."""
+
+
+@contextlib.contextmanager
+def _paused(stores: Sequence[Store]) -> Iterator[list[float]]:
+    """Each store's writers paused (Backup.pause) for the body and resumed after, whatever
+    happened; once the body ended, the list it yields holds how long the pause lasted (empty:
+    nothing paused). A resume that fails (the pause ran out) fails a body that succeeded: what
+    it took is not consistent."""
+    started, lasted, done = time.monotonic(), [], []
+    try:
+        for store in stores:
+            if store.backup.pause is None:
+                continue
+            try:
+                store.run(store.backup.pause.stop, BACKUP_USER)
+            except BackupError as error:
+                raise PauseError(f"store {store.name} could not be paused ({error})") from None
+            done.append(store)
+        yield lasted
+    except BaseException:
+        _resume(done)
+        raise
+    problems = _resume(done)
+    if done:
+        lasted.append(time.monotonic() - started)
+    if problems:
+        raise BackupError("; ".join(problems))
+
+
+def _resume(stores: Sequence[Store]) -> list[str]:
+    problems = []
+    for store in stores:
+        assert store.backup.pause is not None
+        try:
+            store.run(store.backup.pause.resume, BACKUP_USER)
+        except BackupError as error:
+            problems.append(f"store {error}")
+    return problems
 
 
 def backup_recovery_file(path: Path, recovery: Restic, data: Restic, backup_id: str) -> dict[str, Any]:
@@ -448,9 +509,15 @@ def restore(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> l
                     other.run(other.backup.discard(done.part), RESTORE_USER)
                 raise BackupError(f"nothing swapped in, the live data is untouched: {result.problem}")
     report = []
-    for store, result in checked:
-        store.run(store.backup.swap(result.part), RESTORE_USER)
-        report.append(f"{store.name}/{result.part.name}: restored")
+    try:
+        with _paused(list({store.name: store for store, _ in checked}.values())):
+            for store, result in checked:
+                store.run(store.backup.swap(result.part), RESTORE_USER)
+                report.append(f"{store.name}/{result.part.name}: restored")
+    except PauseError as error:
+        for store, done in checked:
+            store.run(store.backup.discard(done.part), RESTORE_USER)
+        raise BackupError(f"nothing swapped in, the live data is untouched: {error}") from None
     return report
 
 
@@ -611,9 +678,9 @@ def user_stores(services: Sequence[Service], passwords: Mapping[str, str]) -> li
     """The catalog's stores whose containers run, each with the management's passwords."""
     stores = []
     for service in services:
-        if service.backup is None or service.serves is None or not running(service.container_name):
+        if service.backup is None or not running(service.container_name):
             continue
-        system = service.serves.system
+        system = service.serves.system if service.serves is not None else None  # None: no account
         mine = {
             user: passwords[f"{system}_{role}_password"]
             for role, user in (("backup", BACKUP_USER), ("restore", RESTORE_USER))
