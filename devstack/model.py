@@ -369,6 +369,16 @@ class Backup:
     discard: Callable[[Part], str]  # as restore: drop the side copy (it failed verification)
     version: str = "true"  # prints the dump tool's version (for the manifest); no password line
     pause: Pause | None = None  # None: its dumps are consistent by themselves (a transaction, an RDB)
+    # What the store's own tools say when its disk is full, beyond the system's "No space left on
+    # device" (MariaDB: "The table ... is full").
+    full_disk_signs: tuple[str, ...] = ()
+    # A store that must never fill its disk (PostgreSQL stops when a checkpoint cannot write):
+    # `size` (as backup) prints the bytes a part takes on the server, recorded by create; `free`
+    # (as restore) prints the KiB free where it keeps its data (df's unit). Before loading any side copy,
+    # verify and restore check that the parts' sizes and reserve_mb fit. None: not checked.
+    size: Callable[[Part], str] | None = None
+    free: str | None = None
+    reserve_mb: int = 0
 
 
 USERS_FILE_KEY = "users_acl"  # AccountServer.users_file's key in the server's own secret

@@ -37,7 +37,7 @@ from devstack.services.postgres import BACKUP as POSTGRES_BACKUP
 from tests.dockerlab import BUSYBOX, _rootfs_tar, docker, docker_unavailable_reason
 from tests.realservers import LOCALHOST, Postgres, ServerUnavailableError
 from tests.shipped import scratch, shipped, start_postgres
-from tests.test_backup_real import META, PLAN, _passwords, _timed
+from tests.test_backup_real import META, PLAN, _passwords, _timed, pgdata
 from tools.backup import BackupError, DockerExecutor, LocalExecutor, Restic, Store, create, restore, verify
 
 pytestmark = pytest.mark.real
@@ -306,7 +306,9 @@ def test_forgejo_database_is_dumped_and_swapped_inside_forgejos_pause(
         "\\c forgejo\nSET ROLE forgejo;\nCREATE TABLE repository (id int PRIMARY KEY, name text);\n"
         "INSERT INTO repository VALUES (1, 'dev/app'), (2, 'dev/notes');\n"
     )
-    where = LocalExecutor({"PGHOST": LOCALHOST, "PGPORT": str(postgres.port), "PGCONNECT_TIMEOUT": "5"})
+    where = LocalExecutor(
+        {"PGHOST": LOCALHOST, "PGPORT": str(postgres.port), "PGCONNECT_TIMEOUT": "5", "PGDATA": str(pgdata(postgres))}
+    )
     watched = Watched(where, forge)
     stores = [Store("postgres", POSTGRES_BACKUP, watched, _passwords("postgres")), _store(forge)]
     manifest = create(stores, repo, META)

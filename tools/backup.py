@@ -97,7 +97,8 @@ def _stderr(process: subprocess.Popen[bytes]) -> str:
     with errors:
         errors.seek(0)
         lines = errors.read().decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else f"exit status {process.returncode}"
+    full = [line for line in lines if _disk_full(line)]  # the cause, not the hint after it
+    return (full or lines or [f"exit status {process.returncode}"])[-1]
 
 
 @dataclass(frozen=True)
@@ -280,9 +281,10 @@ def create(stores: Sequence[Store], restic: Restic, meta: Meta, now: Callable[[]
         with _paused([store]) as paused:
             for owner, part in own + claimed.get(store.name, []):
                 tables = owner.fingerprint(part, on_side=False)
-                entry = _stream_into_restic(owner, part, restic, backup_id)
-                parts_of = manifest["stores"].setdefault(owner.name, {"parts": {}})["parts"]
-                parts_of[part.name] = {**entry, "target": part.target, "tables": tables}
+                entry = {**_stream_into_restic(owner, part, restic, backup_id), "target": part.target, "tables": tables}
+                if owner.backup.size is not None:
+                    entry["room"] = int(owner.run(owner.backup.size(part), BACKUP_USER).strip())
+                manifest["stores"].setdefault(owner.name, {"parts": {}})["parts"][part.name] = entry
         entry = manifest["stores"].setdefault(store.name, {"parts": {}})
         entry["seconds"] = round(now() - started, 3)
         if paused:
@@ -442,12 +444,7 @@ def _restore_to_side(store: Store, part: Part, entry: dict[str, Any], restic: Re
     try:
         store.run(store.backup.restore(part), RESTORE_USER, chunks())
     except BackupError as error:
-        checked.problem = str(error)
-        if _disk_full(checked.problem):
-            checked.problem = (
-                f"store {store.name} has no room for the side copy of {part.name} ({error}): free space"
-                f" where {store.name} keeps its data (the side copy needs about the dump's size) and run it again"
-            )
+        checked.problem = _no_room(store, part, error)
     for _ in chunks():  # what the script left unread still counts towards the checksum
         pass
     if source.wait() != 0:
@@ -457,10 +454,49 @@ def _restore_to_side(store: Store, part: Part, entry: dict[str, Any], restic: Re
     if checked.sha256 != entry["sha256"]:
         checked.problem = f"{entry['file']}: checksum {checked.sha256[:12]} differs from the manifest's"
     elif checked.problem is None:
-        side = store.fingerprint(part, on_side=True)
+        try:
+            side = store.fingerprint(part, on_side=True)
+        except BackupError as error:  # its queries need room too (a sort spills to disk)
+            checked.problem = _no_room(store, part, error)
+            return checked
         if side != entry["tables"]:
             checked.problem = f"{entry['file']}: restored tables differ: {_difference(entry['tables'], side)}"
     return checked
+
+
+def _no_room(store: Store, part: Part, error: BackupError) -> str:
+    """The error, or, when it says the store's disk is full, what to do about it."""
+    problem = str(error)
+    if not (_disk_full(problem) or any(sign in problem for sign in store.backup.full_disk_signs)):
+        return problem
+    return (
+        f"store {store.name} has no room for the side copy of {part.name} ({error}): free space"
+        f" where {store.name} keeps its data (the side copy needs about the dump's size) and run it again"
+    )
+
+
+MIB = 1 << 20
+
+
+def check_room(store: Store, parts: Mapping[str, Mapping[str, Any]]) -> None:
+    """The side copies of a store that must never fill its disk (Backup.size/free) fit, with its
+    reserve, in what is free where it keeps its data; checked before any is loaded."""
+    rooms = {name: int(entry["room"]) for name, entry in parts.items() if "room" in entry}
+    if store.backup.free is None or not rooms:
+        return
+    free = int(store.run(store.backup.free, RESTORE_USER).strip()) * 1024
+    needed, reserve = sum(rooms.values()), store.backup.reserve_mb * MIB
+    if free < needed + reserve:
+        largest = max(rooms, key=lambda name: rooms[name])
+        raise BackupError(
+            f"store {store.name} has no room for the side copies of {largest} and its other"
+            f" {len(rooms) - 1} part(s): they need {_mib(needed)} MiB and a reserve of {store.backup.reserve_mb} MiB,"
+            f" {_mib(free)} MiB is free: free space where {store.name} keeps its data and run it again"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.0f}"
 
 
 def _difference(expected: Mapping[str, Any], got: Mapping[str, Any]) -> str:
@@ -481,6 +517,8 @@ def verify(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> li
     """Every part restored beside the live data and compared, then discarded."""
     _, backup = _pick(restic, backup_id)
     manifest = read_manifest(restic, backup)
+    for store in stores:
+        check_room(store, manifest["stores"].get(store.name, {}).get("parts", {}))
     results = []
     for store in stores:
         for name, entry in manifest["stores"].get(store.name, {}).get("parts", {}).items():
@@ -498,6 +536,11 @@ def restore(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> l
         raise BackupError(f"the repository is damaged, nothing restored: {damage}")
     _, backup = _pick(restic, backup_id)
     manifest = read_manifest(restic, backup)
+    try:
+        for store in stores:
+            check_room(store, manifest["stores"].get(store.name, {}).get("parts", {}))
+    except BackupError as error:
+        raise BackupError(f"nothing swapped in, the live data is untouched: {error}") from None
     checked: list[tuple[Store, Checked]] = []
     for store in stores:
         for name, entry in manifest["stores"].get(store.name, {}).get("parts", {}).items():
