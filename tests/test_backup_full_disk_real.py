@@ -11,9 +11,9 @@ advice works).
 MariaDB really loads its side copies until InnoDB cannot extend the big table's file (ENOSPC,
 "The table 'big' is full"), then drops them; the server goes on. PostgreSQL must never get
 there: on a data disk filled to the last byte it cannot write the side copy's dirty pages, and
-the checkpoint DROP DATABASE forces PANICs (seen with this very setup before the check existed),
-so restore checks the side copies' sizes recorded by create against what is free, and loads
-nothing when they do not fit.
+the checkpoint DROP DATABASE forces PANICs (seen before the check existed, on this tmpfs filled
+to within 10 MiB with the WAL kept elsewhere), so restore checks the side copies' sizes recorded
+by create against what is free, and loads nothing when they do not fit.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def _restore_through_main(
 def _one_line(lines: list[str], store: str, part: str) -> None:
     assert len(lines) == 1, lines
     (line,) = lines
-    print(f"\n{line}")
+    print(f"\n{line}", file=sys.__stdout__)  # capsys holds sys.stdout: shown with -s
     assert line.startswith(f"error: nothing swapped in, the live data is untouched: store {store} has no room"), line
     assert f"for the side copies of {part} " in line or f"for the side copy of {part} " in line, line
     assert f"free space where {store} keeps its data" in line, line

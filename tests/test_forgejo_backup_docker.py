@@ -220,6 +220,7 @@ def test_forgejo_volume_round_trip(forge: Forge, repo: Restic, tmp_path: Path) -
     tables = entry["tables"]
     assert entry["target"] == DATA.path
     assert manifest["stores"]["forgejo"]["paused_seconds"] > 0
+    print(f"forgejo paused: {manifest['stores']['forgejo']['paused_seconds']} s, volume {entry['size']} bytes")
     assert manifest["tools"]["forgejo"].startswith("tar (busybox)")
     packs = [name for name in tables if name.startswith("git/repositories/dev/app.git/objects/pack/")]
     assert packs
@@ -314,6 +315,7 @@ def test_forgejo_database_is_dumped_and_swapped_inside_forgejos_pause(
     manifest = create(stores, repo, META)
     assert "forgejo.pgdump" in manifest["stores"]["postgres"]["parts"]
     assert PART in manifest["stores"]["forgejo"]["parts"]
+    print(f"\nforgejo paused, with its database's dump: {manifest['stores']['forgejo']['paused_seconds']} s")
     dumps = [state for kind, state in watched.seen if kind == "dump forgejo"]
     assert dumps == ["T"], watched.seen  # Forgejo stood still while its database was dumped
     others = [state for kind, state in watched.seen if kind == "dump"]
