@@ -372,3 +372,21 @@ def test_the_claimed_part_is_dumped_and_swapped_inside_the_pause(
     assert not list(data.glob("*.side"))  # every side copy dropped
     with pytest.raises(backup.BackupError, match=r"^store forge could not be paused"):
         backup.create([logged, refused], restic, backup.Meta("dev", 2, "abc"))
+
+
+@pytest.mark.real  # the real restic, a few seconds per run (its key derivation)
+def test_a_side_copy_whose_check_finds_no_room_is_dropped(tmp_path: Path, store: backup.Store, restic_bin: str) -> None:
+    """The side copy loaded, but checking it needs room too (PostgreSQL's sort spills to disk)."""
+    restic = backup._restic(_args(tmp_path))
+    backup.create([store], restic, backup.Meta("dev", 2, "abc"))
+    full = "echo 'ERROR:  could not write to file \"base/pgsql_tmp/t.0\": No space left on device' >&2; exit 1"
+    checking = replace(FILES, fingerprint=lambda part, side: full if side else FILES.fingerprint(part, side))
+    data = tmp_path / "store"
+    (data / "a.txt").write_text("live\n")
+    with pytest.raises(
+        backup.BackupError,
+        match=r"^nothing swapped in, the live data is untouched: store files has no room for the side copy of a.txt",
+    ):
+        backup.restore([backup.Store("files", checking, store.executor, {})], restic, None)
+    assert (data / "a.txt").read_text() == "live\n"
+    assert not list(data.glob("*.side"))
