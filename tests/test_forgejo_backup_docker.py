@@ -2,8 +2,10 @@
 
 The stand-in for Forgejo's container is Debian's static busybox (the image's own shell tools
 are Alpine's busybox too) with a Docker volume at /data holding real git repositories made by
-Debian's git, and a process named `gitea` (Forgejo 1.21's binary name) that keeps writing a
-counter into the volume, as a running forge writes its queues and logs. Docker runs the scripts
+Debian's git, and a process named `gitea` (Forgejo 1.21's binary name) that runs as git (uid
+1000) and keeps writing a counter into the volume, as a running forge writes its queues and
+logs. The container has the capabilities the strict end state gives Forgejo's (all dropped but
+the plan's grants: no CAP_KILL), so root in `docker exec` must signal git's processes as git. Docker runs the scripts
 the catalog ships (devstack/services/forgejo.py) with `docker exec -i`, as for users. So a
 backup whose pause does not hold the writer still is caught: the counter in the dump differs
 from the fingerprint taken just before, and verify reports it.
@@ -32,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from devstack.services.forgejo import BACKUP as FORGEJO_BACKUP
-from devstack.services.forgejo import DATA
+from devstack.services.forgejo import DATA, FORGEJO
 from devstack.services.postgres import BACKUP as POSTGRES_BACKUP
 from tests.dockerlab import BUSYBOX, _rootfs_tar, docker, docker_unavailable_reason
 from tests.realservers import LOCALHOST, Postgres, ServerUnavailableError
@@ -51,7 +53,7 @@ FILE = f"forgejo/{PART}"
 # Forgejo's stand-in: a process named gitea (a script's name is its process name) that rewrites
 # a counter in the volume every 5 ms while it runs.
 WRITER = b"""#!/bin/sh
-echo "$$" > /gitea.pid
+echo "$$" > /run/gitea.pid
 i=0
 mkdir -p /data/gitea/queues
 while :; do
@@ -60,6 +62,10 @@ while :; do
   usleep 5000
 done
 """
+# A git process of a user the container does not know: nobody in it may signal it.
+STRANGER = b"#!/bin/sh\nwhile :; do sleep 1; done\n"
+PASSWD = b"root:x:0:0:root:/root:/bin/sh\ngit:x:1000:1000:git:/data/git:/bin/sh\n"
+GROUP = b"root:x:0:\ngit:x:1000:\n"
 
 
 def _restic() -> str:
@@ -85,13 +91,19 @@ def image() -> Iterator[str]:
         pytest.skip("busybox-static missing: apt-get install busybox-static")
     buffer = io.BytesIO(_rootfs_tar(BUSYBOX))
     with tarfile.open(fileobj=buffer, mode="a") as tar:
-        for directory in ("usr", "usr/local", "usr/local/bin", "data"):
+        for directory, mode in (("usr", 0o755), ("usr/local", 0o755), ("usr/local/bin", 0o755), ("run", 0o1777)):
             info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            info.type, info.mode = tarfile.DIRTYPE, mode
             tar.addfile(info)
-        info = tarfile.TarInfo("usr/local/bin/gitea")
-        info.size, info.mode = len(WRITER), 0o755
-        tar.addfile(info, io.BytesIO(WRITER))
+        for path, content, mode in (
+            ("usr/local/bin/gitea", WRITER, 0o755),
+            ("usr/local/bin/git", STRANGER, 0o755),
+            ("etc/passwd", PASSWD, 0o644),
+            ("etc/group", GROUP, 0o644),
+        ):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(content), mode
+            tar.addfile(info, io.BytesIO(content))
     tag = f"{IMAGE}:{hashlib.sha256(buffer.getvalue()).hexdigest()[:12]}"
     docker("import", "-", tag, stdin=buffer.getvalue())
     yield tag
@@ -109,7 +121,7 @@ class Forge:
 
     def writer_state(self) -> str:
         """R, S or D while it runs; T once stopped."""
-        return self.exec('cut -d" " -f3 "/proc/$(cat /gitea.pid)/stat"').strip()
+        return self.exec('cut -d" " -f3 "/proc/$(cat /run/gitea.pid)/stat"').strip()
 
     def counter(self) -> int:
         return int(self.exec("cat /data/gitea/queues/counter").strip() or "0")
@@ -170,9 +182,14 @@ def forge(image: str, tmp_path: Path) -> Iterator[Forge]:
     docker("volume", "rm", "-f", volume, check=False)
     try:
         docker("volume", "create", volume)
-        run = "mkdir -p /data/git /data/gitea/attachments /data/ssh; /usr/local/bin/gitea & exec sleep 3600"
+        run = (
+            f"mkdir -p /data/git /data/gitea/attachments /data/ssh && chown -R {GIT_UID} /data/git /data/gitea"
+            " && su -s /bin/sh -c /usr/local/bin/gitea git & exec sleep 3600"
+        )
+        assert FORGEJO.hardening is not None
+        caps = ["--cap-drop=ALL", *(f"--cap-add={grant.capability}" for grant in FORGEJO.hardening.capabilities)]
         mount = f"{volume}:{DATA.path}"
-        docker("run", "-d", "--name", container, "--network=none", "-v", mount, image, "sh", "-c", run)
+        docker("run", "-d", "--name", container, "--network=none", *caps, "-v", mount, image, "sh", "-c", run)
         seed = tmp_path / "seed"
         heads = _seed_repositories(seed)
         docker("cp", str(seed / "repositories"), f"{container}:/data/git/")
@@ -352,3 +369,21 @@ def test_a_pause_that_ran_out_records_nothing(forge: Forge, repo: Restic) -> Non
     assert all(MANIFEST not in b["files"] for b in backups(repo).values())
     _still_runs(forge)
     assert forge.exec("ls /tmp").split() == []  # no pause state left behind
+
+
+def test_a_writer_the_pause_cannot_stop_fails_the_backup(forge: Forge, repo: Restic) -> None:
+    """A git of a uid the container does not know (so neither root without CAP_KILL nor su can
+    signal it): the pause says so in one line, nothing is recorded, Forgejo goes on."""
+    from tools.backup import MANIFEST, backups
+
+    docker("exec", "-d", "-u", "2000:2000", forge.container, "/usr/local/bin/git")
+    deadline = time.monotonic() + 10
+    while "git" not in forge.exec("cat /proc/[0-9]*/comm 2>/dev/null || true").split():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(
+        BackupError, match=r"^store forgejo could not be paused \(forgejo: Forgejo's process \d+ \(git\)"
+    ):
+        create([_store(forge)], repo, META)
+    assert all(MANIFEST not in b["files"] for b in backups(repo).values())
+    _still_runs(forge)

@@ -166,10 +166,30 @@ def _fj_discard(part: Part) -> str:
 # Forgejo are built to survive; requests wait (TCP queues them) and go on after SIGCONT. Not
 # `docker pause`: a paused container takes no `docker exec`, which the dumps need. A watchdog in
 # the container sends SIGCONT after PAUSE_LIMIT_SECONDS whatever happens to tools.backup; resume
-# then fails, and the backup is not recorded.
+# then fails, and the backup is not recorded. Every writer must be seen stopped, or the pause
+# fails (the backup with it): never a dump that only looks consistent.
 _WRITER_PATTERN = "|".join(WRITERS)
+
+# `signal SIG PID...`: as root, or, where root may not (the strict end state drops CAP_KILL, and
+# Forgejo runs as git), as the process's owner through su (SETUID and SETGID are granted).
+_SIGNAL = """signal() {  # its own variable names: a function shares the script's
+  signal_name=$1
+  shift
+  for signal_pid in "$@"; do
+    kill "-$signal_name" "$signal_pid" 2>/dev/null && continue
+    signal_uid=$(awk '/^Uid:/ { print $2 }' "/proc/$signal_pid/status" 2>/dev/null) || continue
+    signal_user=$(awk -F: -v uid="$signal_uid" '$3 == uid { print $1; exit }' /etc/passwd)
+    [ -z "$signal_user" ] || su -s /bin/sh -c "kill -$signal_name $signal_pid" "$signal_user" 2>/dev/null || true
+  done
+}
+state_of() {
+  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
+}
+"""
+
 _PAUSE_STOP = (
     NO_PASSWORD
+    + _SIGNAL
     + f"""state={PAUSE_STATE}
 if [ -r "$state/watchdog" ]; then kill "$(cat "$state/watchdog")" 2>/dev/null || true; fi
 rm -rf "$state"
@@ -187,20 +207,34 @@ for round in 1 2 3 4 5; do
   done
   [ -n "$fresh" ] || break
   # shellcheck disable=SC2086
-  kill -STOP $fresh 2>/dev/null || true
+  signal STOP $fresh
   paused="$paused${{fresh# }} "
   if [ "$round" -eq 5 ]; then
-    kill -CONT $fresh $paused 2>/dev/null
+    # shellcheck disable=SC2086
+    signal CONT $paused
     echo "Forgejo keeps starting processes: not paused" >&2
     exit 1
   fi
+done
+for pid in $paused; do
+  tries=0
+  while now=$(state_of "$pid") && [ -n "$now" ] && [ "$now" != T ]; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 20 ]; then
+      echo "Forgejo's process $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) could not be paused: not backed up" >&2
+      # shellcheck disable=SC2086
+      signal CONT $paused
+      exit 1
+    fi
+    sleep 0.05
+  done
 done
 printf '%s\\n' "$paused" >"$state/pids"
 (
   sleep {PAUSE_LIMIT_SECONDS}
   : >"$state/ran-out"
   # shellcheck disable=SC2086
-  kill -CONT $paused 2>/dev/null
+  signal CONT $paused
 ) </dev/null >/dev/null 2>&1 &
 echo "$!" >"$state/watchdog"
 """
@@ -208,12 +242,13 @@ echo "$!" >"$state/watchdog"
 
 _PAUSE_RESUME = (
     NO_PASSWORD
+    + _SIGNAL
     + f"""state={PAUSE_STATE}
 [ -r "$state/pids" ] || exit 0
 kill "$(cat "$state/watchdog")" 2>/dev/null || true
 read -r paused <"$state/pids" || paused=""
 # shellcheck disable=SC2086
-[ -z "$paused" ] || kill -CONT $paused 2>/dev/null || true
+[ -z "$paused" ] || signal CONT $paused
 if [ -e "$state/ran-out" ]; then
   rm -rf "$state"
   echo "Forgejo's pause ran out ({PAUSE_LIMIT_SECONDS} s) before the dumps ended: they are not consistent" >&2
