@@ -176,12 +176,15 @@ def _seed_repositories(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def forge(image: str, tmp_path: Path) -> Iterator[Forge]:
+def forge(image: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Forge]:
+    """The stand-in with its volume; a test that parametrizes it indirectly gets a volume made
+    with those `docker volume create --opt`s (a small tmpfs)."""
     volume, container = f"{PREFIX}-data", f"{PREFIX}-forgejo"
     docker("rm", "-f", container, check=False)
     docker("volume", "rm", "-f", volume, check=False)
+    options = [f"--opt={option}" for option in getattr(request, "param", ())]
     try:
-        docker("volume", "create", volume)
+        docker("volume", "create", *options, volume)
         run = (
             f"mkdir -p /data/git /data/gitea/attachments /data/ssh && chown -R {GIT_UID} /data/git /data/gitea"
             " && su -s /bin/sh -c /usr/local/bin/gitea git & exec sleep 3600"
@@ -387,3 +390,31 @@ def test_a_writer_the_pause_cannot_stop_fails_the_backup(forge: Forge, repo: Res
         create([_store(forge)], repo, META)
     assert all(MANIFEST not in b["files"] for b in backups(repo).values())
     _still_runs(forge)
+
+
+@pytest.mark.parametrize("forge", [("type=tmpfs", "device=tmpfs", "o=size=6m")], indirect=True, ids=["tmpfs-6m"])
+def test_a_full_volume_during_restore_swaps_nothing_in(forge: Forge, repo: Restic) -> None:
+    """Forgejo's volume on a 6 MiB tmpfs (a real Docker volume): after the backup, a file fills it
+    but 1 MiB, less than the side copy's 1.6 MB. restore says so in one line, drops the side
+    folder and leaves the live volume as it was; with the file gone, it restores."""
+    store = _store(forge)
+    create([store], repo, META)
+    forge.exec("rm -rf /data/git/repositories/dev/notes.git")
+    free_kib = int(forge.exec("df -k /data | awk 'NR == 2 { print $4 }'"))
+    forge.exec(f"dd if=/dev/zero of=/data/filler bs=1024 count={free_kib - 1024} 2>/dev/null")
+    live = forge.exec("cd /data && find . ! -path ./gitea/queues/counter | sort")
+    with pytest.raises(BackupError) as failed:
+        restore([store], repo, None)
+    line = str(failed.value)
+    print(f"\n{line}")
+    assert "\n" not in line
+    assert line.startswith(
+        f"nothing swapped in, the live data is untouched: store forgejo has no room for the side copy of {PART}"
+    )
+    assert "free space where forgejo keeps its data" in line
+    assert forge.exec("cd /data && find . ! -path ./gitea/queues/counter | sort") == live  # no side folder
+    _still_runs(forge)
+
+    forge.exec("rm /data/filler")
+    assert restore([store], repo, None) == [f"forgejo/{PART}: restored"]
+    assert forge.exec("ls /data/git/repositories/dev").split() == ["app.git", "notes.git"]
