@@ -337,6 +337,19 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """A store whose files are only consistent while its writers stand still (Forgejo's volume
+    beside its database): tools.backup runs `stop` before it dumps the store's own parts and
+    the other stores' parts listed in `with_parts` (so they are taken at one instant), and
+    `resume` after, whatever happened; the same around every swap of a restore. Both scripts
+    run where the store's server is and read (and drop) a password line like the others."""
+
+    stop: str  # pauses the writers; prints nothing
+    resume: str  # lets them go on; fails (the backup then counts for nothing) if the pause ran out
+    with_parts: tuple[tuple[str, str], ...] = ()  # (store, part target) dumped inside the pause
+
+
+@dataclass(frozen=True)
 class Backup:
     """How tools.backup dumps, checks and restores a store: shell scripts (`sh -c`) that run
     where the server is (`docker exec -i <container>` for users, a local process in the real
@@ -355,6 +368,17 @@ class Backup:
     swap: Callable[[Part], str]  # as restore: the verified side copy replaces the live one
     discard: Callable[[Part], str]  # as restore: drop the side copy (it failed verification)
     version: str = "true"  # prints the dump tool's version (for the manifest); no password line
+    pause: Pause | None = None  # None: its dumps are consistent by themselves (a transaction, an RDB)
+    # What the store's own tools say when its disk is full, beyond the system's "No space left on
+    # device" (MariaDB: "The table ... is full").
+    full_disk_signs: tuple[str, ...] = ()
+    # A store that must never fill its disk (PostgreSQL stops when a checkpoint cannot write):
+    # `size` (as backup) prints the bytes a part takes on the server, recorded by create; `free`
+    # (as restore) prints the KiB free where it keeps its data (df's unit). Before loading any side copy,
+    # verify and restore check that the parts' sizes and reserve_mb fit. None: not checked.
+    size: Callable[[Part], str] | None = None
+    free: str | None = None
+    reserve_mb: int = 0
 
 
 USERS_FILE_KEY = "users_acl"  # AccountServer.users_file's key in the server's own secret

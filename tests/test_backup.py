@@ -117,6 +117,7 @@ def test_store_scripts_never_carry_a_password() -> None:
             continue
         scripts = [spec.parts, spec.dump(part), spec.fingerprint(part, True), spec.restore(part), spec.discard(part)]
         scripts.append(spec.swap(part))
+        scripts += [spec.pause.stop, spec.pause.resume] if spec.pause is not None else []
         for script in scripts:
             assert "password" not in script or "read -r password" in script or '"$password"' in script
 
@@ -255,6 +256,7 @@ def test_store_scripts_pass_shellcheck_as_posix_sh(tmp_path: Path) -> None:
             continue
         scripts = [spec.parts, spec.dump(part), spec.fingerprint(part, False), spec.fingerprint(part, True)]
         scripts += [spec.restore(part), spec.swap(part), spec.discard(part), spec.version]
+        scripts += [spec.pause.stop, spec.pause.resume] if spec.pause is not None else []
         for index, script in enumerate(scripts):
             path = tmp_path / f"{service.name}-{index}.sh"
             path.write_text("#!/bin/sh\n" + script)
@@ -263,3 +265,46 @@ def test_store_scripts_pass_shellcheck_as_posix_sh(tmp_path: Path) -> None:
         ["shellcheck", "--shell=sh", "--severity=warning", *files], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_the_disk_full_line_is_the_one_reported_not_the_hint_after_it() -> None:
+    store = backup.Store("postgres", REDIS_BACKUP, backup.LocalExecutor({}), {})
+    script = (
+        "echo 'ERROR:  could not extend file: No space left on device' >&2; echo 'HINT:  Check free disk space.' >&2"
+    )
+    with pytest.raises(backup.BackupError, match=r"^postgres: ERROR:  could not extend file: No space left on device$"):
+        store.run(script + "; exit 1", None)
+
+
+def test_side_copies_that_cannot_fit_load_nothing() -> None:
+    """A store with Backup.size/free (PostgreSQL's): the parts' recorded sizes and its reserve
+    against what its `free` script says (KiB), before any side copy is loaded."""
+    from dataclasses import replace
+
+    spec = replace(REDIS_BACKUP, free="read -r _; echo 3072", reserve_mb=1)  # 3 MiB free
+    store = backup.Store("postgres", spec, backup.LocalExecutor({}), {})
+    parts = {"a.pgdump": {"room": 1 << 20}, "b.pgdump": {"room": 1 << 19}, "old.pgdump": {}}
+    backup.check_room(store, parts)  # 1.5 MiB and 1 MiB of reserve fit in 3
+    parts["b.pgdump"]["room"] = 3 << 20
+    with pytest.raises(backup.BackupError) as failed:
+        backup.check_room(store, parts)
+    assert str(failed.value) == (
+        "store postgres has no room for the side copies of b.pgdump and its other 1 part(s): they need 4 MiB"
+        " and a reserve of 1 MiB, 3 MiB is free: free space where postgres keeps its data and run it again"
+    )
+    backup.check_room(store, {"old.pgdump": {}})  # a backup from before the sizes were recorded
+    unchecked = backup.Store("redis-1", REDIS_BACKUP, backup.LocalExecutor({}), {})
+    backup.check_room(unchecked, parts)  # a store without a `free` script copes with a full disk
+
+
+def test_a_store_saying_its_disk_is_full_in_its_own_words_gets_the_no_room_line() -> None:
+    from dataclasses import replace
+
+    spec = replace(REDIS_BACKUP, full_disk_signs=("ERROR 1114 (HY000)",))
+    store = backup.Store("mysql", spec, backup.LocalExecutor({}), {})
+    full = backup.BackupError("mysql: ERROR 1114 (HY000) at line 9: The table 'big' is full")
+    assert backup._no_room(store, Part("big.sql", "big"), full).startswith(
+        "store mysql has no room for the side copy of big.sql (mysql: ERROR 1114 (HY000) at line 9"
+    )
+    other = backup.BackupError("mysql: ERROR 1045 (28000): Access denied")
+    assert backup._no_room(store, Part("big.sql", "big"), other) == "mysql: ERROR 1045 (28000): Access denied"

@@ -9,12 +9,13 @@ import argparse
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from devstack.catalog import SERVICES, SERVICES_BY_NAME
-from devstack.model import Backup
+from devstack.model import Backup, Part, Pause
 from tools import backup
 
 FILES = Backup(
@@ -164,10 +165,13 @@ def test_metric_is_copied_into_node_exporters_textfile_directory(bin_dir: Path) 
 
 
 def test_the_users_stores_are_the_running_containers(bin_dir: Path) -> None:
-    _stand_in(bin_dir, "docker", 'case "$4" in dev-postgres|dev-redis-1) echo true;; *) exit 1;; esac\n')
+    _stand_in(bin_dir, "docker", 'case "$4" in dev-postgres|dev-redis-1|dev-forgejo) echo true;; *) exit 1;; esac\n')
     passwords = {"postgres_backup_password": "b", "postgres_restore_password": "r", "redis_backup_password": "x"}
     stores = backup.user_stores(SERVICES, passwords)
-    assert [s.name for s in stores] == ["postgres", "redis-1"]
+    assert sorted(s.name for s in stores) == ["forgejo", "postgres", "redis-1"]
+    stores.sort(key=lambda s: s.name)
+    assert stores[0].passwords == {}  # Forgejo's volume: no account, root in its container
+    stores.pop(0)
     assert stores[0].passwords == {"devstack_backup": "b", "devstack_restore": "r"}
     assert stores[0].executor == backup.DockerExecutor("dev-postgres")
     _stand_in(bin_dir, "docker", "exit 1\n")
@@ -261,3 +265,128 @@ def test_the_stack_outputs_name_the_recovery_file(tmp_path: Path) -> None:
     assert meta.recovery is not None
     assert meta.recovery.password_file == Path.home() / ".config" / "devstack" / "dev" / "recovery.key"
     assert backup._meta(args, {}).recovery is None
+
+
+# --- a store that pauses its writers (Backup.pause, Forgejo's) ------------------------------------
+
+LOGGED = '; echo "{what}" >> "$LOG"'
+
+
+def _logging(spec: Backup, name: str) -> Backup:
+    """FILES whose dumps and swaps say in $LOG when they ran."""
+    return replace(
+        spec,
+        dump=lambda part: spec.dump(part) + LOGGED.format(what=f"dump {name}/{part.target}"),
+        swap=lambda part: spec.swap(part) + LOGGED.format(what=f"swap {name}/{part.target}"),
+    )
+
+
+def _logged(store: backup.Store) -> backup.Store:
+    data = Path(store.executor.env["STORE"])  # type: ignore[attr-defined]
+    where = backup.LocalExecutor({"STORE": str(data), "LOG": str(data.parent / "log")})
+    return backup.Store(store.name, _logging(FILES, store.name), where, {})
+
+
+def _pausing(store: backup.Store, stop: str = "true", resume: str = "true") -> backup.Store:
+    """Another store of files (`c`) that pauses around its own dumps and those of `store`'s
+    part `a` (as Forgejo around its database's dump)."""
+    data = Path(store.executor.env["STORE"]).parent / "forge"  # type: ignore[attr-defined]
+    data.mkdir(exist_ok=True)
+    (data / "c.txt").write_text("forge\n")
+    pause = Pause(
+        stop=f'read -r _; {stop}; echo stop >> "$LOG"',
+        resume=f'read -r _; echo resume >> "$LOG"; {resume}',
+        with_parts=((store.name, "a"), ("absent", "x")),
+    )
+    where = backup.LocalExecutor({"STORE": str(data), "LOG": str(data.parent / "log")})
+    return backup.Store("forge", replace(_logging(FILES, "forge"), pause=pause), where, {})
+
+
+def _log(store: backup.Store) -> list[str]:
+    log = Path(store.executor.env["LOG"])  # type: ignore[attr-defined]
+    lines = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return lines
+
+
+def test_the_claimed_parts_move_into_the_pausing_store(store: backup.Store) -> None:
+    forge = _pausing(store)
+    listed = [(store, [Part("a.txt", "a"), Part("b.txt", "b")]), (forge, [Part("c.txt", "c")])]
+    claimed = backup._claimed(listed)
+    assert claimed == {"forge": [(store, Part("a.txt", "a"))]}
+
+
+def test_a_pause_is_resumed_whatever_happens(store: backup.Store) -> None:
+    store = _logged(store)
+    forge = _pausing(store)
+    with backup._paused([store, forge]) as lasted:
+        assert _log(store) == ["stop"]
+    assert _log(store) == ["resume"]
+    assert len(lasted) == 1
+    assert lasted[0] >= 0
+    with pytest.raises(RuntimeError, match="boom"), backup._paused([forge]):
+        raise RuntimeError("boom")
+    assert _log(store) == ["stop", "resume"]
+    with backup._paused([store]) as lasted:
+        pass
+    assert lasted == []  # nothing paused
+
+    ran_out = _pausing(store, resume="echo 'the pause ran out' >&2; exit 1")
+    with pytest.raises(backup.BackupError, match=r"^store forge: the pause ran out$"), backup._paused([ran_out]):
+        pass
+    assert _log(store) == ["stop", "resume"]
+    refused = _pausing(store, stop="echo 'no such process' >&2; exit 1")
+    failed = r"^store forge could not be paused \(forge: no such process\)$"
+    with pytest.raises(backup.PauseError, match=failed), backup._paused([refused]):
+        raise AssertionError("the body ran without its pause")
+    assert _log(store) == []
+
+
+@pytest.mark.real  # the real restic, a few seconds per run (its key derivation)
+def test_the_claimed_part_is_dumped_and_swapped_inside_the_pause(
+    tmp_path: Path, store: backup.Store, restic_bin: str
+) -> None:
+    logged = _logged(store)
+    forge = _pausing(logged)
+    restic = backup._restic(_args(tmp_path))
+    manifest = backup.create([logged, forge], restic, backup.Meta("dev", 2, "abc"))
+    assert _log(logged) == ["dump files/b", "stop", "dump forge/c", "dump files/a", "resume"]
+    assert set(manifest["stores"]["files"]["parts"]) == {"a.txt", "b.txt"}
+    assert set(manifest["stores"]["forge"]["parts"]) == {"c.txt"}
+    assert manifest["stores"]["forge"]["paused_seconds"] >= 0
+    assert "paused_seconds" not in manifest["stores"]["files"]
+
+    report = backup.restore([logged, forge], restic, None)
+    assert sorted(report) == ["files/a.txt: restored", "files/b.txt: restored", "forge/c.txt: restored"]
+    assert _log(logged) == ["stop", "swap files/a", "swap files/b", "swap forge/c", "resume"]
+
+    data = Path(store.executor.env["STORE"])  # type: ignore[attr-defined]
+    (data / "a.txt").write_text("live\n")
+    refused = _pausing(logged, stop="echo 'Forgejo is gone' >&2; exit 1")
+    with pytest.raises(
+        backup.BackupError,
+        match=r"^nothing swapped in, the live data is untouched: store forge could not be paused \(forge: Forgejo",
+    ):
+        backup.restore([logged, refused], restic, None)
+    assert (data / "a.txt").read_text() == "live\n"
+    assert not list(data.glob("*.side"))  # every side copy dropped
+    with pytest.raises(backup.BackupError, match=r"^store forge could not be paused"):
+        backup.create([logged, refused], restic, backup.Meta("dev", 2, "abc"))
+
+
+@pytest.mark.real  # the real restic, a few seconds per run (its key derivation)
+def test_a_side_copy_whose_check_finds_no_room_is_dropped(tmp_path: Path, store: backup.Store, restic_bin: str) -> None:
+    """The side copy loaded, but checking it needs room too (PostgreSQL's sort spills to disk)."""
+    restic = backup._restic(_args(tmp_path))
+    backup.create([store], restic, backup.Meta("dev", 2, "abc"))
+    full = "echo 'ERROR:  could not write to file \"base/pgsql_tmp/t.0\": No space left on device' >&2; exit 1"
+    checking = replace(FILES, fingerprint=lambda part, side: full if side else FILES.fingerprint(part, side))
+    data = tmp_path / "store"
+    (data / "a.txt").write_text("live\n")
+    with pytest.raises(
+        backup.BackupError,
+        match=r"^nothing swapped in, the live data is untouched: store files has no room for the side copy of a.txt",
+    ):
+        backup.restore([backup.Store("files", checking, store.executor, {})], restic, None)
+    assert (data / "a.txt").read_text() == "live\n"
+    assert not list(data.glob("*.side"))

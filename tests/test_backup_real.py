@@ -84,8 +84,14 @@ def postgres() -> Iterator[Postgres]:
 
 
 def _pg_store(server: Postgres) -> Store:
-    executor = LocalExecutor({"PGHOST": LOCALHOST, "PGPORT": str(server.port), "PGCONNECT_TIMEOUT": "5"})
+    # PGDATA: where restore's room check (Backup.free) looks, as the image's PGDATA says in the container
+    where = {"PGHOST": LOCALHOST, "PGPORT": str(server.port), "PGCONNECT_TIMEOUT": "5", "PGDATA": str(pgdata(server))}
+    executor = LocalExecutor(where)
     return Store("postgres", POSTGRES_BACKUP, executor, _passwords("postgres"))
+
+
+def pgdata(server: Postgres) -> Path:
+    return server.socket_dir / "pgdata"  # tests/shipped.start_postgres: the socket in the root, data beside
 
 
 def _pg_seed(server: Postgres) -> None:

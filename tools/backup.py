@@ -16,6 +16,7 @@ into `restic backup --stdin`: nothing touches a disk in clear.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -96,7 +97,8 @@ def _stderr(process: subprocess.Popen[bytes]) -> str:
     with errors:
         errors.seek(0)
         lines = errors.read().decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else f"exit status {process.returncode}"
+    full = [line for line in lines if _disk_full(line)]  # the cause, not the hint after it
+    return (full or lines or [f"exit status {process.returncode}"])[-1]
 
 
 @dataclass(frozen=True)
@@ -270,19 +272,80 @@ def create(stores: Sequence[Store], restic: Restic, meta: Meta, now: Callable[[]
         "tools": {"restic": restic.version()},
         "stores": {},
     }
-    for store in stores:
-        parts = store.parts()
+    listed = [(store, store.parts()) for store in stores]
+    claimed = _claimed(listed)
+    taken = {(other.name, part.name) for parts in claimed.values() for other, part in parts}
+    for store, parts in listed:
         manifest["tools"][store.name] = store.run(store.backup.version, None).strip()
-        entries = {}
-        for part in parts:
-            tables = store.fingerprint(part, on_side=False)
-            entry = _stream_into_restic(store, part, restic, backup_id)
-            entries[part.name] = {**entry, "target": part.target, "tables": tables}
-        manifest["stores"][store.name] = {"parts": entries, "seconds": round(now() - started, 3)}
+        own = [(store, part) for part in parts if (store.name, part.name) not in taken]
+        with _paused([store]) as paused:
+            for owner, part in own + claimed.get(store.name, []):
+                tables = owner.fingerprint(part, on_side=False)
+                entry = {**_stream_into_restic(owner, part, restic, backup_id), "target": part.target, "tables": tables}
+                if owner.backup.size is not None:
+                    entry["room"] = int(owner.run(owner.backup.size(part), BACKUP_USER).strip())
+                manifest["stores"].setdefault(owner.name, {"parts": {}})["parts"][part.name] = entry
+        entry = manifest["stores"].setdefault(store.name, {"parts": {}})
+        entry["seconds"] = round(now() - started, 3)
+        if paused:
+            entry["paused_seconds"] = round(paused[0], 3)
     if meta.recovery_file is not None and meta.recovery is not None:
         manifest["recovery"] = backup_recovery_file(meta.recovery_file, meta.recovery, restic, backup_id)
     _save_manifest(restic, manifest)
     return manifest
+
+
+def _claimed(listed: Sequence[tuple[Store, Sequence[Part]]]) -> dict[str, list[tuple[Store, Part]]]:
+    """Per store that pauses its writers, the other stores' parts it names (Backup.pause), which
+    are dumped inside its pause instead of with their own store."""
+    claimed: dict[str, list[tuple[Store, Part]]] = {}
+    for store, _ in listed:
+        if store.backup.pause is not None:
+            wanted = store.backup.pause.with_parts
+            claimed[store.name] = [(o, p) for o, parts in listed for p in parts if (o.name, p.target) in wanted]
+    return claimed
+
+
+class PauseError(BackupError):
+    """A store's writers could not be paused: nothing was dumped or swapped in."""
+
+
+@contextlib.contextmanager
+def _paused(stores: Sequence[Store]) -> Iterator[list[float]]:
+    """Each store's writers paused (Backup.pause) for the body and resumed after, whatever
+    happened; once the body ended, the list it yields holds how long the pause lasted (empty:
+    nothing paused). A resume that fails (the pause ran out) fails a body that succeeded: what
+    it took is not consistent."""
+    started, lasted, done = time.monotonic(), [], []
+    try:
+        for store in stores:
+            if store.backup.pause is None:
+                continue
+            try:
+                store.run(store.backup.pause.stop, BACKUP_USER)
+            except BackupError as error:
+                raise PauseError(f"store {store.name} could not be paused ({error})") from None
+            done.append(store)
+        yield lasted
+    except BaseException:
+        _resume(done)
+        raise
+    problems = _resume(done)
+    if done:
+        lasted.append(time.monotonic() - started)
+    if problems:
+        raise BackupError("; ".join(problems))
+
+
+def _resume(stores: Sequence[Store]) -> list[str]:
+    problems = []
+    for store in stores:
+        assert store.backup.pause is not None
+        try:
+            store.run(store.backup.pause.resume, BACKUP_USER)
+        except BackupError as error:
+            problems.append(f"store {error}")
+    return problems
 
 
 def backup_recovery_file(path: Path, recovery: Restic, data: Restic, backup_id: str) -> dict[str, Any]:
@@ -381,12 +444,7 @@ def _restore_to_side(store: Store, part: Part, entry: dict[str, Any], restic: Re
     try:
         store.run(store.backup.restore(part), RESTORE_USER, chunks())
     except BackupError as error:
-        checked.problem = str(error)
-        if _disk_full(checked.problem):
-            checked.problem = (
-                f"store {store.name} has no room for the side copy of {part.name} ({error}): free space"
-                f" where {store.name} keeps its data (the side copy needs about the dump's size) and run it again"
-            )
+        checked.problem = _no_room(store, part, error)
     for _ in chunks():  # what the script left unread still counts towards the checksum
         pass
     if source.wait() != 0:
@@ -396,10 +454,49 @@ def _restore_to_side(store: Store, part: Part, entry: dict[str, Any], restic: Re
     if checked.sha256 != entry["sha256"]:
         checked.problem = f"{entry['file']}: checksum {checked.sha256[:12]} differs from the manifest's"
     elif checked.problem is None:
-        side = store.fingerprint(part, on_side=True)
+        try:
+            side = store.fingerprint(part, on_side=True)
+        except BackupError as error:  # its queries need room too (a sort spills to disk)
+            checked.problem = _no_room(store, part, error)
+            return checked
         if side != entry["tables"]:
             checked.problem = f"{entry['file']}: restored tables differ: {_difference(entry['tables'], side)}"
     return checked
+
+
+def _no_room(store: Store, part: Part, error: BackupError) -> str:
+    """The error, or, when it says the store's disk is full, what to do about it."""
+    problem = str(error)
+    if not (_disk_full(problem) or any(sign in problem for sign in store.backup.full_disk_signs)):
+        return problem
+    return (
+        f"store {store.name} has no room for the side copy of {part.name} ({error}): free space"
+        f" where {store.name} keeps its data (the side copy needs about the dump's size) and run it again"
+    )
+
+
+MIB = 1 << 20
+
+
+def check_room(store: Store, parts: Mapping[str, Mapping[str, Any]]) -> None:
+    """The side copies of a store that must never fill its disk (Backup.size/free) fit, with its
+    reserve, in what is free where it keeps its data; checked before any is loaded."""
+    rooms = {name: int(entry["room"]) for name, entry in parts.items() if "room" in entry}
+    if store.backup.free is None or not rooms:
+        return
+    free = int(store.run(store.backup.free, RESTORE_USER).strip()) * 1024
+    needed, reserve = sum(rooms.values()), store.backup.reserve_mb * MIB
+    if free < needed + reserve:
+        largest = max(rooms, key=lambda name: rooms[name])
+        raise BackupError(
+            f"store {store.name} has no room for the side copies of {largest} and its other"
+            f" {len(rooms) - 1} part(s): they need {_mib(needed)} MiB and a reserve of {store.backup.reserve_mb} MiB,"
+            f" {_mib(free)} MiB is free: free space where {store.name} keeps its data and run it again"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.0f}"
 
 
 def _difference(expected: Mapping[str, Any], got: Mapping[str, Any]) -> str:
@@ -420,6 +517,8 @@ def verify(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> li
     """Every part restored beside the live data and compared, then discarded."""
     _, backup = _pick(restic, backup_id)
     manifest = read_manifest(restic, backup)
+    for store in stores:
+        check_room(store, manifest["stores"].get(store.name, {}).get("parts", {}))
     results = []
     for store in stores:
         for name, entry in manifest["stores"].get(store.name, {}).get("parts", {}).items():
@@ -437,6 +536,11 @@ def restore(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> l
         raise BackupError(f"the repository is damaged, nothing restored: {damage}")
     _, backup = _pick(restic, backup_id)
     manifest = read_manifest(restic, backup)
+    try:
+        for store in stores:
+            check_room(store, manifest["stores"].get(store.name, {}).get("parts", {}))
+    except BackupError as error:
+        raise BackupError(f"nothing swapped in, the live data is untouched: {error}") from None
     checked: list[tuple[Store, Checked]] = []
     for store in stores:
         for name, entry in manifest["stores"].get(store.name, {}).get("parts", {}).items():
@@ -448,9 +552,15 @@ def restore(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> l
                     other.run(other.backup.discard(done.part), RESTORE_USER)
                 raise BackupError(f"nothing swapped in, the live data is untouched: {result.problem}")
     report = []
-    for store, result in checked:
-        store.run(store.backup.swap(result.part), RESTORE_USER)
-        report.append(f"{store.name}/{result.part.name}: restored")
+    try:
+        with _paused(list({store.name: store for store, _ in checked}.values())):
+            for store, result in checked:
+                store.run(store.backup.swap(result.part), RESTORE_USER)
+                report.append(f"{store.name}/{result.part.name}: restored")
+    except PauseError as error:
+        for store, done in checked:
+            store.run(store.backup.discard(done.part), RESTORE_USER)
+        raise BackupError(f"nothing swapped in, the live data is untouched: {error}") from None
     return report
 
 
@@ -611,9 +721,9 @@ def user_stores(services: Sequence[Service], passwords: Mapping[str, str]) -> li
     """The catalog's stores whose containers run, each with the management's passwords."""
     stores = []
     for service in services:
-        if service.backup is None or service.serves is None or not running(service.container_name):
+        if service.backup is None or not running(service.container_name):
             continue
-        system = service.serves.system
+        system = service.serves.system if service.serves is not None else None  # None: no account
         mine = {
             user: passwords[f"{system}_{role}_password"]
             for role, user in (("backup", BACKUP_USER), ("restore", RESTORE_USER))

@@ -478,6 +478,11 @@ def _pg_discard(part: Part) -> str:
     return _pg_script(f"{_psql(RESTORE_USER, 'postgres')} -c {sh_quote(statement)} </dev/null\n")
 
 
+def _pg_size(part: Part) -> str:
+    statement = f"SELECT pg_catalog.pg_database_size({pg_literal(part.target)})"
+    return _pg_script(f"{_psql(BACKUP_USER, 'postgres')} -c {sh_quote(statement)} </dev/null\n")
+
+
 BACKUP = Backup(
     parts=_pg_script(f"{_psql(BACKUP_USER, 'postgres')} -c {sh_quote(_PG_PARTS_SQL)} </dev/null\n"),
     dump=lambda part: _pg_script(f"pg_dump -Fc -U {BACKUP_USER} -d {sh_quote(part.target)} </dev/null\n"),
@@ -486,6 +491,12 @@ BACKUP = Backup(
     swap=_pg_swap,
     discard=_pg_discard,
     version="pg_dump --version",
+    # A data disk filled to the last byte stops PostgreSQL: the dirty pages of the side copy
+    # cannot be written, and the checkpoint DROP DATABASE forces PANICs (measured with Debian's
+    # 15 on a full tmpfs). So the side copies must fit, with room for WAL segments and checkpoints.
+    size=_pg_size,
+    free=_pg_script("df -Pk \"${PGDATA:-/var/lib/postgresql}\" | awk 'NR == 2 { print $4 }'\n"),
+    reserve_mb=64,
 )
 
 # --- The catalog entry ----------------------------------------------------------------------------
