@@ -259,10 +259,10 @@ def test_rules_read_only_exported_metrics() -> None:
 
 
 def test_a_rule_on_an_unknown_metric_is_named() -> None:
-    rule = {"alert": "PgbouncerClientsWaiting", "expr": "pgbouncer_pools_client_waiting_connections > 0"}
+    # Debian's prometheus-pgbouncer-exporter's name for cl_waiting, which the image does not export.
+    rule = {"alert": "PgbouncerClientsWaiting", "expr": "pgbouncer_waiting_clients > 0"}
     assert unknown_metrics([("pgbouncer.yml", rule)]) == [
-        "pgbouncer.yml: PgbouncerClientsWaiting reads pgbouncer_pools_client_waiting_connections,"
-        " which no scraped service exports"
+        "pgbouncer.yml: PgbouncerClientsWaiting reads pgbouncer_waiting_clients, which no scraped service exports"
     ]
 
 

@@ -310,7 +310,6 @@ def _directive(template: PlannedTemplate, key: str) -> str:
 def test_every_planned_template_is_found(shared_plan: PlanFactory) -> None:
     templates = planned_templates(shared_plan)
     assert {(t.container, t.name) for t in templates} >= {
-        ("dev-pgbouncer", "userlist.txt"),
         ("dev-rabbitmq", "rabbitmq.conf"),
         ("dev-redis-1", "masterauth.conf"),
         ("dev-redis-exporter-1", "redis-passwords.json"),
