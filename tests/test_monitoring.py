@@ -484,6 +484,7 @@ def test_dashboards_are_json_with_unique_uids_on_exported_metrics(shared_plan: P
         "/etc/grafana/dashboards/rabbitmq.json",
         "/etc/grafana/dashboards/postgres.json",
         "/etc/grafana/dashboards/mysql.json",
+        "/etc/grafana/dashboards/pgbouncer.json",
         "/etc/grafana/dashboards/mongodb.json",
     }
     uids = [d["uid"] for d in dashboards.values()]

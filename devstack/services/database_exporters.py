@@ -264,6 +264,7 @@ PGBOUNCER_EXPORTER = Service(
             "pgbouncer_pools_client_waiting_connections",
             "pgbouncer_pools_client_maxwait_seconds",
         ),
+        dashboard="pgbouncer.json",
     ),
 )
 
