@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from components.identity import SECRET_ID_TTL, ServiceIdentity, ServiceIdentityA
 from components.network import NetworkTopology, NetworkTopologyArgs
 from components.pki import CertificateAuthority, CertificateAuthorityArgs, ServiceCertificate, ServiceCertificateArgs
 from components.redis_cluster import RedisCluster, RedisClusterArgs
-from components.secrets import ServiceSecret, ServiceSecretArgs, generate_password
+from components.secrets import Derived, ServiceSecret, ServiceSecretArgs, generate_password
 from components.service import ServiceContainer, ServiceContainerArgs, Upload
 from components.vault_server import VaultServer, VaultServerArgs
 from components.volumes import DataVolumes, DataVolumesArgs
@@ -34,7 +35,7 @@ from devstack.credentials import (
 )
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, delivery, render
 from devstack.hardening import container_hardening
-from devstack.model import APP_DIR, SECRETS_DIR, TEMPLATE_DIR, USERS_FILE_KEY, ConfigContext, Service
+from devstack.model import APP_DIR, SECRETS_DIR, TEMPLATE_DIR, USERS_FILE_KEY, AccountServer, ConfigContext, Service
 from devstack.monitoring import APPROLE_RULES, CERTIFICATE_RULES, RULES_DIR, approle_rules, certificate_rules
 from devstack.phases import TlsMode
 from devstack.services import vault as vault_service
@@ -53,6 +54,17 @@ from devstack.topology import (
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
 SYSTEM_CA_BUNDLE = "/etc/ssl/cert.pem"  # Alpine's, the only trust its busybox wget has
+
+
+def _users_file(
+    serves: AccountServer,
+    accounts: tuple[ClientAccount, ...],
+    clients: Mapping[str, ServiceSecret],
+    values: Mapping[str, pulumi.Output[str]],
+) -> pulumi.Output[str]:
+    """A server's users file from its own secret's values (its admin_key's) and its clients'."""
+    assert serves.users_file is not None
+    return users_file(serves.users_file, values[serves.admin_key], accounts, clients)
 
 
 def _start_order(selected: tuple[Service, ...], accounts: tuple[ClientAccount, ...]) -> list[Service]:
@@ -220,11 +232,10 @@ class Platform(pulumi.ComponentResource):
                         f"{credentials.shared_with}-password", self
                     )
                 shared["password"] = cluster_passwords[credentials.shared_with]
-            derived = {}
+            derived: dict[str, Derived] = {}
             if service.serves is not None and service.serves.users_file is not None:
-                derived[USERS_FILE_KEY] = users_file(
-                    service.serves.users_file, shared["password"], accounts_on(service, self.accounts), secrets
-                )
+                on_server = accounts_on(service, self.accounts)
+                derived[USERS_FILE_KEY] = functools.partial(_users_file, service.serves, on_server, secrets)
             fixed = {f.key: f.fixed for f in credentials.fields if f.fixed is not None}
             fixed |= {a.user_key: a.user for a in accounts_of(service, self.accounts)}
             secrets[service.name] = ServiceSecret(

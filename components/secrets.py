@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -11,6 +11,8 @@ import pulumi_vault as vault
 
 PASSWORD_LENGTH = 32  # alphanumeric: about 190 bits, and safe in every config syntax
 
+Derived = Callable[[Mapping[str, pulumi.Output[str]]], pulumi.Output[str]]
+
 
 @dataclass(frozen=True)
 class ServiceSecretArgs:
@@ -18,7 +20,9 @@ class ServiceSecretArgs:
     keys: tuple[str, ...]  # every key of the secret, in order
     fixed: Mapping[str, str]  # non-secret values (user names) kept beside the passwords
     shared: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # e.g. a cluster's password
-    derived: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # computed by the caller
+    # Functions of the secret's other values (a server's users file, which may hold its own
+    # generated password), computed once those exist.
+    derived: Mapping[str, Derived] = field(default_factory=dict)
     mount: pulumi.Input[str] = "secret"
     provider: pulumi.ProviderResource | None = None
 
@@ -42,9 +46,13 @@ class ServiceSecret(pulumi.ComponentResource):
             elif key in args.shared:
                 self.values[key] = args.shared[key]
             elif key in args.derived:
-                self.values[key] = args.derived[key]
+                continue  # below, once every other value exists
             else:
                 self.values[key] = generate_password(f"{name}-{key}", self)
+        for key in args.keys:
+            if key in args.derived:
+                self.values[key] = args.derived[key](dict(self.values))
+        self.values = {key: self.values[key] for key in args.keys}  # the secret's own key order
         data = pulumi.Output.secret(pulumi.Output.json_dumps(self.values))
         self.secret = vault.kv.SecretV2(
             name,

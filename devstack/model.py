@@ -278,6 +278,9 @@ class AccountServer:
     # Or: the users come as a file in the server's own secret (key USERS_FILE_KEY), rendered
     # from its admin password and the logins.
     users_file: Callable[[str, Sequence[Login]], str] | None = None
+    # The key of the server's own secret whose value users_file gets first (Redis: the cluster's
+    # admin password; PgBouncer: its auth_user's password, the file's first line).
+    admin_key: str = "password"
     every_node: bool = False  # an app client is redirected to every server of this system
     # The management accounts this system hosts from the backups feature on (devstack.credentials).
     backup_roles: tuple[ClientRole, ...] = ()

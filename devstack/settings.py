@@ -72,7 +72,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "databaseExporters",
         "boolean",
         "true",
-        "The PostgreSQL and MySQL metrics exporters (full profile; their password is uploaded as a secret file).",
+        "The PostgreSQL, MySQL and PgBouncer exporters (full profile; their password is uploaded as a secret file).",
     ),
 )
 _KEYS_BY_NAME = {key.name: key for key in CONFIG_KEYS}

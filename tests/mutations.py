@@ -236,6 +236,20 @@ MUTATIONS = (
         ("tests/test_hardening.py", "tests/test_crossguard_plan.py", "-k", "phase_4 or every_phase"),
     ),
     Mutation(
+        "pgbouncer-exporter-pgpass-unmatched",
+        "the exporter's password file names another database: libpq finds no password for it",
+        'PGPASS_LINE = f"*:*:{ADMIN_DATABASE}:',
+        'PGPASS_LINE = f"*:*:postgres:',
+        ("tests/test_pgbouncer_exporter_real.py",),
+    ),
+    Mutation(
+        "pgbouncer-waiting-threshold",
+        "PgbouncerClientsWaiting only from two waiting clients: one client waiting never alerts",
+        "expr: pgbouncer_pools_client_waiting_connections > 0",
+        "expr: pgbouncer_pools_client_waiting_connections > 1",
+        ("tests/test_pgbouncer_exporter_real.py", "tests/test_monitoring.py", "-k", "pgbouncer or promtool"),
+    ),
+    Mutation(
         "hardening-caps-kept",
         "hardened containers keep Docker's default capabilities (NET_RAW among them)",
         'drops=("ALL",),\n        read_only=read_only,',
@@ -303,7 +317,7 @@ def _locate(root: Path, files: Sequence[str], text: str) -> tuple[Path | None, s
     """The one program file holding `text` exactly once, or why there is none."""
     hits = []
     for name in files:
-        if name.startswith("tests/") or not name.endswith((".py", ".sh", ".hcl", ".yaml")):
+        if name.startswith("tests/") or not name.endswith((".py", ".sh", ".hcl", ".yaml", ".yml")):
             continue
         count = (root / name).read_text(errors="replace").count(text)
         hits += [name] * count

@@ -39,6 +39,7 @@ EXPECTED = {
     "alertmanager",
     "postgres-exporter",  # databaseExporters, on by default
     "mysql-exporter",
+    "pgbouncer-exporter",
 }
 MINIMAL = {"vault", "postgres", "pgbouncer", "forgejo", "redis-1"}
 STANDARD = MINIMAL | {"mysql", "redis-2", "redis-3", "rabbitmq", "mongodb"}
@@ -46,7 +47,7 @@ OBSERVABILITY = (
     {"prometheus", "alertmanager", "grafana", "loki", "cadvisor", "vector"}
     | {f"redis-exporter-{n}" for n in (1, 2, 3)}
     | {"node-exporter"}
-    | {"postgres-exporter", "mysql-exporter"}  # databaseExporters, on by default
+    | {"postgres-exporter", "mysql-exporter", "pgbouncer-exporter"}  # databaseExporters, on by default
 )
 APIS = {"reference-api", "api-first", "golang-api", "nodejs-api", "rust-api"}
 EXACT_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][A-Za-z0-9.]+)*$")
@@ -59,11 +60,11 @@ def selection(profiles: str) -> set[str]:
 
 
 REPLICAS = {"redis-4", "redis-5", "redis-6"}
-DATABASE_EXPORTERS = {"postgres-exporter", "mysql-exporter"}
+DATABASE_EXPORTERS = {"postgres-exporter", "mysql-exporter", "pgbouncer-exporter"}
 
 
 def test_the_27_services_and_the_optional_replicas() -> None:
-    assert len(SERVICES) == 30
+    assert len(SERVICES) == 31
     assert set(SERVICES_BY_NAME) == EXPECTED | REPLICAS
     # never without redisReplicas / databaseExporters
     assert {s.name for s in SERVICES if s.switch} == REPLICAS | DATABASE_EXPORTERS

@@ -80,7 +80,7 @@ def test_tls_ports_only_exist_when_tls_is_on(shared_plan: PlanFactory) -> None:
 
 def test_images_are_pinned_exact_tags(shared_plan: PlanFactory) -> None:
     images = shared_plan(ALL).by_type("docker:index/remoteImage:RemoteImage")
-    assert len(images) == 26  # phase 0: no node-exporter (backups); the two database exporters (on)
+    assert len(images) == 27  # phase 0: no node-exporter (backups); the three database exporters (on)
     for image in images:
         reference = image.inputs["name"]
         repository, _, tag = reference.rpartition(":")

@@ -166,8 +166,8 @@ def test_phase_4_hardens_every_container_but_for_named_exceptions(shared_plan: P
     bare = {**_config(run), "strict-hardening": {"enforce": True}}
     reported = [v for v in validators.check_all(plan_resources(run), bare) if v.rule == "strict-hardening"]
     assert (
-        len(reported) == sum(len(items) for items in exceptions.values()) == 28
-    )  # two more: the database exporters, on by default
+        len(reported) == sum(len(items) for items in exceptions.values()) == 29
+    )  # three more: the database exporters, on by default
 
 
 def _names(run: PlanRun) -> list[str]:

@@ -124,7 +124,7 @@ def test_what_runs_lists_every_service_with_its_ports_by_phase() -> None:
     assert rows["rust-api"][2] == "<http://127.0.0.1:8004>"  # no certificate: plain HTTP at phase 4 too
     assert rows["cadvisor"][2] == "not published"
     assert rows["postgres"][3] == "`secret/postgres`: user, password, database"
-    assert rows["pgbouncer"][3] == "`secret/pgbouncer`: own accounts on postgres"
+    assert rows["pgbouncer"][3] == "`secret/pgbouncer`: users_acl; own accounts on postgres"
     assert rows["forgejo"][3].endswith("; own accounts on postgres")
     assert rows["prometheus"][3] == "none"
     assert rows["vault"][3].startswith("root token:")

@@ -121,7 +121,7 @@ def test_the_phase_4_plan_ships_every_item(shared_plan: PlanFactory) -> None:
     run = shared_plan(ALL, "phase=4")
     planned = containers(run)
     commands = {r.inputs["create"] for r in run.resources if r.type == "command:local:Command"}
-    assert len(planned) == 27  # 24, node-exporter (backups), the two database exporters (on by default)
+    assert len(planned) == 28  # 24, node-exporter (backups), the three database exporters (on by default)
     for name, inputs in planned.items():
         service = SERVICES_BY_NAME[name.removeprefix("dev-")]
         entry = catalog_entry(service)

@@ -106,7 +106,7 @@ def _status(name: str) -> dict[str, str]:
 
 def test_the_engine_runs_every_planned_hardening_as_shipped(busybox_image: str, shared_plan: PlanFactory) -> None:
     kinds, commands = _planned(shared_plan)
-    assert sum(len(services) for services in kinds.values()) == 27  # 24, node-exporter, two database exporters
+    assert sum(len(services) for services in kinds.values()) == 28  # 24, node-exporter, three database exporters
     for index, (kind, services) in enumerate(sorted(kinds.items(), key=str)):
         user, adds, _drops, read_only, tmpfs, _options, pids, sysctls = kind
         assert dict(sysctls) == {"net.ipv4.ping_group_range": "1 0"}, services

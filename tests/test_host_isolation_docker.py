@@ -124,7 +124,7 @@ def test_no_planned_container_reads_the_recovery_folder_uploads_or_volumes(
     state, markers = planted
     run = plan_for("dev", ["profiles=full,reference", f"phase={phase}", f"stateDir={state}", "databaseExporters=true"])
     planned = containers(run)
-    assert len(planned) == {0: 26, 4: 27}[phase]  # 24, the two database exporters, node-exporter from phase 2
+    assert len(planned) == {0: 27, 4: 28}[phase]  # 24, the three database exporters, node-exporter from phase 2
     by_confinement: dict[tuple[str, ...], list[str]] = {}
     for name, inputs in sorted(planned.items()):
         by_confinement.setdefault(confinement(inputs), []).append(name)

@@ -259,10 +259,10 @@ def test_rules_read_only_exported_metrics() -> None:
 
 
 def test_a_rule_on_an_unknown_metric_is_named() -> None:
-    rule = {"alert": "PgbouncerClientsWaiting", "expr": "pgbouncer_pools_client_waiting_connections > 0"}
+    # Debian's prometheus-pgbouncer-exporter's name for cl_waiting, which the image does not export.
+    rule = {"alert": "PgbouncerClientsWaiting", "expr": "pgbouncer_waiting_clients > 0"}
     assert unknown_metrics([("pgbouncer.yml", rule)]) == [
-        "pgbouncer.yml: PgbouncerClientsWaiting reads pgbouncer_pools_client_waiting_connections,"
-        " which no scraped service exports"
+        "pgbouncer.yml: PgbouncerClientsWaiting reads pgbouncer_waiting_clients, which no scraped service exports"
     ]
 
 
@@ -484,6 +484,7 @@ def test_dashboards_are_json_with_unique_uids_on_exported_metrics(shared_plan: P
         "/etc/grafana/dashboards/rabbitmq.json",
         "/etc/grafana/dashboards/postgres.json",
         "/etc/grafana/dashboards/mysql.json",
+        "/etc/grafana/dashboards/pgbouncer.json",
         "/etc/grafana/dashboards/mongodb.json",
     }
     uids = [d["uid"] for d in dashboards.values()]

@@ -65,7 +65,7 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
             "additional_secret_outputs",
         }
     names = [r["inputs"]["name"] for r in document["resources"] if r["type"] == "docker:index/container:Container"]
-    assert len(names) == 26  # phase 0: no node-exporter (backups); the two database exporters (on)
+    assert len(names) == 27  # phase 0: no node-exporter (backups); the three database exporters (on)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_the_largest_plan_prints_every_service() -> None:
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     containers = [r for r in plan["resources"] if r["type"] == "docker:index/container:Container"]
-    assert len(containers) == 26  # phase 0: no node-exporter (backups); the two database exporters (on)
+    assert len(containers) == 27  # phase 0: no node-exporter (backups); the three database exporters (on)
 
 
 def test_diff_from_another_stack_file_is_the_pull_request_comment(

@@ -193,7 +193,7 @@ def bouncer(pg: Pg) -> Iterator[Bouncer]:
 def test_pgbouncer_looks_clients_up_with_its_auth_query(bouncer: Bouncer) -> None:
     forgejo, other = _clients(bouncer.scratch.shipped.overrides)
     user = forgejo["postgres_user"]
-    auth_file = bouncer.scratch.host("/run/devstack/userlist.txt").read_text()
+    auth_file = bouncer.scratch.host("/run/devstack/users_acl").read_text()
     assert f'"{user}"' not in auth_file  # so only the auth_query can know forgejo
     port = bouncer.scratch.port(5432)
     # The postgres database, where the plan's auth_dbname points the lookup (see shipped.py).

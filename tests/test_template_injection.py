@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from devstack.model import TEMPLATE_DIR, ValueSyntax
+from devstack.services.pgbouncer import AUTH_USER, users_file
 from tests.conftest import PlanFactory, containers
 from tests.fakevault import FakeVault
 from tests.realservers import LOCALHOST, RespConnection, free_port
@@ -310,7 +311,6 @@ def _directive(template: PlannedTemplate, key: str) -> str:
 def test_every_planned_template_is_found(shared_plan: PlanFactory) -> None:
     templates = planned_templates(shared_plan)
     assert {(t.container, t.name) for t in templates} >= {
-        ("dev-pgbouncer", "userlist.txt"),
         ("dev-rabbitmq", "rabbitmq.conf"),
         ("dev-redis-1", "masterauth.conf"),
         ("dev-redis-exporter-1", "redis-passwords.json"),
@@ -357,3 +357,30 @@ def _marker_render(template: PlannedTemplate, key: str) -> str:
     the others as the benign value (a plain value reads the same in every syntax)."""
     rendered = re.sub(r"\{\{ *" + key + r" *\}\}", MARKER, template.content)
     return re.sub(r"\{\{ *[A-Za-z0-9_]+ *\}\}", BENIGN, rendered)
+
+
+def test_pgbouncer_users_file_keeps_hostile_passwords() -> None:
+    """PgBouncer's auth_file is its users file, rendered in Python (devstack.services.pgbouncer),
+    not by the wrapper: PgBouncer itself reads each hostile value back as exactly that password,
+    and the renderer refuses a value with a control character, which would end the line."""
+    if shutil.which("psql") is None or not (shutil.which("pgbouncer") or Path("/usr/sbin/pgbouncer").exists()):
+        pytest.skip("pgbouncer or psql missing: apt-get install pgbouncer postgresql-client")
+    figures = {"read back": 0, "refused": 0}
+    for value in HOSTILE:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            with pytest.raises(ValueError, match="control character"):
+                users_file(value, [])
+            figures["refused"] += 1
+            continue
+        text = users_file(value, [])
+        with tempfile.TemporaryDirectory(prefix="dsinj") as folder:
+            scratch = Path(folder)
+            os.chmod(scratch, 0o755)
+            (scratch / "ok").mkdir()
+            (scratch / "wrong").mkdir()
+            assert _pgbouncer_login(text, AUTH_USER, value, scratch / "ok"), value
+            assert not _pgbouncer_login(text, AUTH_USER, value + "x", scratch / "wrong"), "a login that cannot fail"
+        figures["read back"] += 1
+    print(f"pgbouncer users file: {figures}")
+    assert figures["read back"] > 0
+    assert figures["refused"] > 0

@@ -31,4 +31,4 @@ def test_every_planned_template_entry_has_a_known_syntax(shared_plan: PlanFactor
             assert mode == "0400"
             assert ValueSyntax(syntax).value == syntax, name
             found += 1
-    assert found >= 8  # pgbouncer, rabbitmq, three Redis nodes and their three exporters
+    assert found >= 7  # rabbitmq, three Redis nodes and their three exporters

@@ -11,7 +11,7 @@ import pytest
 
 from devstack.delivery import ROLE_ID_PATH, SECRET_ID_PATH, TOKEN_PATH, WRAPPER_PATH, render
 from devstack.model import SECRETS_DIR, ValueSyntax
-from devstack.services.database_exporters import EXPORTERS, MY_CNF
+from devstack.services.database_exporters import EXPORTERS, MY_CNF, PGPASS
 from tests.conftest import CONTAINER, PlanFactory
 from tools.engine import Secret, unwrap
 
@@ -32,6 +32,11 @@ def test_the_exporters_get_their_password_only_as_a_secret_upload(shared_plan: P
         if service.name == "mysql-exporter":  # its password is inside the filled-in my.cnf
             cnf = unwrap(uploads[MY_CNF]["content"]).splitlines()
             passwords = [line.split(" = ")[1] for line in cnf if line.startswith("password")]
+        if service.name == "pgbouncer-exporter":  # libpq's password file, which PGPASSFILE names
+            (line,) = unwrap(uploads[PGPASS]["content"]).splitlines()
+            assert line.startswith("*:*:pgbouncer:pgbouncer_exporter:"), service.name
+            assert line.split(":")[4] in passwords
+            assert f"PGPASSFILE={PGPASS}" in inputs["envs"]
         assert passwords
         assert all(len(p) >= 16 for p in passwords)
         elsewhere = json.dumps(

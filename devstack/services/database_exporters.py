@@ -1,4 +1,4 @@
-"""The PostgreSQL and MySQL exporters: each logs in to its database with its own read-only
+"""The PostgreSQL, MySQL and PgBouncer exporters: each logs in to its server with its own read-only
 monitoring account (the database's account step creates it: a flow from a MONITOR client to
 the database port is all it takes, devstack.credentials), its password handed over as a file
 by the entrypoint wrapper, never in the environment or on a command line.
@@ -15,6 +15,10 @@ account's user and password (and the filled-in my.cnf) as Pulumi-secret files, 0
 at the paths the wrapper would have written; they run the image's own entrypoint, with no
 Vault login at all. The files sit in the container's writable layer, not a tmpfs (Docker
 uploads before the tmpfs is mounted): the price of an image that cannot verify Vault.
+
+The PgBouncer exporter reads PgBouncer's admin console (SHOW POOLS and the like) as one of its
+stats_users, whose account PgBouncer's own users file holds (devstack.services.pgbouncer). Its
+password comes as libpq's password file (PGPASSFILE names it), which lib/pq reads as well.
 
 MongoDB's metrics come from Vector instead (devstack.services.vector): the well-kept exporter
 (percona/mongodb_exporter) takes its password only from the environment or a command-line
@@ -42,18 +46,20 @@ from devstack.model import (
     Tier,
     TlsSupport,
     ValueSyntax,
+    account_user,
     http_probe,
     secret_files,
     shell,
 )
 from devstack.phases import TlsMode
+from devstack.services.pgbouncer import ADMIN_DATABASE, PGBOUNCER
 from devstack.services.postgres import POSTGRES
 from devstack.services.prometheus import prometheus_web_config
 from devstack.services.vault import VAULT_FLOW
 from devstack.tls import CA_FILE, TLS_DIR, https_url, merged, with_probe
 
 NOBODY = 65534  # the images' USER
-SWITCH = "databaseExporters"  # on by default; off spares two containers
+SWITCH = "databaseExporters"  # on by default; off spares three containers
 WEB_CONFIG = "exporter-web.yml"
 UPLOADED_BECAUSE = "busybox image: no client that verifies Vault's certificate"
 
@@ -192,4 +198,74 @@ MYSQL_EXPORTER = Service(
     ),
 )
 
-EXPORTERS: tuple[Service, ...] = (POSTGRES_EXPORTER, MYSQL_EXPORTER)
+# --- PgBouncer ----------------------------------------------------------------------------------
+
+PGPASS = f"{SECRETS_DIR}/pgpass"
+PGBOUNCER_EXPORTER_NAME = "pgbouncer-exporter"
+
+
+def pgbouncer_connection(mode: TlsMode, tls_dir: str = TLS_DIR) -> str:
+    """The exporter's connection string (pgbouncer_exporter@v0.12.1: --pgBouncer.connectionString,
+    or PGBOUNCER_EXPORTER_CONNECTION_STRING) without a password: lib/pq v1.12.3 then reads the
+    password file PGPASSFILE names (internal/pgpass). Verified against the CA once TLS is
+    required, when PgBouncer refuses a plaintext client (client_tls_sslmode = require)."""
+    user = account_user(PGBOUNCER_EXPORTER_NAME)
+    address = f"{PGBOUNCER.name}:{PGBOUNCER.port('pgbouncer').container}/{ADMIN_DATABASE}"
+    options = f"sslmode=verify-full&sslrootcert={tls_dir}/{CA_FILE}" if mode is TlsMode.REQUIRED else "sslmode=disable"
+    return f"postgres://{user}@{address}?{options}"
+
+
+def _pgbouncer_tls(service: Service, mode: TlsMode) -> ServerTls:
+    if mode is not TlsMode.REQUIRED:
+        return web_tls(service, mode)
+    client = ServerTls(env={"PGBOUNCER_EXPORTER_CONNECTION_STRING": pgbouncer_connection(mode)})
+    return merged(web_tls(service, mode), client)
+
+
+# libpq's password file: host:port:database:user:password, any host and port (one server). The
+# generated passwords are alphanumeric (components.secrets), so no `:` or backslash needs escaping.
+PGPASS_LINE = f"*:*:{ADMIN_DATABASE}:{{{{pgbouncer_user}}}}:{{{{pgbouncer_password}}}}\n"
+
+# pgbouncer_exporter@v0.12.1 (collector.go, namespace `pgbouncer`): `pgbouncer_up` (the scrape
+# reached PgBouncer), SHOW POOLS' cl_waiting and maxwait as
+# `pgbouncer_pools_client_waiting_connections` and `pgbouncer_pools_client_maxwait_seconds`
+# (by database and user). Debian's prometheus-pgbouncer-exporter 1.7, another program, names
+# cl_waiting `pgbouncer_waiting_clients` and has neither of the others
+# (tests/test_pgbouncer_exporter_real.py).
+PGBOUNCER_EXPORTER = Service(
+    name=PGBOUNCER_EXPORTER_NAME,
+    image="quay.io/prometheuscommunity/pgbouncer-exporter",
+    tag="v0.12.1",
+    tier=Tier.OBSERVABILITY,
+    host_id=46,
+    ports=(Port("metrics", 9127),),
+    healthcheck=Healthcheck(http_probe("http://127.0.0.1:9127/")),
+    limits=Limits(0.25, 32),
+    profiles=FULL,
+    switch=SWITCH,
+    hardening=Hardening(user=f"{NOBODY}:{NOBODY}"),
+    depends_on=("vault", PGBOUNCER.name),
+    flows=(VAULT_FLOW, Flow(PGBOUNCER.name, "pgbouncer")),
+    env=MappingProxyType(
+        {"PGBOUNCER_EXPORTER_CONNECTION_STRING": pgbouncer_connection(TlsMode.OFF), "PGPASSFILE": PGPASS}
+    ),
+    client_role=ClientRole.MONITOR,
+    credentials=Credentials(
+        entrypoint=("/bin/pgbouncer_exporter",),
+        templates=(Template("pgpass", PGPASS, PGPASS_LINE, ValueSyntax.LINE),),
+        run_as_uid=NOBODY,
+        uploaded_because=UPLOADED_BECAUSE,
+    ),
+    tls=TlsSupport(owner=NOBODY, settings=_pgbouncer_tls),
+    metrics=Metrics(
+        "metrics",
+        exported=(
+            "pgbouncer_up",
+            "pgbouncer_pools_client_waiting_connections",
+            "pgbouncer_pools_client_maxwait_seconds",
+        ),
+        dashboard="pgbouncer.json",
+    ),
+)
+
+EXPORTERS: tuple[Service, ...] = (POSTGRES_EXPORTER, MYSQL_EXPORTER, PGBOUNCER_EXPORTER)

@@ -191,6 +191,26 @@ path "auth/approle/role/pgbouncer" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "auth/approle/role/pgbouncer-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "auth/approle/role/pgbouncer-exporter/role-id" {
+  capabilities = ["read", "update"]
+}
+
+path "auth/approle/role/pgbouncer-exporter/secret-id" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/pgbouncer-exporter/secret-id/destroy" {
+  capabilities = ["update"]
+}
+
+path "auth/approle/role/pgbouncer-exporter/secret-id/lookup" {
+  capabilities = ["update"]
+}
+
 path "auth/approle/role/pgbouncer/role-id" {
   capabilities = ["read", "update"]
 }
@@ -531,6 +551,10 @@ path "secret/data/pgbouncer" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
+path "secret/data/pgbouncer-exporter" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
 path "secret/data/postgres" {
   capabilities = ["create", "delete", "read", "update"]
 }
@@ -624,6 +648,10 @@ path "secret/metadata/nodejs-api" {
 }
 
 path "secret/metadata/pgbouncer" {
+  capabilities = ["delete", "read", "update"]
+}
+
+path "secret/metadata/pgbouncer-exporter" {
   capabilities = ["delete", "read", "update"]
 }
 
@@ -748,6 +776,10 @@ path "sys/policies/acl/nodejs-api" {
 }
 
 path "sys/policies/acl/pgbouncer" {
+  capabilities = ["create", "delete", "read", "update"]
+}
+
+path "sys/policies/acl/pgbouncer-exporter" {
   capabilities = ["create", "delete", "read", "update"]
 }
 
