@@ -238,6 +238,7 @@ def test_a_backup_without_its_manifest_is_never_the_default(monkeypatch: pytest.
         backup._pick(restic, None)
 
 
+@pytest.mark.real  # the real shellcheck, as tests/test_ci.py's
 def test_store_scripts_pass_shellcheck_as_posix_sh(tmp_path: Path) -> None:
     """They run under busybox sh, dash or bash in the containers: POSIX sh, no warning."""
     if shutil.which("shellcheck") is None:
