@@ -1,7 +1,8 @@
 """Plans under the mocks. `plan(...)` runs __main__.py afresh for the test (use it when the test
 patches the program or compares two runs of the same config); `shared_plan(...)` returns a copy of
 the session's one run of that exact config (tests/plancache.py), so the suite stays well under a
-minute and no test sees another's edits."""
+minute and no test sees another's edits; `cached_commands` lets the commands of tools.plan,
+called in the test's process, read that cache too."""
 
 from __future__ import annotations
 
@@ -55,6 +56,16 @@ def plan() -> PlanFactory:
 @pytest.fixture
 def shared_plan() -> PlanFactory:
     return plancache.shared_plan
+
+
+@pytest.fixture
+def cached_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands of tools.plan (and tools.policy, which plans through it), run in the test's
+    process, take each plan from scratch from the session's cache (tests/plancache.run_or_copy)
+    instead of running the program again. Never in a test that patches the program."""
+    import tools.plan
+
+    monkeypatch.setattr(tools.plan, "run_program", plancache.run_or_copy)
 
 
 def containers(run: PlanRun) -> dict[str, dict]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import gc
 import os
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -169,11 +170,29 @@ def cached_plan(config: Mapping[str, str], stack: str = "dev") -> PlanRun:
     key = cache_key(config, stack)
     if key not in _PLANS:
         _PLANS[key] = freeze(run_program(config, stack=stack))
+        _out_of_the_collectors_way()
     return _PLANS[key]
+
+
+def _out_of_the_collectors_way() -> None:
+    """The cached plans live as long as the session: set aside (gc.freeze), they are no longer
+    walked by each of the cyclic collector's full passes, which grew with every plan cached.
+    Garbage is collected first, so none is set aside; whatever else is alive goes with them."""
+    gc.collect()
+    gc.freeze()
 
 
 def shared_plan(*overrides: str, stack: str = "dev") -> PlanRun:
     return cached_plan(config_for(*overrides, stack=stack), stack)
+
+
+def run_or_copy(config: Mapping[str, str], stack: str = "dev", state: MockState | None = None) -> PlanRun:
+    """`run_program` as the commands of tools.plan call it, for their tests (conftest's
+    `cached_commands`): a plan from scratch is a mutable copy of the session's plan of that config,
+    equal to a fresh run (test_plancache.py); a plan over a carried state (diff's second) runs."""
+    if state is not None:
+        return run_program(config, stack=stack, state=state)
+    return copy.deepcopy(cached_plan(config, stack))
 
 
 def own_plan(*overrides: str, stack: str = "dev") -> PlanRun:

@@ -236,7 +236,9 @@ def test_sub_step_1a_is_a_feature_override(shared_plan: PlanFactory) -> None:
     assert {r.inputs["roleName"] for r in run.by_type(ROLE)} == IDENTITIES
 
 
-def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(shared_plan: PlanFactory) -> None:
+def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(
+    shared_plan: PlanFactory, cached_commands: None
+) -> None:
     from tools.plan import plan_for
 
     before = own_plan("profiles=full,reference", "phase=0")
@@ -252,7 +254,7 @@ def test_phase0_to_1_replaces_containers_but_no_volume_and_no_secret(shared_plan
     assert {ROLE, SECRET_ID, POLICY, "vault:index/authBackend:AuthBackend"} <= created
 
 
-def test_a_new_rotation_period_mints_new_secret_ids(shared_plan: PlanFactory) -> None:
+def test_a_new_rotation_period_mints_new_secret_ids(shared_plan: PlanFactory, cached_commands: None) -> None:
     from tools.plan import plan_for
 
     before = plan_for("dev", ["phase=1", "secretIdRotationDays=7"])
@@ -276,7 +278,9 @@ def test_access_matrix_flags_writes_on_its_own_path_and_a_missing_policy() -> No
     assert matrix["mongodb"].flags == ["policy 'no-such-policy' is not in the plan"]
 
 
-def test_access_command_prints_the_matrix_and_its_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_access_command_prints_the_matrix_and_its_json(
+    capsys: pytest.CaptureFixture[str], cached_commands: None
+) -> None:
     args = ["--set", "phase=1", "--set", "profiles=minimal"]
     assert plan_main(["access", *args]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -304,6 +308,6 @@ def test_render_marks_each_flag_under_its_identity() -> None:
     assert lines[-1].endswith(" identities, 1 flagged")
 
 
-def test_access_command_without_approle_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+def test_access_command_without_approle_says_so(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     assert plan_main(["access", "--set", "profiles=minimal"]) == 0
     assert capsys.readouterr().out.startswith("No AppRole identities in this plan")

@@ -24,12 +24,11 @@ from devstack.services.mysql import mysql_setup_sql
 from devstack.services.postgres import postgres_setup_sql
 from devstack.services.redis import BACKUP as REDIS_BACKUP
 from devstack.services.redis import users_file
+from tests.conftest import PlanFactory
 from tests.fakevault import FakeVault
 from tests.shipped import vault_secrets
 from tools import backup
 from tools.access import access_matrix
-from tools.engine import PlanRun
-from tools.plan import plan_for
 
 
 def test_management_has_backup_and_restore_accounts_per_system() -> None:
@@ -44,13 +43,8 @@ def test_management_has_backup_and_restore_accounts_per_system() -> None:
     assert all(a.client == MANAGEMENT for a in accounts)
 
 
-@pytest.fixture(scope="module")
-def phase2() -> PlanRun:
-    return plan_for("dev", ["phase=2"])
-
-
-def test_management_reads_only_its_own_path_whatever_the_phase(phase2: PlanRun) -> None:
-    for run in (phase2, plan_for("dev", ["phase=4"])):
+def test_management_reads_only_its_own_path_whatever_the_phase(shared_plan: PlanFactory) -> None:
+    for run in (shared_plan("phase=2"), shared_plan("phase=4")):
         management = access_matrix(run)["management"]
         assert management.reads == ["secret/data/management"]
         assert management.flags == []
@@ -245,6 +239,7 @@ def test_a_backup_without_its_manifest_is_never_the_default(monkeypatch: pytest.
         backup._pick(restic, None)
 
 
+@pytest.mark.real  # the real shellcheck, as tests/test_ci.py's
 def test_store_scripts_pass_shellcheck_as_posix_sh(tmp_path: Path) -> None:
     """They run under busybox sh, dash or bash in the containers: POSIX sh, no warning."""
     if shutil.which("shellcheck") is None:

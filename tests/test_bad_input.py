@@ -138,7 +138,9 @@ def test_a_static_address_cannot_take_vaults_place_in_another_tier(capsys: pytes
     )
 
 
-def test_a_port_that_only_exists_in_dual_mode_clashes_only_there(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_port_that_only_exists_in_dual_mode_clashes_only_there(
+    capsys: pytest.CaptureFixture[str], cached_commands: None
+) -> None:
     assert main(["--set", "hostPorts=postgres=8300"]) == 0  # phase 0: vault.https does not listen
     capsys.readouterr()
     line = one_error_line(capsys, "--set", "phase=1", "--set", "hostPorts=postgres=8300")

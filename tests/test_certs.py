@@ -125,7 +125,9 @@ def test_render_lists_each_certificate_and_its_sans() -> None:
     ]
 
 
-def test_certs_command_text_and_json(shared_plan: PlanFactory, capsys: pytest.CaptureFixture[str]) -> None:
+def test_certs_command_text_and_json(
+    shared_plan: PlanFactory, capsys: pytest.CaptureFixture[str], cached_commands: None
+) -> None:
     assert main(["certs", *(a for o in PHASE1 for a in ("--set", o))]) == 0
     text = capsys.readouterr().out
     assert text.startswith("ca-root (CA)\n")
@@ -139,7 +141,9 @@ def test_certs_command_text_and_json(shared_plan: PlanFactory, capsys: pytest.Ca
     assert set(document["certificates"][0]) == set(CertificateInfo.__dataclass_fields__)
 
 
-def test_phase0_has_no_certificates(shared_plan: PlanFactory, capsys: pytest.CaptureFixture[str]) -> None:
+def test_phase0_has_no_certificates(
+    shared_plan: PlanFactory, capsys: pytest.CaptureFixture[str], cached_commands: None
+) -> None:
     assert inventory(shared_plan("profiles=minimal")) == []
     assert main(["certs", "--set", "profiles=minimal"]) == 0
     assert capsys.readouterr().out == "No certificates in this plan: TLS is off (phase 0). Try --set phase=1.\n"

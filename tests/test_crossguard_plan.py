@@ -261,7 +261,7 @@ def test_a_resource_policy_reports_what_its_validator_finds(shared_plan: PlanFac
 # --- the command -----------------------------------------------------------------------------
 
 
-def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_command(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     assert main(["check", "--set", "profiles=minimal", "--set", "phase=1"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == f"0 violation(s) of {len(validators.RULE_NAMES)} rules"
@@ -270,7 +270,7 @@ def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert document["violations"] == []
 
 
-def test_config_command(capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_command(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     assert main(["config", "--set", "profiles=minimal", "--set", "phase=4"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["no-vault-root-token"] == {"approle": True}

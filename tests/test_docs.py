@@ -54,7 +54,7 @@ def broken_links(page: Path) -> list[str]:
     return broken
 
 
-def test_every_generated_block_is_current() -> None:
+def test_every_generated_block_is_current(cached_commands: None) -> None:
     assert docs.stale() == [], "run python -m tools.docs write"
 
 
@@ -203,7 +203,7 @@ def test_the_picture_follows_the_plan(plan: PlanFactory) -> None:
     assert 'c_dev_postgres["dev-postgres<br/>172.20.2.99<br/>host 127.0.0.1:15432"]' in moved
 
 
-def test_plan_graph_command(capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_graph_command(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     from tools.plan import main
 
     assert main(["graph", "--markdown", "--set", "profiles=minimal"]) == 0

@@ -62,7 +62,7 @@ def test_the_plan_refuses_it_in_one_line(capsys: pytest.CaptureFixture[str]) -> 
     assert "devstack:exposeBeyondLoopback" in lines[0]
 
 
-def test_the_plan_warns_whenever_it_is_acknowledged(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_plan_warns_whenever_it_is_acknowledged(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     overrides = ["--set", "profiles=minimal", "--set", "bindAddress=0.0.0.0", "--set", "exposeBeyondLoopback=true"]
     assert main(["--json", *overrides]) == 0
     captured = capsys.readouterr()

@@ -141,7 +141,7 @@ def test_the_plan_gives_docker_the_derived_limits(shared_plan: PlanFactory) -> N
     assert sum(i["memory"] for i in planned.values()) <= 8192
 
 
-def test_a_new_budget_updates_limits_in_place() -> None:
+def test_a_new_budget_updates_limits_in_place(cached_commands: None) -> None:
     """Before the tuning feature only the limits move, and Docker changes those in place."""
     base = ["profiles=full,reference", "phase=2"]
     before = plan_for("dev", [*base, "memoryBudget=8GiB"])
@@ -152,7 +152,7 @@ def test_a_new_budget_updates_limits_in_place() -> None:
         assert (change.action, change.properties) == ("update", ("memory",)), change
 
 
-def test_with_tuning_a_new_budget_restarts_the_tuned_servers() -> None:
+def test_with_tuning_a_new_budget_restarts_the_tuned_servers(cached_commands: None) -> None:
     """From phase 3 the servers' settings follow their limits: those containers are replaced."""
     base = ["profiles=full,reference", "phase=3"]
     before = own_plan(*base, "memoryBudget=8GiB")
@@ -161,7 +161,7 @@ def test_with_tuning_a_new_budget_restarts_the_tuned_servers() -> None:
     assert replaced == {s.name for s in services_for(settings_for(base).profiles) if s.tuning is not None}
 
 
-def test_budget_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+def test_budget_command_prints_the_table(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     assert plan_main(["budget", "--set", "profiles=full,reference"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("budget 8GiB: containers' limits add up to ")

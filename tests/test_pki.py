@@ -131,7 +131,7 @@ def test_files_reach_the_containers_with_owner_and_mode(shared_plan: PlanFactory
     assert bundle.count("BEGIN CERTIFICATE") == 2
 
 
-def test_a_certificate_is_replaced_once_in_its_renewal_window(clock: None) -> None:
+def test_a_certificate_is_replaced_once_in_its_renewal_window(clock: None, cached_commands: None) -> None:
     from tools.engine import tls_mocks
 
     issued = own_plan("phase=1", "profiles=minimal")
@@ -337,7 +337,7 @@ def test_every_container_trusts_the_ca_once_tls_is_on(shared_plan: PlanFactory) 
 
 
 def test_certs_renewal_date_is_when_the_next_up_replaces_the_leaf(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cached_commands: None
 ) -> None:
     import json
 
@@ -365,7 +365,9 @@ def test_certs_renewal_date_is_when_the_next_up_replaces_the_leaf(
     assert "not renewed by `pulumi up` by itself" in text
 
 
-def test_diff_to_time_refuses_a_bad_time(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_to_time_refuses_a_bad_time(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cached_commands: None
+) -> None:
     from tools.plan import main
 
     monkeypatch.delenv("DEVSTACK_NOW", raising=False)

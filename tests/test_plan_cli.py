@@ -22,7 +22,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_tree_output_is_like_a_preview(capsys: pytest.CaptureFixture[str]) -> None:
+def test_tree_output_is_like_a_preview(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     assert main(["--set", "profiles=minimal"]) == 0
     text = capsys.readouterr().out
     assert "pulumi:pulumi:Stack" in text
@@ -34,7 +34,7 @@ def test_tree_output_is_like_a_preview(capsys: pytest.CaptureFixture[str]) -> No
     assert re.search(r"\+ \d+ to create", text)
 
 
-def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_schema(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     assert main(["--json", "--set", "profiles=full,reference"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["schema"] == "devstack-plan/1"
@@ -103,7 +103,9 @@ def test_unknown_stack_is_a_clear_error() -> None:
     assert result.stderr.startswith("error: no stack file Pulumi.nosuch.yaml")
 
 
-def test_diff_profile_change_deletes_containers_but_never_volumes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_profile_change_deletes_containers_but_never_volumes(
+    capsys: pytest.CaptureFixture[str], cached_commands: None
+) -> None:
     assert main(["diff", "--json", "--from", "profiles=standard", "--to", "profiles=minimal"]) == 0
     diff = json.loads(capsys.readouterr().out)
     deleted = {
@@ -116,7 +118,7 @@ def test_diff_profile_change_deletes_containers_but_never_volumes(capsys: pytest
 UNSEAL = ("command:local:Command", "vault-unseal")  # runs on every `pulumi up`, by design
 
 
-def test_diff_image_tag_replaces_container(capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_image_tag_replaces_container(capsys: pytest.CaptureFixture[str], cached_commands: None) -> None:
     assert main(["diff", "--json", "--to", "imageTags=postgres=18.2-bookworm"]) == 0
     changes = {(c["type"], c["name"]): c for c in json.loads(capsys.readouterr().out)["changes"]}
     assert changes.pop(UNSEAL)["action"] == "update"
@@ -127,7 +129,7 @@ def test_diff_image_tag_replaces_container(capsys: pytest.CaptureFixture[str]) -
     assert changes == {}
 
 
-def test_diff_memory_limit_is_an_in_place_update() -> None:
+def test_diff_memory_limit_is_an_in_place_update(cached_commands: None) -> None:
     from tools.diff import diff_plans
 
     before = plan_cli.plan_for("dev", [])
@@ -140,7 +142,9 @@ def test_diff_memory_limit_is_an_in_place_update() -> None:
     assert change.properties == ("memory",)
 
 
-def test_diff_without_changes_only_reruns_the_unseal_step(capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_without_changes_only_reruns_the_unseal_step(
+    capsys: pytest.CaptureFixture[str], cached_commands: None
+) -> None:
     assert main(["diff", "--from", "phase=0", "--to", "phase=0"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         " ~  command:local:Command vault-unseal [environment]",
@@ -158,7 +162,7 @@ def test_the_largest_plan_prints_every_service() -> None:
 
 
 def test_diff_from_another_stack_file_is_the_pull_request_comment(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cached_commands: None
 ) -> None:
     """What the pull-request workflows post (ci-templates/): the base branch's stack file to this
     checkout's, the same code on both sides."""

@@ -24,7 +24,7 @@ PROGRAM_FILES = [
     *sorted((PROJECT_DIR / "components").rglob("*.py")),
     *sorted((PROJECT_DIR / "tools" / "engine").glob("*.py")),
 ]
-CACHE_USERS = {"shared_plan", "shipped", "plan_run", "vault_secrets", "cached_plan"}
+CACHE_USERS = {"shared_plan", "shipped", "plan_run", "vault_secrets", "cached_plan", "cached_commands", "run_or_copy"}
 PATCHES = {"setattr", "delattr", "setitem", "delitem", "syspath_prepend", "chdir"}
 
 
@@ -80,6 +80,19 @@ def test_the_shared_plan_is_what_a_fresh_run_gives(monkeypatch: pytest.MonkeyPat
     assert fresh == shared
     assert shared.resources == fresh.resources
     assert shared.state == fresh.state
+
+
+def test_a_command_gets_its_own_copy_and_runs_over_a_carried_state() -> None:
+    config = plancache.config_for("profiles=minimal")
+    mine = plancache.run_or_copy(config)
+    assert type(mine) is PlanRun
+    assert mine == plancache.cached_plan(config)
+    planned = plancache.planned_configs()
+    mine.resources.pop()  # the command's own to change, as a fresh run's would be
+    assert mine != plancache.cached_plan(config)
+    later = plancache.run_or_copy(plancache.config_for("profiles=minimal", "phase=1"), state=mine.state)
+    assert later.state is mine.state  # it ran, over that state, and stored nothing
+    assert plancache.planned_configs() == planned
 
 
 def test_one_config_is_planned_once_however_it_is_spelled() -> None:
@@ -150,12 +163,17 @@ def test_the_scan_sees_each_form_of_read(tmp_path: Path) -> None:
     assert _environment_reads(module) == {"A", "B", "C", "HOME", "?"}
 
 
-def _calls(node: ast.AST) -> set[str]:
-    return {
-        call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-        for call in ast.walk(node)
-        if isinstance(call, ast.Call)
-    } | {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+def _calls(node: ast.FunctionDef) -> set[str]:
+    """The functions a test calls, the names it reads and the fixtures it asks for."""
+    return (
+        {
+            call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call)
+        }
+        | {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        | {a.arg for a in node.args.args}
+    )
 
 
 def _patching_cache_users(path: Path) -> list[str]:
@@ -193,5 +211,8 @@ def test_the_patch_check_finds_an_offender(tmp_path: Path) -> None:
         "def test_y(monkeypatch, shared_plan):\n"
         "    monkeypatch.setenv('DEVSTACK_NOW', '2026-01-01')\n"
         "    shared_plan('phase=1')\n"
+        "def test_z(monkeypatch, cached_commands):\n"
+        "    monkeypatch.setattr(thing, 'X', 1)\n"
+        "    main(['access'])\n"
     )
-    assert _patching_cache_users(module) == ["test_offender.py::test_x"]
+    assert _patching_cache_users(module) == ["test_offender.py::test_x", "test_offender.py::test_z"]

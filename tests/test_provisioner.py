@@ -82,7 +82,9 @@ def test_policy_is_valid_hcl_with_exact_paths_only() -> None:
     assert len({r.path for r in rules}) == len(rules)
 
 
-def test_access_command_shows_the_provisioner_at_strict_only(capsys: pytest.CaptureFixture[str]) -> None:
+def test_access_command_shows_the_provisioner_at_strict_only(
+    capsys: pytest.CaptureFixture[str], cached_commands: None
+) -> None:
     assert main(["access", "--set", "phase=4"]) == 0
     text = capsys.readouterr().out
     assert "provisioner (the Vault provider's login at strict" in text

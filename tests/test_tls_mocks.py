@@ -725,6 +725,7 @@ def test_through_the_engine_with_the_sdk(tmp_path: Path) -> None:
 # --- the openssl CLI ---------------------------------------------------------------------------
 
 
+@pytest.mark.real  # the tool's own checker
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl CLI")
 def test_openssl_verifies_the_chain(chain: Chain, tmp_path: Path) -> None:
     files = {"root.pem": chain.root["certPem"], "intermediate.pem": chain.intermediate["certPem"]}

@@ -9,6 +9,7 @@ Rules applied (Vault's documented behaviour):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -32,7 +33,10 @@ class Rule:
     capabilities: frozenset[str]
 
 
+@functools.lru_cache(maxsize=256)
 def parse_policy(text: str, name: str = "policy") -> tuple[Rule, ...]:
+    """The policy's rules (immutable, so one parse serves every caller: the HCL parser takes a
+    tenth of a second for the provisioner's policy, and each access check reads every policy)."""
     try:
         document = hcl2.loads(text)
     except Exception as error:

@@ -8,13 +8,13 @@ next plays the part of the checkpoint: an unchanged resource keeps its outputs.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import gc
 import runpy
 import sys
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from tools.engine.mocks import DevstackMocks, MockState
 from tools.engine.values import Secret, from_wire, to_wire, unwrap
@@ -94,15 +93,6 @@ class RecordingMonitor(MockMonitor):
         self.devstack_mocks = mocks
         self.records: list[ResourceRecord] = []
         self._by_urn: dict[str, ResourceRecord] = {}
-        self._lock = threading.Lock()
-        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
-
-    def _thread_loop(self) -> None:
-        # The SDK calls the monitor from executor threads, each with an event loop of its own;
-        # keep them so the run can close them (else they are collected half-closed at exit).
-        _ensure_event_loop()
-        with self._lock:
-            self.thread_loops.add(asyncio.get_event_loop())
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         return make_urn(pulumi.get_stack(), pulumi.get_project(), parent, type_, name)
@@ -111,7 +101,6 @@ class RecordingMonitor(MockMonitor):
         from pulumi.runtime.proto import resource_pb2
 
         urn = self.make_urn(request.parent, request.type, request.name)
-        self._thread_loop()
         inputs = from_wire(_struct(request.object))
         custom = bool(request.custom)
         record = ResourceRecord(
@@ -147,22 +136,48 @@ class RecordingMonitor(MockMonitor):
         }
         record.id, record.outputs = id_, outputs
         self._keep(record)
-        obj_proto = _sync_await(rpc.serialize_properties(to_wire(outputs), {}))
-        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=serialized(outputs))
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
         from google.protobuf import empty_pb2
 
-        with self._lock:
-            record = self._by_urn.get(request.urn)
-            if record is not None:
-                record.outputs = from_wire(_struct(request.outputs))
+        record = self._by_urn.get(request.urn)
+        if record is not None:
+            record.outputs = from_wire(_struct(request.outputs))
         return empty_pb2.Empty()
 
     def _keep(self, record: ResourceRecord) -> None:
-        with self._lock:
-            self.records.append(record)
-            self._by_urn[record.urn] = record
+        self.records.append(record)
+        self._by_urn[record.urn] = record
+
+
+def serialized(outputs: dict[str, Any]) -> Any:
+    """The outputs as the engine sends them back. The mocks answer with plain values, which the
+    SDK's serializer turns into a Struct without waiting on anything, so it is run to its end in
+    one step: no event loop of its own per call (the SDK's `_sync_await`)."""
+    serializing = rpc.serialize_properties(to_wire(outputs), {})
+    try:
+        serializing.send(None)
+    except StopIteration as done:
+        return done.value
+    serializing.close()
+    raise RuntimeError("a mock answered with a value to wait for; mocks answer with plain values")
+
+
+class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The run's executor for the SDK's monitor calls: each call runs at once, on the program's
+    thread. The SDK hands every registration to a thread pool because a real engine answers over
+    gRPC; the mocks answer in Python, so the threads only took turns at the interpreter lock,
+    each with an event loop of its own. (asyncio takes only a ThreadPoolExecutor; no thread is
+    ever started.)"""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as error:  # as the pool would: the error reaches the awaiting registration
+            future.set_exception(error)
+        return future
 
 
 def make_urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
@@ -195,6 +210,7 @@ def _execute(main: Path) -> None:
 
 def _run_in_context(config: Mapping[str, str], stack: str, project: str, state: MockState, main: Path) -> PlanRun:
     loop = asyncio.new_event_loop()
+    loop.set_default_executor(InlineExecutor())
     asyncio.set_event_loop(loop)
     mocks = DevstackMocks(state)
     monitor = RecordingMonitor(mocks)
@@ -210,15 +226,12 @@ def _run_in_context(config: Mapping[str, str], stack: str, project: str, state: 
             stack_outputs[name] = loop.run_until_complete(_resolve(value))
     finally:
         loop.close()
-        for thread_loop in monitor.thread_loops - {loop}:
-            if not thread_loop.is_running():
-                thread_loop.close()
     return PlanRun(project, stack, dict(config), _tree_order(monitor.records), stack_outputs, state)
 
 
 def _tree_order(records: list[ResourceRecord]) -> list[ResourceRecord]:
-    """Parents before children, siblings by type and name: registrations complete on a thread
-    pool, so their arrival order is not stable, and reviews need a stable order."""
+    """Parents before children, siblings by type and name: registrations arrive as their inputs
+    resolve, not in the program's order, and reviews need a stable order."""
     children: dict[str, list[ResourceRecord]] = {}
     for record in records:
         children.setdefault(record.parent, []).append(record)

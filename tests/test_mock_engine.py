@@ -1,0 +1,37 @@
+"""The mock engine's own machinery (tools/engine/runner.py): the SDK's monitor calls run on the
+program's thread, and a mock's answer is serialized without an event loop of its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pulumi
+import pytest
+
+from tools.engine.runner import InlineExecutor, serialized
+
+
+def test_the_executor_runs_each_call_at_once_and_keeps_its_error() -> None:
+    """An error stays with its call's future, as in the SDK's thread pool, for the awaiting
+    registration to raise."""
+    executor = InlineExecutor()
+    assert executor.submit(lambda a, b: a + b, 1, b=2).result(timeout=0) == 3
+    failed = executor.submit(int, "not a number")
+    assert isinstance(failed.exception(timeout=0), ValueError)
+
+
+def test_an_answer_that_would_wait_is_refused() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        pending = loop.create_future()  # nothing ever resolves it
+        with pytest.raises(RuntimeError, match="plain values"):
+            serialized({"value": pending})
+        assert serialized({"value": "plain"}) == serialized({"value": "plain"})
+    finally:
+        loop.close()
+
+
+def test_a_plain_answer_is_the_struct_the_engine_would_send() -> None:
+    struct = serialized({"name": "x", "ports": [1, 2], "nested": {"on": True}})
+    assert dict(struct) == {"name": "x", "ports": [1.0, 2.0], "nested": {"on": True}}
+    assert pulumi.runtime.rpc.deserialize_properties(struct) == {"name": "x", "ports": [1, 2], "nested": {"on": True}}
