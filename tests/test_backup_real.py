@@ -152,17 +152,22 @@ def test_postgres_backup_account_cannot_write(postgres: Postgres) -> None:
     assert "read-only transaction" in answer.stderr or "permission denied" in answer.stderr
 
 
-def test_flipped_byte_is_named_by_verify_and_refused_by_restore(postgres: Postgres, repo: Restic) -> None:
-    _pg_seed(postgres)
-    store = _pg_store(postgres)
-    create([store], repo, META)
-    assert all(r.problem is None for r in verify([store], repo, None))
+def flip_a_byte(repo: Restic) -> None:
+    """Damages the repository's biggest pack file by one bit, as a failing disk would."""
     packs = sorted((repo.repository / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
     biggest = packs[-1]
     data = bytearray(biggest.read_bytes())
     data[len(data) // 3] ^= 0x01
     biggest.chmod(0o644)
     biggest.write_bytes(bytes(data))
+
+
+def test_flipped_byte_is_named_by_verify_and_refused_by_restore(postgres: Postgres, repo: Restic) -> None:
+    _pg_seed(postgres)
+    store = _pg_store(postgres)
+    create([store], repo, META)
+    assert all(r.problem is None for r in verify([store], repo, None))
+    flip_a_byte(repo)
 
     problems = [r.problem for r in verify([store], repo, None) if r.problem]
     assert problems, "verify did not notice the flipped byte"

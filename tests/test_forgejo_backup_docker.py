@@ -39,7 +39,7 @@ from devstack.services.postgres import BACKUP as POSTGRES_BACKUP
 from tests.dockerlab import BUSYBOX, _rootfs_tar, docker, docker_unavailable_reason
 from tests.realservers import LOCALHOST, Postgres, ServerUnavailableError
 from tests.shipped import scratch, shipped, start_postgres
-from tests.test_backup_real import META, PLAN, _passwords, _timed, pgdata
+from tests.test_backup_real import META, PLAN, _passwords, _timed, flip_a_byte, pgdata
 from tools.backup import BackupError, DockerExecutor, LocalExecutor, Restic, Store, create, restore, verify
 
 pytestmark = pytest.mark.real
@@ -278,12 +278,7 @@ def test_forgejo_volume_round_trip(forge: Forge, repo: Restic, tmp_path: Path) -
 def test_a_flipped_byte_names_the_forgejo_part_and_restore_refuses(forge: Forge, repo: Restic) -> None:
     store = _store(forge)
     create([store], repo, META)
-    packs = sorted((repo.repository / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
-    biggest = packs[-1]
-    data = bytearray(biggest.read_bytes())
-    data[len(data) // 3] ^= 0x01
-    biggest.chmod(0o644)
-    biggest.write_bytes(bytes(data))
+    flip_a_byte(repo)
 
     problems = [r.problem for r in verify([store], repo, None) if r.problem]
     assert any(p.startswith(f"{FILE} is damaged in the repository") for p in problems), problems
