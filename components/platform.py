@@ -44,7 +44,7 @@ from devstack.settings import Settings
 from devstack.tls import CA_FILE, CERT_FILE, KEY_FILE, TLS_DIR, server_tls
 from devstack.topology import (
     attachments,
-    host_addresses,
+    host_cidrs,
     networks,
     published_ports,
     selected_services,
@@ -178,6 +178,8 @@ class Platform(pulumi.ComponentResource):
                 # An audit trail from the operations features on (backups, DR, alerting).
                 audit_file=vault_service.AUDIT_FILE if settings.features.backups else None,
                 provisioner_file=settings.vault_provisioner_file if settings.features.strict else None,
+                # the provisioner logs in from where management does (this machine)
+                provisioner_cidrs=host_cidrs(settings, VAULT),
                 ca_file=settings.vault_ca_file,
                 ca_pem=ca_pem,
             ),
@@ -335,8 +337,7 @@ class Platform(pulumi.ComponentResource):
         running = {s.name for s in selected}
         for name in [*(n for n in self.secrets if n in running), MANAGEMENT]:
             service = SERVICES_BY_NAME.get(name)
-            addresses = (settings.static_ip(service),) if service else host_addresses(settings, VAULT)
-            cidrs = tuple(f"{address}/32" for address in addresses)
+            cidrs = (f"{settings.static_ip(service)}/32",) if service else host_cidrs(settings, VAULT)
             identities[name] = ServiceIdentity(
                 name,
                 ServiceIdentityArgs(

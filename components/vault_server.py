@@ -38,6 +38,8 @@ class VaultServerArgs:
     # strict: the bootstrap sets up the provisioner, keeps its ids in this file (0600) and revokes
     # the root token; the provider logs in as the provisioner. None: a root token, as below strict.
     provisioner_file: str | None = None
+    # strict: where the provisioner may log in from and use its tokens (CIDR blocks, not secret)
+    provisioner_cidrs: tuple[str, ...] = ()
     # TLS on: where this machine keeps the CA that Vault's certificate chains to, and its PEM.
     ca_file: str | None = None
     ca_pem: pulumi.Input[str] | None = None
@@ -71,6 +73,7 @@ class VaultServer(pulumi.ComponentResource):
         if args.provisioner_file is not None:
             environment["DEVSTACK_PROVISIONER_FILE"] = args.provisioner_file
             environment["DEVSTACK_PROVISIONER_POLICY"] = PROVISIONER_POLICY
+            environment["DEVSTACK_PROVISIONER_CIDRS"] = ",".join(args.provisioner_cidrs)
         init_depends: list[pulumi.Resource] = [self.server.container]
         self.ca_file = None
         if args.ca_file is not None and args.ca_pem is not None:

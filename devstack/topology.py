@@ -132,6 +132,11 @@ def host_addresses(settings: Settings, service: Service) -> tuple[str, ...]:
     return tuple(dict.fromkeys(gateways[a.network] for a in attachments(settings, service)))
 
 
+def host_cidrs(settings: Settings, service: Service) -> tuple[str, ...]:
+    """The host addresses above as /32 blocks: what a role or token for this machine is bound to."""
+    return tuple(f"{address}/32" for address in host_addresses(settings, service))
+
+
 def active_ports(settings: Settings, service: Service) -> tuple[Port, ...]:
     """The ports a service listens on in this TLS mode (TLS ports from dual on, the migration's
     extra ports in dual only, plaintext beside TLS until TLS is required)."""

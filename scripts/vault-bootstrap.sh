@@ -30,6 +30,10 @@
 #                              provisioner's role_id and secret_id instead; none: unseal only,
 #                              leave the root token as it is and print {} (by hand, at strict)
 #   DEVSTACK_PROVISIONER_POLICY  the provisioner's policy document (retire: required)
+#   DEVSTACK_PROVISIONER_CIDRS  where the provisioner may log in from and use its tokens
+#                              (retire: required): IPv4 CIDR blocks, comma-separated, e.g.
+#                              172.30.0.1/32,172.31.0.1/32 (the addresses Vault sees this
+#                              machine's connections come from); a change rewrites the role
 #   DEVSTACK_PROVISIONER_FILE  where the provisioner's role_id and secret_id are kept (0600; default:
 #                              vault-provisioner.json beside the recovery file)
 #
@@ -75,6 +79,38 @@ is_count() {
     return 0
 }
 
+# is_number_upto MAX TEXT: TEXT is a whole number from 0 to MAX with no leading zero (Vault's
+# CIDR parser refuses one)
+is_number_upto() {
+    case $2 in
+        '' | *[!0-9]* | 0?* | ????*) return 1 ;;
+    esac
+    [ "$2" -le "$1" ]
+}
+
+# is_cidr_list TEXT: TEXT is IPv4 CIDR blocks (a.b.c.d/n), comma-separated, none empty
+is_cidr_list() {
+    cidr_rest=$1,
+    while [ -n "$cidr_rest" ]; do
+        cidr=${cidr_rest%%,*}
+        cidr_rest=${cidr_rest#*,}
+        case $cidr in
+            */*/*) return 1 ;;
+            */*) ;;
+            *) return 1 ;;
+        esac
+        is_number_upto 32 "${cidr#*/}" || return 1
+        octets=${cidr%/*}.
+        count=0
+        while [ -n "$octets" ]; do
+            is_number_upto 255 "${octets%%.*}" || return 1
+            octets=${octets#*.}
+            count=$((count + 1))
+        done
+        [ "$count" = 4 ] || return 1
+    done
+}
+
 [ -n "${VAULT_ADDR:-}" ] || die 1 "VAULT_ADDR is not set (e.g. http://127.0.0.1:8200)"
 [ -n "${DEVSTACK_VAULT_INIT_FILE:-}" ] || die 1 "DEVSTACK_VAULT_INIT_FILE is not set (the path of the recovery file)"
 init_file=$DEVSTACK_VAULT_INIT_FILE
@@ -98,6 +134,11 @@ policy_file=${DEVSTACK_PROVISIONER_POLICY:-}
 if [ "$root_mode" = retire ]; then
     [ -n "$policy_file" ] || die 1 "DEVSTACK_ROOT_TOKEN=retire needs DEVSTACK_PROVISIONER_POLICY (the provisioner's policy document)"
     [ -r "$policy_file" ] || die 1 "the provisioner's policy $policy_file is missing or unreadable"
+    provisioner_cidrs=${DEVSTACK_PROVISIONER_CIDRS:-}
+    is_cidr_list "$provisioner_cidrs" ||
+        die 1 "DEVSTACK_PROVISIONER_CIDRS must be IPv4 CIDR blocks, comma-separated (e.g. 172.30.0.1/32), got '$(printf '%s' "$provisioner_cidrs" | tr -c '[:print:]' '?')'"
+    # as a JSON list: ["a/32","b/32"]
+    cidr_json=\"$(printf '%s' "$provisioner_cidrs" | sed 's/,/","/g')\"
 fi
 base_url=${VAULT_ADDR%/}/v1
 ca_file=
@@ -562,7 +603,8 @@ generate_root() {
 }
 
 # provisioner_works: whether the provisioner's kept role_id and secret_id log in (then login_ok=1)
-# and its policy in Vault is the document's (the copy applied last time, beside them, is the same)
+# and its policy and CIDR binding in Vault are the ones asked for (the copies applied last time,
+# beside them, are the same)
 login_ok=
 provisioner_works() {
     [ -s "$creds_file" ] && [ -r "$creds_file" ] || return 1
@@ -580,7 +622,8 @@ provisioner_works() {
     fi
     rm -f "$body" "$answer"
     login_ok=1
-    [ -s "$creds_file.policy" ] && [ "$(cat "$creds_file.policy")" = "$(cat "$policy_file")" ]
+    [ -s "$creds_file.policy" ] && [ "$(cat "$creds_file.policy")" = "$(cat "$policy_file")" ] &&
+        [ -s "$creds_file.cidrs" ] && [ "$(cat "$creds_file.cidrs")" = "$provisioner_cidrs" ]
 }
 
 # write_private FILE: stdin into FILE (0600), whole or not at all
@@ -610,8 +653,9 @@ setup_provisioner() {
         request POST sys/auth/approle-provisioner "$body" "$answer" ||
             die 7 "enabling auth/approle-provisioner failed ($(describe_failure "$answer"))"
     fi
-    # its tokens carry its policy only, last a `pulumi up` at most; the secret_id does not expire
-    printf '{"token_policies":["provisioner"],"token_no_default_policy":true,"token_ttl":7200,"token_max_ttl":7200,"secret_id_ttl":0,"secret_id_num_uses":0}' >"$body"
+    # its tokens carry its policy only, last a `pulumi up` at most; the secret_id does not expire;
+    # both log in and work only from this machine's addresses, as management's do
+    printf '{"token_policies":["provisioner"],"token_no_default_policy":true,"token_ttl":7200,"token_max_ttl":7200,"secret_id_ttl":0,"secret_id_num_uses":0,"secret_id_bound_cidrs":[%s],"token_bound_cidrs":[%s]}' "$cidr_json" "$cidr_json" >"$body"
     request POST auth/approle-provisioner/role/provisioner "$body" "$answer" ||
         die 7 "writing the provisioner's role failed ($(describe_failure "$answer"))"
     request GET auth/approle-provisioner/role/provisioner/role-id "" "$answer" ||
@@ -631,6 +675,7 @@ setup_provisioner() {
     use_token
     printf '{"role_id":"%s","secret_id":"%s"}\n' "$role_id" "$secret_id" | write_private "$creds_file"
     write_private "$creds_file.policy" <"$policy_file"
+    printf '%s\n' "$provisioner_cidrs" | write_private "$creds_file.cidrs"
     log "the provisioner's role_id and secret_id are in $creds_file (mode 0600)"
 }
 

@@ -271,6 +271,27 @@ MUTATIONS = (
         (ROOT_SH, "-k", "retire_sets_up"),
     ),
     Mutation(
+        "provisioner-unbound",
+        "the provisioner's secret_id and tokens work from any address (no CIDR binding on its role)",
+        ',"secret_id_bound_cidrs":[%s],"token_bound_cidrs":[%s]}\' "$cidr_json" "$cidr_json"',
+        "}'",
+        (ROOT_SH, "-k", "bound"),
+    ),
+    Mutation(
+        "provisioner-cidrs-not-compared",
+        "a changed CIDR binding is never applied: the kept ids still log in, so setup is skipped",
+        ' &&\n        [ -s "$creds_file.cidrs" ] && [ "$(cat "$creds_file.cidrs")" = "$provisioner_cidrs" ]',
+        "",
+        (ROOT_SH, "-k", "changed_cidrs"),
+    ),
+    Mutation(
+        "provisioner-cidrs-not-host",
+        "the provisioner bound to addresses other than management's (Vault's first gateway only)",
+        "provisioner_cidrs=host_cidrs(settings, VAULT),",
+        "provisioner_cidrs=host_cidrs(settings, VAULT)[:1],",
+        ("tests/test_root_token_retirement.py", "-k", "bound"),
+    ),
+    Mutation(
         "no-root-token-back",
         "below strict the bootstrap prints the revoked (or no) root token instead of making a new one",
         '    [ -n "$root_token" ] || generate_root\n    printf',

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL = "profiles=full,reference"
 COMMAND = "command:local:Command"
 PROVIDER = "pulumi:providers:vault"
+ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
 
 
 def _step_output(run: PlanRun, name: str) -> dict[str, str]:
@@ -54,6 +55,23 @@ def test_at_strict_the_provider_logs_in_as_the_provisioner(shared_plan: PlanFact
     assert PROVISIONER_POLICY == "./policies/vault/provisioner.hcl"
 
 
+@pytest.mark.parametrize("segmentation", ["true", "false"])
+def test_at_strict_the_provisioner_is_bound_to_managements_host_addresses(
+    shared_plan: PlanFactory, segmentation: str
+) -> None:
+    """Both bootstrap steps bind the provisioner to exactly the /32s management is bound to
+    (where this machine's connections reach Vault from), with or without segmentation."""
+    run = shared_plan(ALL, "phase=4", f"features=segmentation={segmentation}")
+    (management,) = [r.inputs for r in run.by_type(ROLE) if r.inputs["roleName"] == "management"]
+    bound = management["secretIdBoundCidrs"]
+    assert bound == management["tokenBoundCidrs"]
+    assert bound
+    assert all(c.endswith("/32") for c in bound)
+    for step in ("vault-init", "vault-unseal"):
+        environment = run.one(COMMAND, step).inputs["environment"]
+        assert environment["DEVSTACK_PROVISIONER_CIDRS"].split(",") == bound
+
+
 def test_at_strict_no_step_output_holds_a_root_token(shared_plan: PlanFactory) -> None:
     """Both bootstrap steps re-run at strict (their environment changes) and print the
     provisioner's ids: nothing in the state carries a root token from then on."""
@@ -76,6 +94,7 @@ def test_below_strict_the_provider_uses_the_current_root_token(shared_plan: Plan
         environment = run.one(COMMAND, step).inputs["environment"]
         assert environment["DEVSTACK_ROOT_TOKEN"] == "keep"
         assert "DEVSTACK_PROVISIONER_POLICY" not in environment
+        assert "DEVSTACK_PROVISIONER_CIDRS" not in environment
 
 
 def test_the_walk_from_strict_to_phase_0_updates_the_provider_in_place(shared_plan: PlanFactory) -> None:

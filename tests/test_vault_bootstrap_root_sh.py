@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,18 +65,28 @@ def keep(bootstrap: Bootstrap, vault: FakeVault) -> Run:
     return bootstrap.run(vault.address, DEVSTACK_ROOT_TOKEN="keep")
 
 
-def retire(bootstrap: Bootstrap, vault: FakeVault, policy: Path = POLICY) -> Run:
-    return bootstrap.run(vault.address, DEVSTACK_ROOT_TOKEN="retire", DEVSTACK_PROVISIONER_POLICY=str(policy))
+def retire(bootstrap: Bootstrap, vault: FakeVault, policy: Path = POLICY, cidrs: str = "127.0.0.1/32") -> Run:
+    """The strict step; the fake sees the script's connections come from 127.0.0.1."""
+    return bootstrap.run(
+        vault.address,
+        DEVSTACK_ROOT_TOKEN="retire",
+        DEVSTACK_PROVISIONER_POLICY=str(policy),
+        DEVSTACK_PROVISIONER_CIDRS=cidrs,
+    )
 
 
 def recovery(bootstrap: Bootstrap) -> dict[str, object]:
     return json.loads(bootstrap.init_file.read_text())
 
 
-def login(vault: FakeVault, ids: dict[str, str]) -> str:
-    status, answer = vault.handle(
-        "PUT", "/v1/auth/approle-provisioner/login", _headers(), json.dumps(ids).encode(), remote_addr="127.0.0.1"
+def login_answer(vault: FakeVault, ids: dict[str, str], address: str = "127.0.0.1") -> tuple[int, dict[str, Any]]:
+    return vault.handle(
+        "PUT", "/v1/auth/approle-provisioner/login", _headers(), json.dumps(ids).encode(), remote_addr=address
     )
+
+
+def login(vault: FakeVault, ids: dict[str, str]) -> str:
+    status, answer = login_answer(vault, ids)
     assert status == 200, answer
     return answer["auth"]["client_token"]
 
@@ -87,8 +98,8 @@ def _headers(token: str = "") -> Message:
     return message
 
 
-def lookup(vault: FakeVault, token: str) -> int:
-    status, _ = vault.handle("GET", "/v1/auth/token/lookup-self", _headers(token), b"")
+def lookup(vault: FakeVault, token: str, address: str = "127.0.0.1") -> int:
+    status, _ = vault.handle("GET", "/v1/auth/token/lookup-self", _headers(token), b"", remote_addr=address)
     return status
 
 
@@ -167,6 +178,79 @@ def test_a_changed_policy_is_applied_again_with_a_new_root_token(
     assert vault.count("sys/generate-root/update", "PUT") == 3
     assert "root_token" not in recovery(busybox_curl)
     assert not [t for t, e in vault.tokens.items() if "root" in e.policies]  # the new one is revoked too
+
+
+def test_the_provisioner_is_bound_to_the_given_addresses(busybox_curl: Bootstrap, vault: FakeVault) -> None:
+    """Bound to 127.0.0.1/32 (where the fake sees this machine) its login and token work from
+    there; from any other address Vault refuses both, as it does management's."""
+    assert keep(busybox_curl, vault).returncode == 0
+    run = retire(busybox_curl, vault)
+    assert run.returncode == 0, run.stderr
+    role = vault.approles["approle-provisioner/provisioner"]
+    assert role.secret_id_bound_cidrs == role.token_bound_cidrs == ("127.0.0.1/32",)
+    ids = json.loads(run.stdout)
+    token = login(vault, ids)
+    assert lookup(vault, token) == 200
+    assert lookup(vault, token, "10.9.9.9") == 403
+    status, answer = login_answer(vault, ids, "10.9.9.9")
+    assert status == 400
+    assert "CIDR restrictions on the role" in answer["errors"][0]
+
+
+def test_bound_elsewhere_the_provisioner_cannot_log_in(busybox_curl: Bootstrap, vault: FakeVault) -> None:
+    assert keep(busybox_curl, vault).returncode == 0
+    run = retire(busybox_curl, vault, cidrs="10.9.9.9/32")
+    assert run.returncode == 0, run.stderr
+    status, answer = login_answer(vault, json.loads(run.stdout))
+    assert status == 400
+    assert 'source address "127.0.0.1" unauthorized' in answer["errors"][0]
+
+
+def test_changed_cidrs_rewrite_the_role_with_a_new_root_token(busybox_curl: Bootstrap, vault: FakeVault) -> None:
+    """Segmentation changes the gateway Vault sees: the same path as a changed policy (a root
+    token from the unseal keys, the role rewritten, the root token revoked again)."""
+    assert keep(busybox_curl, vault).returncode == 0
+    ids = json.loads(retire(busybox_curl, vault).stdout)
+    generated = vault.count("sys/generate-root/update", "PUT")
+    wider = retire(busybox_curl, vault, cidrs="127.0.0.1/32,10.9.9.9/32")
+    assert wider.returncode == 0, wider.stderr
+    role = vault.approles["approle-provisioner/provisioner"]
+    assert role.secret_id_bound_cidrs == role.token_bound_cidrs == ("127.0.0.1/32", "10.9.9.9/32")
+    assert json.loads(wider.stdout) == ids  # they still log in: kept
+    assert vault.count("sys/generate-root/update", "PUT") == generated + 3
+    assert not [t for t, e in vault.tokens.items() if "root" in e.policies]
+    assert "root_token" not in recovery(busybox_curl)
+    # the same CIDRs again: nothing is redone
+    assert retire(busybox_curl, vault, cidrs="127.0.0.1/32,10.9.9.9/32").stdout == wider.stdout
+    assert vault.count("sys/generate-root/update", "PUT") == generated + 3
+    # bound elsewhere now: the kept ids no longer log in, so the role is rewritten and a new
+    # secret_id minted (bound likewise)
+    moved = retire(busybox_curl, vault, cidrs="10.9.9.9/32")
+    assert moved.returncode == 0, moved.stderr
+    assert vault.approles["approle-provisioner/provisioner"].token_bound_cidrs == ("10.9.9.9/32",)
+    assert not [t for t, e in vault.tokens.items() if "root" in e.policies]
+    back = retire(busybox_curl, vault)
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["secret_id"] != ids["secret_id"]
+    login(vault, json.loads(back.stdout))
+    assert not [t for t, e in vault.tokens.items() if "root" in e.policies]
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    ["", "127.0.0.1", "127.0.0.1/33", "127.0.0/32", "127.0.0.1/32,", "256.0.0.1/32", "127.0.0.1/32\n10.0.0.1/32"],
+)
+def test_a_malformed_cidr_list_is_one_line(busybox_curl: Bootstrap, vault: FakeVault, cidrs: str) -> None:
+    assert keep(busybox_curl, vault).returncode == 0
+    before = busybox_curl.init_file.read_bytes()
+    requests = len(vault.log)
+    run = retire(busybox_curl, vault, cidrs=cidrs)
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("vault-bootstrap: error: DEVSTACK_PROVISIONER_CIDRS must be IPv4 CIDR blocks")
+    assert busybox_curl.init_file.read_bytes() == before  # the keys (and root token) untouched
+    assert len(vault.log) == requests  # refused before anything was sent
 
 
 def test_below_strict_a_new_root_token_comes_back(bootstrap: Bootstrap, vault: FakeVault) -> None:
