@@ -513,15 +513,20 @@ def check_repository(restic: Restic) -> str | None:
     return " ".join(line.strip() for line in text.splitlines() if "pack" in line or "error" in line.lower())[:400]
 
 
+def _parts(manifest: Mapping[str, Any], store: Store) -> Mapping[str, Any]:
+    """What the manifest recorded of a store's parts (none for a store it did not back up)."""
+    return manifest["stores"].get(store.name, {}).get("parts", {})
+
+
 def verify(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> list[Checked]:
     """Every part restored beside the live data and compared, then discarded."""
     _, backup = _pick(restic, backup_id)
     manifest = read_manifest(restic, backup)
     for store in stores:
-        check_room(store, manifest["stores"].get(store.name, {}).get("parts", {}))
+        check_room(store, _parts(manifest, store))
     results = []
     for store in stores:
-        for name, entry in manifest["stores"].get(store.name, {}).get("parts", {}).items():
+        for name, entry in _parts(manifest, store).items():
             part = Part(name, entry["target"])
             checked = _restore_to_side(store, part, entry, restic, backup["files"].get(entry["file"], ""))
             store.run(store.backup.discard(part), RESTORE_USER)
@@ -538,12 +543,12 @@ def restore(stores: Sequence[Store], restic: Restic, backup_id: str | None) -> l
     manifest = read_manifest(restic, backup)
     try:
         for store in stores:
-            check_room(store, manifest["stores"].get(store.name, {}).get("parts", {}))
+            check_room(store, _parts(manifest, store))
     except BackupError as error:
         raise BackupError(f"nothing swapped in, the live data is untouched: {error}") from None
     checked: list[tuple[Store, Checked]] = []
     for store in stores:
-        for name, entry in manifest["stores"].get(store.name, {}).get("parts", {}).items():
+        for name, entry in _parts(manifest, store).items():
             part = Part(name, entry["target"])
             result = _restore_to_side(store, part, entry, restic, backup["files"].get(entry["file"], ""))
             checked.append((store, result))
