@@ -638,6 +638,8 @@ write_private() {
 # setup_provisioner: with the root token, the provisioner's policy, its own AppRole mount and
 # role, and its role_id and secret_id (a kept secret_id that still logs in is kept)
 setup_provisioner() {
+    # until the copies are written again at the end, a later run redoes all of this
+    rm -f "$creds_file.policy" "$creds_file.cidrs"
     use_token "$root_token"
     { printf '{"policy":"' && sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' "$policy_file" | while IFS= read -r line || [ -n "$line" ]; do
         printf '%s\\n' "$line"
@@ -672,11 +674,42 @@ setup_provisioner() {
     case "$role_id:$secret_id" in
         :* | *: | *[!A-Za-z0-9:-]*) die 7 "unexpected role_id or secret_id from Vault" ;;
     esac
-    use_token
     printf '{"role_id":"%s","secret_id":"%s"}\n' "$role_id" "$secret_id" | write_private "$creds_file"
+    log "the provisioner's role_id and secret_id are in $creds_file (mode 0600)"
+    destroy_other_secret_ids
+    use_token
     write_private "$creds_file.policy" <"$policy_file"
     printf '%s\n' "$provisioner_cidrs" | write_private "$creds_file.cidrs"
-    log "the provisioner's role_id and secret_id are in $creds_file (mode 0600)"
+}
+
+# destroy_other_secret_ids: with the root token, destroys every secret_id of the provisioner's
+# role but the one in $creds_file, so a lost ids file or an interrupted earlier run leaves no
+# second way in (a secret_id of this role never expires)
+destroy_other_secret_ids() {
+    printf '{"secret_id":"%s"}' "$secret_id" >"$body"
+    request POST auth/approle-provisioner/role/provisioner/secret-id/lookup "$body" "$answer" ||
+        die 7 "looking up the provisioner's secret_id failed ($(describe_failure "$answer"))"
+    rm -f "$body"
+    own=$(json_field secret_id_accessor "$answer")
+    case $own in
+        '' | *[!A-Za-z0-9-]*) die 7 "Vault does not know the provisioner's secret_id just written to $creds_file" ;;
+    esac
+    request LIST auth/approle-provisioner/role/provisioner/secret-id "" "$answer" ||
+        die 7 "listing the provisioner's secret_ids failed ($(describe_failure "$answer"))"
+    json_strings keys "$answer" >"$tmp_dir/accessors"
+    destroyed=0
+    while IFS= read -r accessor || [ -n "$accessor" ]; do  # the last key ends without a newline
+        [ "$accessor" != "$own" ] || continue
+        case $accessor in
+            *[!A-Za-z0-9-]*) die 7 "unexpected secret_id accessor from Vault" ;;
+        esac
+        printf '{"secret_id_accessor":"%s"}' "$accessor" >"$body"
+        request POST auth/approle-provisioner/role/provisioner/secret-id-accessor/destroy "$body" "$answer" ||
+            die 7 "destroying an older secret_id of the provisioner failed ($(describe_failure "$answer"))"
+        destroyed=$((destroyed + 1))
+    done <"$tmp_dir/accessors"
+    rm -f "$body" "$answer" "$tmp_dir/accessors"
+    [ "$destroyed" = 0 ] || log "destroyed $destroyed older secret_id(s) of the provisioner"
 }
 
 if [ "$root_mode" = none ]; then

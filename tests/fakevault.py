@@ -9,9 +9,11 @@ port. What it serves, with Vault's status codes and JSON shapes:
 - ``auth/token/lookup-self``;
 - a KV version 2 engine mounted at ``secret/`` (``secret/data/<path>``: read, create, update);
 - once :meth:`FakeVault.enable_approle` has run, the AppRole auth method at ``auth/approle/``:
-  ``login``, ``role/<name>`` (write), ``role/<name>/role-id`` (read) and ``role/<name>/secret-id``
-  (generate). Roles and secret IDs are made with :meth:`FakeVault.create_role` and
-  :meth:`FakeVault.create_secret_id`, or through the API;
+  ``login``, ``role/<name>`` (write), ``role/<name>/role-id`` (read), ``role/<name>/secret-id``
+  (generate; list: the accessors, 404 when there are none), ``role/<name>/secret-id/lookup`` (204
+  for an unknown secret ID) and ``role/<name>/secret-id-accessor/destroy`` (500 for an unknown
+  accessor, as path_role.go answers with a plain error). Roles and secret IDs are made with
+  :meth:`FakeVault.create_role` and :meth:`FakeVault.create_secret_id`, or through the API;
 - ``sys/auth`` (list) and ``sys/auth/<path>`` (enable, ``type`` approle only: another AppRole
   mount, e.g. ``auth/approle-provisioner/``, with roles of its own);
 - ``sys/policies/acl/<name>`` and the older ``sys/policy/<name>`` (write, read, delete; HCL
@@ -803,10 +805,22 @@ class FakeVault:
                 capability=lambda r: (r.path, "read"),
             )
             self.add_route(
-                ["PUT", "POST"],
+                ["PUT", "POST", "LIST"],
                 base + r"/role/(?P<role>[^/]+)/secret-id",
-                partial(self._approle_new_secret_id, mount=mount),
+                partial(self._approle_secret_ids, mount=mount),
+                capability=lambda r: (r.path, "list" if r.method == "LIST" else "update"),
+            )
+            self.add_route(
+                ["PUT", "POST"],
+                base + r"/role/(?P<role>[^/]+)/secret-id/lookup",
+                partial(self._approle_lookup_secret_id, mount=mount),
                 capability=lambda r: (r.path, "update"),
+            )
+            self.add_route(
+                ["PUT", "POST", "DELETE"],
+                base + r"/role/(?P<role>[^/]+)/secret-id-accessor/destroy",
+                partial(self._approle_destroy_by_accessor, mount=mount),
+                capability=lambda r: (r.path, "delete" if r.method == "DELETE" else "update"),
             )
 
     def _role_of(self, mount: str, request: Request) -> AppRole | None:
@@ -1463,6 +1477,43 @@ class FakeVault:
         if role is None:
             raise VaultError(404)
         return Response(200, self._envelope({"role_id": role.role_id}, mount_type="approle"))
+
+    def _approle_secret_ids(self, request: Request, mount: str = "approle") -> Response:
+        if request.method != "LIST":
+            return self._approle_new_secret_id(request, mount)
+        role = self._approle_role(request, mount)
+        accessors = sorted(e.accessor for (name, _), e in self.secret_ids.items() if name == role.name)
+        if not accessors:  # Vault answers an empty list with 404 and no error text
+            return Response(404, {"errors": []})
+        return Response(200, self._envelope({"keys": accessors}, mount_type="approle"))
+
+    def _approle_lookup_secret_id(self, request: Request, mount: str = "approle") -> Response:
+        role = self._approle_role(request, mount)
+        secret_id = str(request.body.get("secret_id") or "").strip()
+        if not secret_id:
+            raise VaultError(400, "missing secret_id")
+        entry = self.secret_ids.get((role.name, secret_id))
+        if entry is None:  # path_role.go returns no response: 204
+            return Response(204)
+        data = {
+            "secret_id_accessor": entry.accessor,
+            "secret_id_num_uses": entry.num_uses,
+            "cidr_list": list(entry.cidr_list),
+            "token_bound_cidrs": list(entry.token_bound_cidrs),
+        }
+        return Response(200, self._envelope(data, mount_type="approle"))
+
+    def _approle_destroy_by_accessor(self, request: Request, mount: str = "approle") -> Response:
+        role = self._approle_role(request, mount)
+        accessor = str(request.body.get("secret_id_accessor") or "").strip()
+        if not accessor:
+            raise VaultError(400, "missing secret_id_accessor")
+        key = next((k for k, e in self.secret_ids.items() if k[0] == role.name and e.accessor == accessor), None)
+        if key is None:
+            missing = f'failed to find accessor entry for secret_id_accessor: "{accessor}"'
+            raise VaultError(500, f"1 error occurred:\n\t* {missing}\n\n")
+        del self.secret_ids[key]
+        return Response(204)
 
     def _approle_new_secret_id(self, request: Request, mount: str = "approle") -> Response:
         role = self._approle_role(request, mount)

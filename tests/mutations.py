@@ -271,6 +271,27 @@ MUTATIONS = (
         (ROOT_SH, "-k", "retire_sets_up"),
     ),
     Mutation(
+        "provisioner-old-secret-ids-kept",
+        "a lost ids file: a new secret_id is minted and the old one, which never expires, still logs in",
+        "    destroy_other_secret_ids\n    use_token\n",
+        "    use_token\n",
+        (ROOT_SH, "-k", "lost_ids"),
+    ),
+    Mutation(
+        "provisioner-last-secret-id-kept",
+        "the last accessor Vault lists (no newline after it) is never read, so never destroyed",
+        'while IFS= read -r accessor || [ -n "$accessor" ]; do',
+        "while IFS= read -r accessor; do",
+        (ROOT_SH, "-k", "lost_ids"),
+    ),
+    Mutation(
+        "provisioner-cleanup-not-retried",
+        "a run stopped while destroying old secret_ids leaves the applied copies: the next run skips it",
+        '    rm -f "$creds_file.policy" "$creds_file.cidrs"\n',
+        "",
+        (ROOT_SH, "-k", "failed_destroy"),
+    ),
+    Mutation(
         "provisioner-unbound",
         "the provisioner's secret_id and tokens work from any address (no CIDR binding on its role)",
         ',"secret_id_bound_cidrs":[%s],"token_bound_cidrs":[%s]}\' "$cidr_json" "$cidr_json"',

@@ -2,10 +2,11 @@
 
 Why a fake Vault (tests/fakevault.py): no Vault binary exists on this machine (the module proxy
 refused it, final), and a real server could not be made to fail or be interrupted at one chosen
-request on demand. The fake serves the AppRole mount, role, role-id, secret-id and login,
-sys/policies/acl, auth/token/revoke-self and sys/generate-root as Vault's HTTP API documents them
-(and decodes a generated root token the way Vault's own test vector says). Run under busybox sh
-with curl (the client the token-carrying requests need), and under bash with the system's curl.
+request on demand. The fake serves the AppRole mount, role, role-id, secret-id (mint, list,
+lookup, destroy by accessor) and login, sys/policies/acl, auth/token/revoke-self and
+sys/generate-root as Vault's HTTP API documents them (and decodes a generated root token the way
+Vault's own test vector says). Run under busybox sh with curl (the client the token-carrying
+requests need), and under bash with the system's curl.
 """
 
 from __future__ import annotations
@@ -234,6 +235,60 @@ def test_changed_cidrs_rewrite_the_role_with_a_new_root_token(busybox_curl: Boot
     assert json.loads(back.stdout)["secret_id"] != ids["secret_id"]
     login(vault, json.loads(back.stdout))
     assert not [t for t, e in vault.tokens.items() if "root" in e.policies]
+    assert provisioner_secret_ids(vault) == [json.loads(back.stdout)["secret_id"]]
+
+
+def provisioner_secret_ids(vault: FakeVault) -> list[str]:
+    return [secret for role, secret in vault.secret_ids if role == "approle-provisioner/provisioner"]
+
+
+def test_a_lost_ids_file_leaves_no_second_way_in(busybox_curl: Bootstrap, vault: FakeVault) -> None:
+    """The ids file is lost (or a secret_id was minted by hand): the next strict run mints one,
+    and destroys every other secret_id of the role, which would otherwise never expire."""
+    assert keep(busybox_curl, vault).returncode == 0
+    old = json.loads(retire(busybox_curl, vault).stdout)
+    stray = vault.create_secret_id("approle-provisioner/provisioner")
+    assert len(provisioner_secret_ids(vault)) == 2
+    # Vault lists accessors in order; this one comes last, where the list ends without a newline
+    vault.secret_ids[("approle-provisioner/provisioner", stray)].accessor = "ffffffff-ffff-4fff-bfff-ffffffffffff"
+    creds_file(busybox_curl).unlink()
+    run = retire(busybox_curl, vault)
+    assert run.returncode == 0, run.stderr
+    new = json.loads(run.stdout)
+    assert new["role_id"] == old["role_id"]
+    assert provisioner_secret_ids(vault) == [new["secret_id"]], run.stderr
+    assert "destroyed 2 older secret_id(s) of the provisioner" in run.stderr
+    for gone in (old, {"role_id": old["role_id"], "secret_id": stray}):
+        status, answer = login_answer(vault, gone)
+        assert status == 400, answer
+    login(vault, new)
+    assert not [t for t, e in vault.tokens.items() if "root" in e.policies]
+    assert_no_secret_on_stderr(run, old["secret_id"], stray, new["secret_id"])
+
+
+def test_a_failed_destroy_is_retried_before_the_root_token_goes(busybox_curl: Bootstrap, vault: FakeVault) -> None:
+    """Vault refuses to destroy the old secret_id: the run stops with the root token still
+    kept (so nothing is lost), and the next run destroys it, then revokes the root token."""
+    assert keep(busybox_curl, vault).returncode == 0
+    old = json.loads(retire(busybox_curl, vault).stdout)
+    creds_file(busybox_curl).unlink()
+    vault.before_request = lambda n, method, path: Fault(503) if path.endswith("/secret-id-accessor/destroy") else None
+    failed = retire(busybox_curl, vault)
+    assert failed.returncode == 7
+    assert failed.stderr.strip().splitlines()[-1] == (
+        "vault-bootstrap: error: destroying an older secret_id of the provisioner failed (HTTP 503: injected fault)"
+    )
+    assert len(provisioner_secret_ids(vault)) == 2
+    root = recovery(busybox_curl)["root_token"]
+    assert lookup(vault, str(root)) == 200
+    vault.before_request = None
+    run = retire(busybox_curl, vault)
+    assert run.returncode == 0, run.stderr
+    new = json.loads(run.stdout)
+    assert provisioner_secret_ids(vault) == [new["secret_id"]], run.stderr
+    assert old["secret_id"] != new["secret_id"]
+    assert lookup(vault, str(root)) == 403
+    assert "root_token" not in recovery(busybox_curl)
 
 
 @pytest.mark.parametrize(
@@ -361,6 +416,7 @@ def assert_way_back(bootstrap: Bootstrap, vault: FakeVault, what: str) -> None:
     assert strict.returncode == 0, f"{what}: {strict.stderr}"
     login(vault, json.loads(strict.stdout))
     assert not [t for t, e in vault.tokens.items() if "root" in e.policies], what
+    assert provisioner_secret_ids(vault) == [json.loads(strict.stdout)["secret_id"]], what
 
 
 @pytest.mark.parametrize("direction", ["keep", "retire"], ids=["4-to-3", "3-to-4"])
