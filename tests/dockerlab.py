@@ -61,7 +61,7 @@ ADDRESS_ATTEMPTS = 3
 COMMAND_TIMEOUT = 120.0
 WORKERS = 8
 
-CONNECT_TIMEOUT = 2  # seconds, for a flow that must connect
+CONNECT_TIMEOUT = 5  # seconds, for a flow that must connect (only a failing flow waits it out)
 BLOCKED_TIMEOUT = 1  # seconds: a blocked flow fails by refusal or by this timeout
 
 CONNECTED = "connected"

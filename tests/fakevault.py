@@ -135,11 +135,18 @@ class Clock:
 
     def __init__(self) -> None:
         self._offset = 0.0
+        self._frozen: float | None = None
         self._lock = threading.Lock()
 
     def now(self) -> float:
         with self._lock:
-            return time.time() + self._offset
+            return (time.time() if self._frozen is None else self._frozen) + self._offset
+
+    def freeze(self) -> None:
+        """Stop the wall clock: from now on only :meth:`advance` moves time (for a test that
+        counts exact seconds, which a slow request could otherwise eat into)."""
+        with self._lock:
+            self._frozen = time.time()
 
     def advance(self, seconds: float) -> None:
         with self._lock:

@@ -422,6 +422,7 @@ def login(vault: FakeVault, role_id: str, secret_id: str) -> tuple[int, dict]:
 
 
 def test_fake_login_answers_like_vault(vault: FakeVault) -> None:
+    vault.clock.freeze()
     role_id, secret_id = postgres_role(vault, token_ttl=1200, token_max_ttl=3600)
     status, answer = login(vault, role_id, secret_id)
     assert status == 200
@@ -447,6 +448,7 @@ def test_fake_login_answers_like_vault(vault: FakeVault) -> None:
 
 
 def test_fake_login_refusals(vault: FakeVault) -> None:
+    vault.clock.freeze()
     invalid = (400, {"errors": ["invalid role or secret ID"]})
     role_id, secret_id = postgres_role(vault, secret_id_ttl=300)
     assert call(vault, "POST", "auth/approle/login", {"secret_id": secret_id}) == (400, {"errors": ["missing role_id"]})

@@ -243,7 +243,7 @@ def test_the_ca_is_required(box: AppRoleBox, vault: FakeVault, value: str | None
     run = box.run(vault.url_for("localhost"), "echo", "ran", wait=30, **extra)
     assert_one_clear_failure(run, vault, fragment.format(root=box.root))
     assert_never_reached(vault)
-    assert run.seconds < 5
+    assert run.seconds < 15  # at once: well short of the 30 s wait
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
@@ -252,7 +252,7 @@ def test_openssl_says_why_it_could_not_connect(toolboxes: Path, tmp_path: Path, 
     port = free_port()
     run = box.run(f"https://localhost:{port}", "echo", "ran", wait=1, DEVSTACK_VAULT_CA=str(pki.ca))
     assert_one_clear_failure(run, vault, "not ready after 1s (openssl s_client: Connection refused)")
-    assert 1 <= run.seconds < 5
+    assert 1 <= run.seconds < 15  # the wait, not a hang; room for a loaded machine
 
 
 # -- nothing secret on a command line, and no way around the verification --------------------------
@@ -345,7 +345,7 @@ def test_wget_without_a_verifying_ssl_client_is_refused(
     )
     assert_one_clear_failure(run, vault, NO_VERIFIER, reason)
     assert_never_reached(vault)
-    assert run.seconds < 5
+    assert run.seconds < 15  # at once: well short of the 30 s wait
 
 
 @pytest.mark.parametrize("bundle", ["other", "with-others", "missing"])
@@ -373,7 +373,7 @@ def test_wget_needs_the_ca_as_the_system_bundle(
     )
     assert_one_clear_failure(run, vault, NO_VERIFIER, f"trusts only {system}, which is not DEVSTACK_VAULT_CA")
     assert_never_reached(vault)
-    assert run.seconds < 5
+    assert run.seconds < 15  # at once: well short of the 30 s wait
 
 
 def test_wget_is_handed_https_when_ssl_client_can_verify(tmp_path: Path, vault: FakeVault, pki: Pki) -> None:
@@ -434,7 +434,7 @@ def test_perl_is_never_used_for_https(toolboxes: Path, tmp_path: Path, vault: Fa
     run = box.run(vault.url_for("localhost"), "echo", "ran", wait=30, DEVSTACK_VAULT_CA=str(pki.ca))
     assert_one_clear_failure(run, vault, NO_VERIFIER, "perl and nc can only reach http:// addresses")
     assert_never_reached(vault)
-    assert run.seconds < 5
+    assert run.seconds < 15  # at once: well short of the 30 s wait
 
 
 # -- http:// as before ---------------------------------------------------------------------------

@@ -340,7 +340,7 @@ def test_unreachable_vault_fails_after_the_wait(alpine: Container, vault: FakeVa
     port = free_port()
     run = alpine.run(f"http://127.0.0.1:{port}", "echo", "ran", wait=1)
     assert_one_clear_failure(run, vault, f"Vault at http://127.0.0.1:{port} is not ready after 1s")
-    assert 1 <= run.seconds < 5
+    assert 1 <= run.seconds < 15  # the wait, not a hang; room for a loaded machine
 
 
 def test_waits_until_vault_is_unsealed(alpine: Container, vault: FakeVault) -> None:
@@ -475,7 +475,7 @@ def test_perl_refuses_https_at_once(toolboxes: Path, tmp_path: Path, vault: Fake
     box = Container(VARIANTS[2], make_toolbox(toolboxes, VARIANTS[2]), tmp_path)
     run = box.run("https://127.0.0.1:1", "echo", "ran", wait=30)
     assert_one_clear_failure(run, vault, "can only reach http:// addresses")
-    assert run.seconds < 5
+    assert run.seconds < 15  # at once: well short of the 30 s wait
 
 
 def test_a_command_is_required(alpine: Container, vault: FakeVault) -> None:

@@ -302,6 +302,7 @@ server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind((sys.argv[1], 47123))
 server.listen()
+print("ready", flush=True)
 while True:
     server.accept()[0].close()
 """
@@ -313,11 +314,14 @@ def _listener(address: str, namespace: str | None = None) -> Iterator[None]:
     prefix = ["ip", "netns", "exec", namespace] if namespace else []
     process = subprocess.Popen(
         [*prefix, sys.executable, "-c", _ACCEPT_FOREVER, address],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
-        threading.Event().wait(0.5)
+        # listening once it says so (a fixed wait was a guess on a loaded machine)
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n", f"no listener on {address}:47123"
         yield
     finally:
         process.kill()

@@ -15,6 +15,10 @@ from tools.diff import diff_plans
 from tools.plan import main as plan_main
 from tools.plan import plan_for
 
+# The two plans a test compares fall in one secret_id and certificate period, whenever the
+# suite runs: on the wall clock a Thursday midnight between them would replace every container.
+PINNED_NOW = "2026-11-26T12:00:00Z"
+
 
 def settings_for(overrides: list[str]):
     return load(**dict(o.split("=", 1) for o in overrides))
@@ -141,8 +145,9 @@ def test_the_plan_gives_docker_the_derived_limits(shared_plan: PlanFactory) -> N
     assert sum(i["memory"] for i in planned.values()) <= 8192
 
 
-def test_a_new_budget_updates_limits_in_place(cached_commands: None) -> None:
+def test_a_new_budget_updates_limits_in_place(cached_commands: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before the tuning feature only the limits move, and Docker changes those in place."""
+    monkeypatch.setenv("DEVSTACK_NOW", PINNED_NOW)
     base = ["profiles=full,reference", "phase=2"]
     before = plan_for("dev", [*base, "memoryBudget=8GiB"])
     after = plan_for("dev", [*base, "memoryBudget=10GiB"], state=before.state)
@@ -152,8 +157,11 @@ def test_a_new_budget_updates_limits_in_place(cached_commands: None) -> None:
         assert (change.action, change.properties) == ("update", ("memory",)), change
 
 
-def test_with_tuning_a_new_budget_restarts_the_tuned_servers(cached_commands: None) -> None:
+def test_with_tuning_a_new_budget_restarts_the_tuned_servers(
+    cached_commands: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """From phase 3 the servers' settings follow their limits: those containers are replaced."""
+    monkeypatch.setenv("DEVSTACK_NOW", PINNED_NOW)
     base = ["profiles=full,reference", "phase=3"]
     before = own_plan(*base, "memoryBudget=8GiB")
     after = plan_for("dev", [*base, "memoryBudget=10GiB"], state=before.state)

@@ -186,7 +186,11 @@ def test_certificate_rules_carry_each_certificates_not_after(shared_plan: PlanFa
         assert recorded[service] == f"vector({seconds})", service
 
 
-def test_approle_rules_carry_the_earliest_secret_id_expiry(shared_plan: PlanFactory) -> None:
+def test_approle_rules_carry_the_earliest_secret_id_expiry(
+    shared_plan: PlanFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pinned clock: the plan and clock.period below read the same period whenever this runs
+    monkeypatch.setenv("DEVSTACK_NOW", "2026-11-26T12:00:00Z")
     run = shared_plan(ALL, EXPORTERS_ON, "phase=2")
     text = uploads(run, "dev-prometheus")[f"/etc/prometheus/rules/{monitoring.APPROLE_RULES}"]
     (group,) = yaml.safe_load(text)["groups"]

@@ -305,7 +305,7 @@ def test_vault_never_up_exits_2_after_the_wait(busybox_wget: Bootstrap) -> None:
     assert run.returncode == 2
     assert run.stdout == ""
     assert f"127.0.0.1:{port} did not answer within 1s" in run.stderr
-    assert 1 <= run.seconds < 5
+    assert 1 <= run.seconds < 15  # the wait, not a hang; room for a loaded machine
     assert not busybox_wget.init_file.exists()
 
 
