@@ -267,9 +267,10 @@ json_field() {
     tr -d '\n\r' <"$2" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\{0,1\}\([^\",}]*\).*/\1/p"
 }
 
-# json_strings NAME FILE: the strings of array field NAME, one a line
+# json_strings NAME FILE: the strings of array field NAME, one a line (each ending in a newline,
+# the last too, so `while read` sees every one)
 json_strings() {
-    tr -d '\n\r' <"$2" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\[\([^]]*\)\].*/\1/p" |
+    { tr -d '\n\r' <"$2" && echo; } | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\[\([^]]*\)\].*/\1/p" |
         tr ',' '\n' | sed -n 's/^[[:space:]]*"\([^"]*\)"[[:space:]]*$/\1/p'
 }
 
@@ -698,7 +699,7 @@ destroy_other_secret_ids() {
         die 7 "listing the provisioner's secret_ids failed ($(describe_failure "$answer"))"
     json_strings keys "$answer" >"$tmp_dir/accessors"
     destroyed=0
-    while IFS= read -r accessor || [ -n "$accessor" ]; do  # the last key ends without a newline
+    while IFS= read -r accessor; do
         [ "$accessor" != "$own" ] || continue
         case $accessor in
             *[!A-Za-z0-9-]*) die 7 "unexpected secret_id accessor from Vault" ;;

@@ -280,8 +280,8 @@ MUTATIONS = (
     Mutation(
         "provisioner-last-secret-id-kept",
         "the last accessor Vault lists (no newline after it) is never read, so never destroyed",
-        'while IFS= read -r accessor || [ -n "$accessor" ]; do',
-        "while IFS= read -r accessor; do",
+        """{ tr -d '\\n\\r' <"$2" && echo; } | sed -n""",
+        """tr -d '\\n\\r' <"$2" | sed -n""",
         (ROOT_SH, "-k", "lost_ids"),
     ),
     Mutation(
