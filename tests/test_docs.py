@@ -169,6 +169,21 @@ def test_the_command_prints_the_generated_text(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().out.startswith("| Key | Type | Default | Description |")
     assert docs.main(["services"]) == 0
     assert "| vault | `dev-vault` |" in capsys.readouterr().out
+    assert docs.main(["alerts"]) == 0
+    assert "| critical (" in capsys.readouterr().out
+
+
+def test_a_rule_file_that_does_not_parse_is_one_line_for_the_alert_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from devstack import monitoring
+
+    (tmp_path / "broken.yml").write_text("groups:\n  - name: x\n    rules: [\n")
+    monkeypatch.setattr(monitoring, "ALERTS_DIR", tmp_path)
+    assert docs.main(["alerts"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: policies/alerts/broken.yml:")
+    assert err.count("\n") == 1
 
 
 # --- the topology picture -----------------------------------------------------------------------------

@@ -296,6 +296,19 @@ def test_every_rule_has_severity_summary_and_a_runbook_in_the_alerting_doc() -> 
         assert anchor in anchors, rule["alert"]
 
 
+def test_the_alerting_docs_table_lists_every_rule_with_its_severity() -> None:
+    """docs/alerting.md's table (what each alert watches, written by hand) and the README's
+    generated list name exactly the rules there are, each with its own severity."""
+    page = (ROOT / "docs" / "alerting.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \|", page, re.MULTILINE)
+    assert sorted(rows) == sorted((r["alert"], r["labels"]["severity"]) for _, r in all_rules())
+    readme = (ROOT / "README.md").read_text()
+    for _, rule in all_rules():
+        severity = rule["labels"]["severity"]
+        (line,) = [line for line in readme.splitlines() if line.startswith(f"| {severity} (")]
+        assert f"`{rule['alert']}`" in line, rule["alert"]
+
+
 def test_the_disk_rules_watch_node_exporters_own_volume() -> None:
     """Its volume is what node-exporter sees of Docker's disk (no host path is mounted)."""
     from devstack.services.node_exporter import NODE_EXPORTER, TEXTFILE_DIR

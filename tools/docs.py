@@ -2,6 +2,7 @@
 
     python -m tools.docs config     # the configuration reference, from Pulumi.yaml's config schema
     python -m tools.docs services   # what runs: each service, its host ports, its credentials, profiles
+    python -m tools.docs alerts     # the alert rules by severity, from policies/alerts/
     python -m tools.docs check      # every generated block in README.md and docs/*.md is current
     python -m tools.docs write      # rewrite the generated blocks that are not
 
@@ -22,9 +23,12 @@ from pathlib import Path
 
 import yaml
 
+from devstack.alerting import SEVERITIES
 from devstack.catalog import SERVICES
 from devstack.credentials import client_accounts, secret_keys
+from devstack.errors import PolicyFileError
 from devstack.model import Port, Profile, Service
+from devstack.monitoring import rule_files
 from devstack.phases import PHASE_FEATURES, TlsMode
 from devstack.services.vault import VAULT
 from devstack.settings import load_settings
@@ -155,11 +159,30 @@ def services_table() -> str:
     return "\n".join(lines)
 
 
+def alerts_table() -> str:
+    """Each severity with its alerts, in the reviewed files' order, linked to its escalation."""
+    names: dict[str, list[str]] = {severity: [] for severity in SEVERITIES}
+    for rules in rule_files():
+        for group in rules.groups:
+            for rule in group.get("rules", ()):
+                if "alert" in rule:
+                    names[rule["labels"]["severity"]].append(f"`{rule['alert']}`")
+    lines = ["| Severity | What to do | Alerts |", "|---|---|---|"]
+    for severity, alerts in names.items():
+        escalation = f"[{severity} alerts](docs/alerting.md#{severity}-alerts)"
+        lines.append(f"| {severity} ({len(alerts)}) | {escalation} | {', '.join(alerts)} |")
+    return "\n".join(lines)
+
+
 # --- the generated blocks -----------------------------------------------------------------------
 
 
 def _docs_command(argv: Sequence[str]) -> str:
-    generators: dict[str, Callable[[], str]] = {"config": config_reference, "services": services_table}
+    generators: dict[str, Callable[[], str]] = {
+        "config": config_reference,
+        "services": services_table,
+        "alerts": alerts_table,
+    }
     if len(argv) != 1 or argv[0] not in generators:
         raise DocsError(f"no generated text 'tools.docs {' '.join(argv)}'; one of: {', '.join(generators)}")
     return generators[argv[0]]()
@@ -211,7 +234,7 @@ def main(argv: Sequence[str] | None = None, project_dir: Path = PROJECT_DIR) -> 
     parser = argparse.ArgumentParser(
         prog="python -m tools.docs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=("config", "services", "check", "write"))
+    parser.add_argument("command", choices=("config", "services", "alerts", "check", "write"))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "check":
@@ -219,7 +242,7 @@ def main(argv: Sequence[str] | None = None, project_dir: Path = PROJECT_DIR) -> 
         if args.command == "write":
             return write(project_dir)
         print(_docs_command([args.command]))
-    except DocsError as error:
+    except (DocsError, PolicyFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
