@@ -271,6 +271,13 @@ MUTATIONS = (
         (ROOT_SH, "-k", "retire_sets_up"),
     ),
     Mutation(
+        "mock-engine-shared-tracking",
+        "every plan in a process shares the SDK's tracked outputs: after a refused resource, the next fails",
+        "    _own_tracking()\n    root = get_root_resource()\n",
+        "    root = get_root_resource()\n",
+        ("tests/test_mock_engine.py", "-k", "refused_resource"),
+    ),
+    Mutation(
         "provisioner-old-secret-ids-kept",
         "a lost ids file: a new secret_id is minted and the old one, which never expires, still logs in",
         "    destroy_other_secret_ids\n    use_token\n",

@@ -35,3 +35,23 @@ def test_a_plain_answer_is_the_struct_the_engine_would_send() -> None:
     struct = serialized({"name": "x", "ports": [1, 2], "nested": {"on": True}})
     assert dict(struct) == {"name": "x", "ports": [1.0, 2.0], "nested": {"on": True}}
     assert pulumi.runtime.rpc.deserialize_properties(struct) == {"name": "x", "ports": [1, 2], "nested": {"on": True}}
+
+
+def test_a_run_after_a_refused_resource_plans_as_usual(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mock that refuses a resource fails that run only: the SDK's set of tracked outputs is
+    a process-wide default outside a context that sets it, and the failed run's tasks (on its
+    closed event loop) must not reach the next run ("Event loop is closed")."""
+    from tools.engine import mocks, run_program
+
+    config = {"devstack:phase": "1"}
+    key = next(token for token in mocks.HANDLERS if token.startswith("tls:index/privateKey"))
+
+    def refuse(ctx: mocks.MockContext) -> tuple[str, dict]:
+        raise ValueError("refused by this test's mock")
+
+    with monkeypatch.context() as patched:
+        patched.setitem(mocks.HANDLERS, key, refuse)
+        with pytest.raises(Exception, match="refused by this test's mock"):
+            run_program(config)
+    after = run_program(config)
+    assert any(r.type == key for r in after.resources)

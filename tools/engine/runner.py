@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import source_pb2
+from pulumi.runtime.rpc_manager import RPCManager
 from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 
@@ -216,6 +217,7 @@ def _run_in_context(config: Mapping[str, str], stack: str, project: str, state: 
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(dict(config), [])
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    _own_tracking()
     root = get_root_resource()
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
@@ -225,8 +227,29 @@ def _run_in_context(config: Mapping[str, str], stack: str, project: str, state: 
         for name, value in getattr(root, "outputs", {}).items():
             stack_outputs[name] = loop.run_until_complete(_resolve(value))
     finally:
+        _cancel_pending(loop)
         loop.close()
     return PlanRun(project, stack, dict(config), _tree_order(monitor.records), stack_outputs, state)
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """A run that failed leaves tasks that never ran; they are cancelled and let finish on their
+    own loop (as asyncio.run does), not left for the collector to find never awaited."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+def _own_tracking() -> None:
+    """The SDK tracks every pending Output, and its outstanding RPCs, in SETTINGS; set_mocks
+    sets neither, and a fresh context reads the process-wide default, so every run would share
+    one set. A run that fails leaves its failed tasks (on its closed event loop) there, and the
+    next run would wait on them ("Event loop is closed"). Each run gets its own."""
+    fresh: dict[str, object] = {"outputs": set(), "rpc_manager": RPCManager()}
+    for name, value in fresh.items():  # as the SDK's own configure() sets them (typed as descriptors)
+        setattr(pulumi.runtime.settings.SETTINGS, name, value)
 
 
 def _tree_order(records: list[ResourceRecord]) -> list[ResourceRecord]:
