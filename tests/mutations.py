@@ -273,8 +273,15 @@ MUTATIONS = (
     Mutation(
         "mock-engine-shared-tracking",
         "every plan in a process shares the SDK's tracked outputs: after a refused resource, the next fails",
-        "    _own_tracking()\n    root = get_root_resource()\n",
+        "    _empty_tracking()\n    root = get_root_resource()\n",
         "    root = get_root_resource()\n",
+        ("tests/test_mock_engine.py", "-k", "refused_resource"),
+    ),
+    Mutation(
+        "mock-engine-failure-flood",
+        "a refused run logs every dependent future's traceback when collected (seconds, hundreds of MiB)",
+        "        loop.set_exception_handler(_consequences_unlogged)\n",
+        "",
         ("tests/test_mock_engine.py", "-k", "refused_resource"),
     ),
     Mutation(
